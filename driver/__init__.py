@@ -1,0 +1,1 @@
+"""Python driver for the Isabellenhuette IEM-DCR (port of the EVerest IsabellenhuetteIemDcr module)."""

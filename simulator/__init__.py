@@ -1,0 +1,1 @@
+"""Digital twin of the Isabellenhuette IEM-DCR DC meter."""
