@@ -1,0 +1,155 @@
+"""The simulation clock: wall time, or virtual time that runs at a rate, jumps, or auto-jumps when idle.
+
+Everything time-dependent in the twin (meter time, energy integration, ramps, signature delays, latency)
+reads ``now()`` and waits with ``sleep()``. The scenario runner hands the same clock to the driver, and with
+``autojump`` the clock jumps to the next pending wake-up once the event loop has been idle for a short real
+threshold (like trio's MockClock), so hours of charging take milliseconds and run deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from typing import Literal
+
+Mode = Literal["real", "virtual"]
+
+
+class ClockError(ValueError):
+    """A clock request that cannot be honoured (advance in real mode, negative rate...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SimClock:
+    """Monotonic simulation time in epoch seconds, shared by a twin (and, in scenarios, its driver)."""
+
+    def __init__(
+        self,
+        mode: Mode = "real",
+        rate: float = 1.0,
+        epoch: float | None = None,
+        *,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._monotonic = monotonic
+        self._anchor_sim = wall() if epoch is None else epoch
+        self._anchor_mono = monotonic()
+        self._mode: Mode = "real"
+        self._rate = 1.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self.activity = 0
+        self.jumps = 0
+        self.set(mode, rate if mode == "virtual" else None)
+
+    # ---- reading and setting -------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._anchor_sim + (self._monotonic() - self._anchor_mono) * self._rate
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def set(self, mode: Mode | None = None, rate: float | None = None) -> None:
+        """Switch mode and/or rate; time continues from the current simulated instant, never backwards."""
+        new_mode = mode or self._mode
+        if new_mode not in ("real", "virtual"):
+            raise ClockError("bad_mode", f"clock mode must be real or virtual, got {new_mode!r}")
+        if new_mode == "real" and rate is not None and rate != 1:
+            raise ClockError("clock_not_virtual", "a real clock runs at rate 1; switch to virtual first")
+        new_rate = 1.0 if new_mode == "real" else (self._rate if rate is None else float(rate))
+        if not new_rate >= 0 or new_rate > 1_000_000:
+            raise ClockError("bad_rate", "rate must be a number from 0 to 1000000")
+        self._anchor_sim = self.now()
+        self._anchor_mono = self._monotonic()
+        self._mode, self._rate = new_mode, new_rate
+        self._wake_due()
+
+    def advance(self, seconds: float) -> None:
+        """Jump forward; sleepers whose deadline passed wake up."""
+        if self._mode != "virtual":
+            raise ClockError("clock_not_virtual", "advance needs a virtual clock (PUT /api/clock mode virtual)")
+        if not seconds > 0:
+            raise ClockError("bad_seconds", "seconds must be a number above 0")
+        self._anchor_sim += seconds
+        self.jumps += 1
+        self._wake_due()
+
+    def as_dict(self) -> dict[str, object]:
+        return {"mode": self._mode, "rate": self._rate, "now": self.now(), "pending_sleepers": len(self._sleepers)}
+
+    # ---- waiting -------------------------------------------------------------------------------------
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of simulation time."""
+        self.activity += 1
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now() + seconds, next(self._order), future))
+        self._reschedule()
+        try:
+            await future
+        finally:
+            self.activity += 1
+
+    def next_deadline(self) -> float | None:
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)
+        return self._sleepers[0][0] if self._sleepers else None
+
+    def note_activity(self) -> None:
+        """Adapters call this on every request so auto-jump never jumps while work is in flight."""
+        self.activity += 1
+
+    def _wake_due(self) -> None:
+        now = self.now()
+        while self._sleepers and (self._sleepers[0][0] <= now or self._sleepers[0][2].done()):
+            _, _, future = heapq.heappop(self._sleepers)
+            if not future.done():
+                future.set_result(None)
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.next_deadline()
+        if deadline is None or self._rate == 0:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._timer = loop.call_later(max(0.0, (deadline - self.now()) / self._rate), self._wake_due)
+
+    # ---- auto-jump -------------------------------------------------------------------------------------
+
+    async def autojump(self, threshold_s: float = 0.005) -> None:
+        """Run forever: when nothing happened for ``threshold_s`` of real time, jump to the next wake-up."""
+        if self._mode != "virtual":
+            self.set("virtual", 0)
+        while True:
+            seen = self.activity
+            await asyncio.sleep(threshold_s)
+            deadline = self.next_deadline()
+            if self.activity == seen and deadline is not None:
+                gap = deadline - self.now()
+                if gap > 0:
+                    self._anchor_sim += gap
+                    self.jumps += 1
+                self._wake_due()

@@ -1,0 +1,109 @@
+"""The meter's non-volatile memory as data, and the port the model writes it through.
+
+The model never does I/O itself: it hands snapshots to a ``Memory`` (in RAM here, atomic files in
+``simulator.store``), and calls it before acknowledging anything signed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from .energy import parse_kwh
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """One signed transaction record, as kept in the history."""
+
+    pagination: int
+    reason: str
+    ocmf: str
+    key_fingerprint: str
+    begin_tm: str
+    end_tm: str
+    begin_rv: str
+    end_rv: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SignedRecord:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class NonVolatile:
+    """What survives a power cycle and a process restart (meter-api.md §3.1)."""
+
+    serial: str
+    profile: str
+    key_pem: str
+    key_generation: int
+    import_uj: int
+    export_uj: int
+    next_pagination: int
+    last_transaction: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NonVolatile:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+class Memory(Protocol):
+    """Durable storage for one meter; every call returns only once the data is safe."""
+
+    def load(self) -> tuple[NonVolatile | None, list[SignedRecord]]: ...
+
+    def save(self, state: NonVolatile) -> None: ...
+
+    def add_record(self, record: SignedRecord) -> None: ...
+
+
+class RamMemory:
+    """Memory that lives as long as the process: a restart is a factory-new meter."""
+
+    def __init__(self) -> None:
+        self.state: NonVolatile | None = None
+        self.records: list[SignedRecord] = []
+        self.saves = 0
+
+    def load(self) -> tuple[NonVolatile | None, list[SignedRecord]]:
+        return self.state, list(self.records)
+
+    def save(self, state: NonVolatile) -> None:
+        self.state = state
+        self.saves += 1
+
+    def add_record(self, record: SignedRecord) -> None:
+        self.records.append(record)
+
+
+def reconcile(state: NonVolatile, records: list[SignedRecord], fingerprint: str) -> NonVolatile:
+    """After a crash between writing a record and the state, the records are the truth.
+
+    The pagination counter resumes after the newest record of the current key, the last transaction is that
+    record, and the import register is never below a signed end value.
+    """
+    own = [record for record in records if record.key_fingerprint == fingerprint]
+    if not own:
+        return state
+    newest = max(own, key=lambda record: record.pagination)
+    next_pg = max(state.next_pagination, newest.pagination + 1)
+    last = state.last_transaction if state.next_pagination > newest.pagination else newest.ocmf
+    signed_mwh = max(parse_kwh(record.end_rv) for record in own)
+    import_uj = max(state.import_uj, signed_mwh * 3_600_000)
+    return NonVolatile(
+        state.serial,
+        state.profile,
+        state.key_pem,
+        state.key_generation,
+        import_uj,
+        state.export_uj,
+        next_pg,
+        last,
+    )

@@ -1,0 +1,564 @@
+"""The IEM-DCR meter model: every rule of meter-api.md §3, pure and synchronous.
+
+Adapters (the meter API, the control API, the scenario runner) call these methods with plain dicts and get
+plain dicts back, or a ``Refusal`` that says why nothing changed. Time comes from an injected ``now``
+function (simulation seconds since the epoch); durable memory from an injected ``Memory``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..ocmf import FAULTY_RECORD_KINDS, RecordContent, Signer, UserBlock, sign_record
+from ..ocmf import Reading as OcmfReading
+from . import energy, faults, requests
+from .errors import Refusal, precondition
+from .memory import Memory, NonVolatile, SignedRecord, reconcile
+from .profiles import Profile, Switches
+from .timefmt import format_tm, parse_tm
+
+Listener = Callable[[str, dict[str, Any]], None]
+SHUNT_OHM = 0.0001
+
+
+@dataclass(frozen=True)
+class OpenTransaction:
+    """What B captured: the begin reading and everything in force at B that the record signs."""
+
+    begin: OcmfReading
+    ct: str
+    ci: str
+    user: UserBlock
+    show_id: bool
+    tariff: str
+    start_import_uj: int
+    start_export_uj: int
+
+
+class Meter:
+    """One IEM-DCR: identity, clock, registers, transactions, faults, power."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        serial: str,
+        now: Callable[[], float],
+        memory: Memory,
+        new_signer: Callable[[int], Signer],
+        switches: Switches | None = None,
+    ) -> None:
+        self.profile = profile
+        self.serial = serial
+        self.switches = switches or Switches()
+        self._now = now
+        self._memory = memory
+        self._new_signer = new_signer
+        self.listeners: list[Listener] = []
+        self.faults: frozenset[str] = frozenset()
+        self.next_record_fault: str | None = None
+        self.counters = {"transactions": 0, "signatures": 0, "faults_raised": 0, "power_cycles": 0}
+        t = now()
+        self._current = energy.Ramp.constant(0.0, t)
+        self._voltage = energy.Ramp.constant(0.0, t)
+        self._integrated_to = t
+        self.powered = True
+        self._restore()
+        self._power_up(t)
+
+    # ---- non-volatile memory -------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        state, records = self._memory.load()
+        if state is None:
+            signer = self._new_signer(0)
+            state = NonVolatile(
+                self.serial, self.profile.name, signer.to_pem(), 0, 0, 0, self.profile.first_pagination, None
+            )
+            self._memory.save(state)
+        else:
+            signer = Signer.from_pem(state.key_pem)
+            reconciled = reconcile(state, records, signer.fingerprint)
+            if reconciled != state:
+                state = reconciled
+                self._memory.save(state)
+        self.signer = signer
+        self.records = records
+        self.import_uj = state.import_uj
+        self.export_uj = state.export_uj
+        self.next_pagination = state.next_pagination
+        self.last_transaction = state.last_transaction
+        self._key_generation = state.key_generation
+        self._saved = state
+
+    def _persist(self) -> None:
+        state = NonVolatile(
+            self.serial,
+            self.profile.name,
+            self.signer.to_pem(),
+            self._key_generation,
+            self.import_uj,
+            self.export_uj,
+            self.next_pagination,
+            self.last_transaction,
+        )
+        if state != self._saved:
+            self._memory.save(state)
+            self._saved = state
+
+    def checkpoint(self) -> bool:
+        """Persist the registers if they moved; adapters call this every few seconds and at shutdown."""
+        self._integrate()
+        before = self._saved
+        self._persist()
+        return self._saved is not before
+
+    def _power_up(self, t: float) -> None:
+        """Reset every volatile thing (meter-api.md §3.1)."""
+        self.gw_written = False
+        self.ct = ""
+        self.ci = ""
+        self._time_delta = 0.0
+        self._tz_minutes = 0
+        self.time_status = "U"
+        self.tariff = ""
+        self.user: dict[str, Any] | None = None
+        self._user_block = UserBlock()
+        self._show_id = False
+        self.last_receipt: str | None = None
+        self._receipt_ready_at = 0.0
+        self.transaction: OpenTransaction | None = None
+        self._tx_import_mwh = 0
+        self._tx_export_mwh = 0
+        self._integrated_to = t
+
+    # ---- time and energy -------------------------------------------------------------------------------
+
+    def _integrate(self) -> float:
+        t = self._now()
+        if self.powered and t > self._integrated_to:
+            rated = self.profile.rated_current_A
+            imported, exported = energy.integrate(self._current, self._voltage, rated, self._integrated_to, t)
+            self.import_uj += energy.joules_to_uj(imported)
+            self.export_uj += energy.joules_to_uj(exported)
+        self._integrated_to = max(self._integrated_to, t)
+        return t
+
+    def meter_tm(self, t: float | None = None) -> str:
+        """Meter time with its status letter."""
+        moment = (self._now() if t is None else t) + self._time_delta
+        return f"{format_tm(moment, self._tz_minutes)} {self.time_status}"
+
+    def _set_time(self, epoch: float, tz_minutes: int) -> None:
+        self._time_delta = epoch - self._now()
+        self._tz_minutes = tz_minutes
+        self.time_status = self.switches.time_status_after_set
+
+    @property
+    def current_A(self) -> float:
+        return energy.saturate(self._current.at(self._now()), self.profile.rated_current_A)
+
+    @property
+    def voltage_V(self) -> float:
+        return self._voltage.at(self._now())
+
+    def set_load(self, current_A: float | None = None, voltage_V: float | None = None, ramp_s: float = 0.0) -> None:
+        """Change the electrical inputs, optionally ramped linearly over ``ramp_s`` simulated seconds."""
+        t = self._integrate()
+        if current_A is not None:
+            self._current = energy.Ramp(self._current.at(t), current_A, t, t + ramp_s)
+        if voltage_V is not None:
+            self._voltage = energy.Ramp(self._voltage.at(t), voltage_V, t, t + ramp_s)
+        self._emit("load", {"current_A": current_A, "voltage_V": voltage_V, "ramp_s": ramp_s})
+
+    def load_targets(self) -> dict[str, float]:
+        return {
+            "current_A": self._current.end,
+            "voltage_V": self._voltage.end,
+            "ramp_until": max(self._current.t1, self._voltage.t1),
+        }
+
+    @property
+    def import_mwh(self) -> int:
+        return energy.uj_to_mwh(self.import_uj)
+
+    @property
+    def export_mwh(self) -> int:
+        return energy.uj_to_mwh(self.export_uj)
+
+    def transaction_mwh(self) -> tuple[int, int]:
+        """Transaction import/export since the last B (frozen after E, zero after power-up)."""
+        tx = self.transaction
+        if tx is None:
+            return self._tx_import_mwh, self._tx_export_mwh
+        return (
+            energy.uj_to_mwh(self.import_uj - tx.start_import_uj),
+            energy.uj_to_mwh(self.export_uj - tx.start_export_uj),
+        )
+
+    # ---- status --------------------------------------------------------------------------------------
+
+    def _status(self) -> tuple[str, str]:
+        fault = faults.worst(self.faults)
+        return ("G", "") if fault is None else (fault.st, fault.ef)
+
+    def _blocking_fault(self) -> str | None:
+        for fault in faults.CATALOGUE:
+            if fault.name in self.faults and fault.blocks_receipts:
+                return fault.name
+        return None
+
+    def above_threshold(self) -> bool:
+        return abs(self.current_A) > self.switches.activation_threshold_A
+
+    def status_word(self) -> int:
+        bits = faults.fault_bits(self.faults)
+        bits |= 1 if self.transaction else 0
+        bits |= 2 if self.gw_written else 0
+        bits |= 4 if self.time_status != "U" else 0
+        bits |= 8 if self.above_threshold() else 0
+        return bits
+
+    # ---- meter API -----------------------------------------------------------------------------------
+
+    def get_gw(self) -> dict[str, Any]:
+        return {"CT": self.ct, "CI": self.ci, "TM": self.meter_tm()}
+
+    def post_gw(self, body: dict[str, Any]) -> dict[str, Any]:
+        ct = requests.text(body, "CT", 1, 64)
+        ci = requests.text(body, "CI", 1, 64)
+        epoch, tz = parse_tm(requests.require(body, "TM"))
+        if self.gw_written:
+            raise precondition("gw_already_set", "gw was already written in this power cycle")
+        self.ct, self.ci, self.gw_written = ct, ci, True
+        self._set_time(epoch, tz)
+        self._emit("gw", {"CT": ct, "CI": ci})
+        return self.get_gw()
+
+    def get_tariff(self) -> dict[str, Any]:
+        return {"TT": self.tariff}
+
+    def post_tariff(self, body: dict[str, Any]) -> dict[str, Any]:
+        tariff = requests.text(body, "TT", 0, 250)
+        self._refuse_during_transaction()
+        self.tariff = tariff
+        self._emit("tariff", {"TT": tariff})
+        return self.get_tariff()
+
+    def get_datetime(self) -> dict[str, Any]:
+        return {"TM": self.meter_tm()}
+
+    def post_datetime(self, body: dict[str, Any]) -> dict[str, Any]:
+        epoch, tz = parse_tm(requests.require(body, "TM"))
+        self._refuse_during_transaction()
+        self._set_time(epoch, tz)
+        self._emit("datetime", {"TM": self.meter_tm()})
+        return self.get_datetime()
+
+    def get_user(self) -> dict[str, Any]:
+        return (
+            dict(self.user)
+            if self.user is not None
+            else {"IS": False, "IL": "NONE", "IF": [], "IT": "NONE", "ID": "", "US": False}
+        )
+
+    def post_user(self, body: dict[str, Any]) -> dict[str, Any]:
+        block = {
+            "IS": requests.flag(body, "IS"),
+            "IL": requests.text(body, "IL", 0, 32),
+            "IF": list(requests.text_list(body, "IF", 4, 32)),
+            "IT": requests.text(body, "IT", 0, 32),
+            "ID": requests.text(body, "ID", 0, 64),
+            "US": requests.flag(body, "US"),
+        }
+        tariff = requests.text(body, "TT", 0, 250, required=False) if "TT" in body else None
+        if tariff is not None:
+            block["TT"] = tariff
+        self._refuse_during_transaction()
+        self.user = block
+        self._user_block = UserBlock(block["IS"], block["IL"], tuple(block["IF"]), block["IT"], block["ID"])
+        self._show_id = block["US"]
+        if tariff is not None:
+            self.tariff = tariff
+        self._emit("user", block)
+        return dict(block)
+
+    def get_publickey(self) -> dict[str, Any]:
+        return {"SA": "ECDSA-secp256r1-SHA256", "PK": self.signer.public_key_hex}
+
+    def get_metervalue(self) -> dict[str, Any]:
+        self._integrate()
+        st, ef = self._status()
+        tx_import, tx_export = self.transaction_mwh()
+        current = self.current_A
+        voltage = self.voltage_V
+        return {
+            "MS": self.serial,
+            "TM": self.meter_tm(),
+            "EF": ef,
+            "ST": st,
+            "XT": self.transaction is not None,
+            "RD": [
+                {"RV": energy.format_kwh(self.import_mwh), "RI": "1-b:1.8.e", "RU": "kWh", "RT": "DC"},
+                {"RV": energy.format_kwh(self.export_mwh), "RI": "1-b:2.8.e", "RU": "kWh", "RT": "DC"},
+                {"WV": energy.format_kwh(tx_import), "WI": "transaction_1-b:1.8.e", "WU": "kWh", "WT": "DC"},
+                {"WV": energy.format_kwh(tx_export), "WI": "transaction_1-b:2.8.e", "WU": "kWh", "WT": "DC"},
+            ],
+            "U1": round(current * SHUNT_OHM, 6),
+            "U2": round(voltage, 3),
+            "U3": 0,
+            "U4": 0,
+            "I": round(current, 3),
+            "P": round(voltage * current, 3),
+            "XS": f"0x{self.status_word():016X}",
+            "XC": faults.combined_xc(self.faults),
+        }
+
+    def post_receipt(self, body: dict[str, Any]) -> dict[str, Any]:
+        kind = requests.transaction_kind(body)
+        blocking = self._blocking_fault()
+        if blocking is not None:
+            raise Refusal(503, "meter_error", f"the meter is in error state ({blocking})")
+        self._integrate()
+        if self.above_threshold():
+            raise precondition(
+                "current_above_threshold",
+                f"current {self.current_A:g} A is above the activation threshold "
+                f"{self.switches.activation_threshold_A:g} A",
+            )
+        if kind == "B":
+            self._begin()
+        else:
+            if self.transaction is None:
+                raise precondition("no_transaction", "no transaction is running")
+            self._finish("E")
+        return {"TX": kind, "XT": self.transaction is not None}
+
+    def get_receipt(self) -> str:
+        if self.last_receipt is None:
+            raise Refusal(404, "no_record", "no transaction finished since power-up")
+        if self._now() < self._receipt_ready_at:
+            raise Refusal(425, "signature_pending", "the record is still being signed")
+        return self.last_receipt
+
+    def get_transaction(self) -> str:
+        if self.last_transaction is None:
+            raise Refusal(404, "no_record", "this meter never finished a transaction")
+        return self.last_transaction
+
+    # ---- transactions ----------------------------------------------------------------------------------
+
+    def _refuse_during_transaction(self) -> None:
+        if self.transaction is not None:
+            raise precondition("transaction_running", "not allowed while a transaction is running")
+
+    def _reading(self, tx: str, t: float, st: str, ef: str) -> OcmfReading:
+        return OcmfReading(self.meter_tm(t), tx, ef, st, energy.format_kwh(self.import_mwh))
+
+    def _begin(self) -> None:
+        if self.switches.require_gw_for_transaction and not self.gw_written:
+            raise precondition("gw_not_set", "gw was not written since power-up")
+        self._refuse_during_transaction()
+        t = self._now()
+        st, ef = self._status()
+        self.transaction = OpenTransaction(
+            begin=self._reading("B", t, st, ef),
+            ct=self.ct,
+            ci=self.ci,
+            user=self._user_block,
+            show_id=self._show_id,
+            tariff=self.tariff,
+            start_import_uj=self.import_uj,
+            start_export_uj=self.export_uj,
+        )
+        self.counters["transactions"] += 1
+        self._persist()
+        self._emit("transaction_begin", {"begin": self.transaction.begin.tm})
+
+    def _finish(self, reason: str) -> SignedRecord:
+        """End reading, sign, persist record then counter, and only then report success."""
+        tx = self.transaction
+        assert tx is not None
+        t = self._integrate()
+        st, ef = self._status()
+        end = self._reading(reason, t, st, ef)
+        content = RecordContent(
+            gateway_id=self.profile.gateway_id,
+            serial=self.serial,
+            firmware=self.profile.firmware,
+            vendor=self.profile.vendor,
+            model=self.profile.model,
+            ct=tx.ct,
+            ci=tx.ci,
+            user=tx.user,
+            pagination=self.next_pagination,
+            tariff=tx.tariff,
+            begin=tx.begin,
+            end=end,
+        )
+        ocmf = sign_record(content, self.signer, self.switches.signature_encoding, self.next_record_fault)
+        record = SignedRecord(
+            self.next_pagination,
+            reason,
+            ocmf,
+            self.signer.fingerprint,
+            tx.begin.tm,
+            end.tm,
+            tx.begin.rv,
+            end.rv,
+        )
+        self._memory.add_record(record)
+        self.records.append(record)
+        self.next_pagination += 1
+        self.last_transaction = ocmf
+        self._persist()
+        self.next_record_fault = None
+        self._tx_import_mwh, self._tx_export_mwh = self.transaction_mwh()
+        self.transaction = None
+        self.last_receipt = ocmf
+        self._receipt_ready_at = self._now() + self.switches.signature_delay_ms / 1000
+        self.counters["signatures"] += 1
+        self._emit("transaction_end", {"reason": reason, "pagination": record.pagination})
+        return record
+
+    # ---- control plane -----------------------------------------------------------------------------
+
+    def raise_fault(self, name: str) -> None:
+        fault = _known_fault(name)
+        if name in self.faults:
+            return
+        self._integrate()
+        self.faults = self.faults | {name}
+        self.counters["faults_raised"] += 1
+        if fault.mid_transaction is faults.MidTransaction.CLOCK_UNKNOWN:
+            self.time_status = "U"
+        elif fault.mid_transaction is faults.MidTransaction.ABORT and self.transaction is not None:
+            self._finish("A")
+        self._emit("fault_raised", {"fault": name})
+
+    def clear_fault(self, name: str) -> None:
+        _known_fault(name)
+        if name in self.faults:
+            self.faults = self.faults - {name}
+            self._emit("fault_cleared", {"fault": name})
+
+    def power_off(self) -> None:
+        """Unplug: a running transaction ends with reason P, signed and stored; volatile state goes."""
+        if not self.powered:
+            return
+        self._integrate()
+        if self.transaction is not None:
+            self._finish("P")
+        self._persist()
+        self.powered = False
+        self._emit("power", {"on": False})
+
+    def power_on(self) -> None:
+        if self.powered:
+            return
+        self.powered = True
+        self.counters["power_cycles"] += 1
+        self._power_up(self._now())
+        self._emit("power", {"on": True})
+
+    def set_switches(self, changes: dict[str, Any]) -> None:
+        """Validate and apply firmware switches; ValueError names the bad key and changes nothing."""
+        self.switches = self.switches.updated(changes)
+        self._emit("profile", self.switches.as_dict())
+
+    def set_next_record_fault(self, kind: str | None) -> None:
+        if kind is not None and kind not in FAULTY_RECORD_KINDS:
+            raise ValueError(f"unknown faulty record kind {kind!r}; known: {', '.join(FAULTY_RECORD_KINDS)}")
+        self.next_record_fault = kind
+
+    def factory_reset(self) -> None:
+        """A new meter in the same slot: new key, zero registers, PG restarts; old records stay listed."""
+        if self.transaction is not None:
+            self._finish("P")
+        self._key_generation += 1
+        self.signer = self._new_signer(self._key_generation)
+        self.import_uj = self.export_uj = 0
+        self.next_pagination = self.profile.first_pagination
+        self.last_transaction = None
+        self.faults = frozenset()
+        self._persist()
+        self._power_up(self._now())
+        self._emit("factory_reset", {"fingerprint": self.signer.fingerprint})
+
+    def display(self) -> list[str]:
+        """What the meter's display shows: tariff while idle, energy (and ID if US) during a transaction."""
+        if self._blocking_fault() or faults.worst(self.faults):
+            return ["Error", faults.combined_xc(self.faults)]
+        if self.transaction is not None:
+            tx_import, _ = self.transaction_mwh()
+            lines = [f"{energy.format_kwh(tx_import).lstrip('0').rjust(5, '0')} kWh"]
+            if self.transaction.show_id:
+                lines.append(self.transaction.user.id_data)
+            return lines
+        return [self.tariff] if self.tariff else [""]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The full state for the control API and the dashboard."""
+        self._integrate()
+        tx_import, tx_export = self.transaction_mwh()
+        st, ef = self._status()
+        tx = self.transaction
+        return {
+            "serial": self.serial,
+            "profile": self.profile.name,
+            "model": self.profile.model,
+            "firmware": self.profile.firmware,
+            "rated_current_A": self.profile.rated_current_A,
+            "public_key": self.signer.public_key_hex,
+            "fingerprint": self.signer.fingerprint,
+            "switches": self.switches.as_dict(),
+            "powered": self.powered,
+            "clock": {
+                "time": self.meter_tm() if self.powered else None,
+                "offset_minutes": self._tz_minutes,
+                "status": self.time_status,
+            },
+            "gw": {"written": self.gw_written, "CT": self.ct, "CI": self.ci},
+            "user": self.user,
+            "tariff": self.tariff,
+            "display": self.display(),
+            "electrical": {
+                "current_A": self.current_A,
+                "voltage_V": self.voltage_V,
+                "power_W": self.current_A * self.voltage_V,
+                **self.load_targets(),
+            },
+            "registers": {
+                "import_mWh": self.import_mwh,
+                "export_mWh": self.export_mwh,
+                "import_kWh": energy.format_kwh(self.import_mwh),
+                "export_kWh": energy.format_kwh(self.export_mwh),
+                "transaction_import_mWh": tx_import,
+                "transaction_export_mWh": tx_export,
+            },
+            "transaction": None
+            if tx is None
+            else {"begin": tx.begin.tm, "begin_RV": tx.begin.rv, "ID": tx.user.id_data},
+            "pagination": {"next": self.next_pagination},
+            "status": {
+                "ST": st,
+                "EF": ef,
+                "XC": faults.combined_xc(self.faults),
+                "XS": f"0x{self.status_word():016X}",
+            },
+            "faults": sorted(self.faults),
+            "next_record_fault": self.next_record_fault,
+            "counters": dict(self.counters),
+        }
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener(kind, data)
+
+
+def _known_fault(name: str) -> faults.Fault:
+    try:
+        return faults.BY_NAME[name]
+    except KeyError:
+        raise KeyError(name) from None

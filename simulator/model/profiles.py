@@ -1,0 +1,135 @@
+"""Meter identity profiles and firmware switches (meter-api.md §5 and §6)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+SERIAL = re.compile(r"^1ISA\d{10}$")
+
+
+@dataclass(frozen=True)
+class Switches:
+    """Firmware behaviours seen in the field, settable at start and at run time."""
+
+    v1_transaction: bool = True
+    time_status_after_set: str = "I"
+    activation_threshold_A: float = 1.0
+    signature_delay_ms: int = 0
+    signature_encoding: str = "der"
+    require_gw_for_transaction: bool = True
+    response_latency_ms: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def updated(self, changes: dict[str, Any]) -> Switches:
+        """Validate JSON-typed changes and return a new Switches; ValueError names the bad key."""
+        checked = {key: _check_switch(key, value) for key, value in changes.items()}
+        return replace(self, **checked)
+
+    def updated_from_text(self, assignments: list[str]) -> Switches:
+        """Apply ``key=value`` strings from the command line."""
+        changes: dict[str, Any] = {}
+        for assignment in assignments:
+            key, sep, raw = assignment.partition("=")
+            if not sep:
+                raise ValueError(f"--set {assignment!r}: expected key=value")
+            changes[key.strip()] = _from_text(key.strip(), raw.strip())
+        return self.updated(changes)
+
+
+_BOOL_SWITCHES = {"v1_transaction", "require_gw_for_transaction"}
+_INT_SWITCHES = {"signature_delay_ms", "response_latency_ms"}
+_CHOICES = {"time_status_after_set": ("I", "S"), "signature_encoding": ("der", "raw")}
+SWITCH_NAMES = tuple(f.name for f in fields(Switches))
+
+
+def _check_switch(key: str, value: Any) -> Any:
+    if key not in SWITCH_NAMES:
+        raise ValueError(f"unknown switch {key!r}; known: {', '.join(SWITCH_NAMES)}")
+    if key in _BOOL_SWITCHES:
+        if not isinstance(value, bool):
+            raise ValueError(f"switch {key} must be true or false")
+        return value
+    if key in _INT_SWITCHES:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 600_000:
+            raise ValueError(f"switch {key} must be an integer from 0 to 600000")
+        return value
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            raise ValueError(f"switch {key} must be one of {', '.join(_CHOICES[key])}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 10_000:
+        raise ValueError(f"switch {key} must be a number from 0 to 10000")
+    return float(value)
+
+
+def _from_text(key: str, raw: str) -> Any:
+    if key in _BOOL_SWITCHES:
+        lowered = raw.lower()
+        if lowered in ("true", "on", "1", "yes"):
+            return True
+        if lowered in ("false", "off", "0", "no"):
+            return False
+        raise ValueError(f"switch {key} must be true or false, got {raw!r}")
+    if key in _INT_SWITCHES:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"switch {key} must be an integer, got {raw!r}") from None
+    if key == "activation_threshold_A":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"switch {key} must be a number, got {raw!r}") from None
+    return raw
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A meter model: its identity fields and electrical rating."""
+
+    name: str
+    model: str
+    default_serial: str
+    rated_current_A: float
+    firmware: str = "DU-02.00.12_SU-02.00.08"
+    vendor: str = "Isabellenhuette"
+    first_pagination: int = 1
+
+    @property
+    def gateway_id(self) -> str:
+        return f"{self.vendor} {self.model}"
+
+    def serial_plus(self, n: int) -> str:
+        """The default serial with n added to its 10-digit number (``--meters N``)."""
+        number = int(self.default_serial[4:]) + n
+        if number >= 10**10:
+            raise ValueError(f"serial number overflow for profile {self.name}")
+        return f"1ISA{number:010d}"
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("iem-dcr-125", "IEM-DCR-125-1000-32-00-006-B_000", "1ISA0200000001", 125.0),
+        Profile("iem-dcr-1000", "IEM-DCR-1000-1000-32-00-006-B_000", "1ISA0210000001", 1000.0),
+        Profile("iem-dcr-1500", "IEM-DCR-1500-1000-32-00-006-B_000", "1ISA0215000001", 1500.0),
+    )
+}
+DEFAULT_PROFILE = "iem-dcr-125"
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+
+
+def check_serial(serial: str) -> str:
+    if not SERIAL.match(serial):
+        raise ValueError(f"serial {serial!r} must be 1ISA followed by 10 digits")
+    return serial

@@ -1,0 +1,54 @@
+"""The meter's TM time format: ``YYYY-MM-DDTHH:MM:SS,mmm±HHMM`` (plus a status letter when sent out)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+from .errors import bad_request
+
+_TM = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2}),(\d{3})([+-])(\d{2})(\d{2})$")
+_ZONES: dict[int, timezone] = {}
+
+
+def parse_tm(text: object, key: str = "TM") -> tuple[float, int]:
+    """Return (epoch seconds, UTC offset in minutes) or refuse with 400 ``bad_time``."""
+    if not isinstance(text, str):
+        raise bad_request("bad_type", f"{key} must be a string like 2025-06-06T09:26:24,000+0100")
+    match = _TM.match(text)
+    if match is None:
+        raise bad_request("bad_time", f"{key} must look like 2025-06-06T09:26:24,000+0100, got {text[:40]!r}")
+    year, month, day, hour, minute, second, millis, sign, off_h, off_m = match.groups()
+    if int(off_h) > 14 or int(off_m) > 59:
+        raise bad_request("bad_time", f"{key} has an impossible UTC offset {sign}{off_h}{off_m}")
+    offset = (int(off_h) * 60 + int(off_m)) * (1 if sign == "+" else -1)
+    try:
+        local = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int(millis) * 1000,
+            tzinfo=_zone(offset),
+        )
+    except ValueError as exc:
+        raise bad_request("bad_time", f"{key} is not a valid date and time: {exc}") from None
+    return local.timestamp(), offset
+
+
+def format_tm(epoch: float, offset_minutes: int) -> str:
+    """Format epoch seconds at a UTC offset, milliseconds truncated."""
+    moment = datetime.fromtimestamp(epoch, _zone(offset_minutes))
+    sign = "+" if offset_minutes >= 0 else "-"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    return f"{moment:%Y-%m-%dT%H:%M:%S},{moment.microsecond // 1000:03d}{sign}{hours:02d}{minutes:02d}"
+
+
+def _zone(offset_minutes: int) -> timezone:
+    zone = _ZONES.get(offset_minutes)
+    if zone is None:
+        zone = UTC if offset_minutes == 0 else timezone(timedelta(minutes=offset_minutes))
+        _ZONES[offset_minutes] = zone
+    return zone
