@@ -51,9 +51,7 @@ class MeterHttpClient:
                 payload = await response.read()
                 return HttpResponse(response.status, payload)
         except TimeoutError:
-            raise TransportError(
-                f"{method} {path}: no answer within {self._timeout.total:g} s (timeout)"
-            ) from None
+            raise TransportError(f"{method} {path}: no answer within {self._timeout.total:g} s (timeout)") from None
         except (aiohttp.ClientError, OSError) as error:
             raise TransportError(f"{method} {path}: {type(error).__name__}: {error}") from None
 

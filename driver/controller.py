@@ -110,9 +110,7 @@ class MeterController:
             raise UnexpectedStatus(method, endpoint, response.status, response.text)
         return response
 
-    async def _call_json(
-        self, method: str, endpoint: str, body: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    async def _call_json(self, method: str, endpoint: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = await self._call(method, endpoint, body)
         try:
             data = json.loads(response.body)

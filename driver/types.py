@@ -255,9 +255,7 @@ class TransactionReq:
                 "identification_status": self.identification_status.value,
                 "identification_flags": [flag.value for flag in self.identification_flags],
                 "identification_type": self.identification_type.value,
-                "identification_level": (
-                    self.identification_level.value if self.identification_level else None
-                ),
+                "identification_level": (self.identification_level.value if self.identification_level else None),
                 "identification_data": self.identification_data,
                 "tariff_text": self.tariff_text,
             }
