@@ -1,0 +1,166 @@
+"""``iemdcr-sim``: serve meters, run scenarios, make and check conformance reports."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .clock import SimClock
+from .control_api import create_control_app
+from .fleet import MeterSpec, Twin
+from .model import PROFILES, Switches
+from .model.profiles import DEFAULT_PROFILE
+
+log = logging.getLogger("iemdcr")
+
+
+class JsonLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {"time": record.created, "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        )
+
+
+def configure_logging(fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonLogFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    )
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def parse_epoch(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--epoch {text!r}: use epoch seconds or ISO 8601") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"--epoch {text!r}: give a UTC offset, e.g. 2025-06-06T09:00:00+00:00")
+    return moment.timestamp()
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iemdcr-sim", description="Digital twin of the Isabellenhuette IEM-DCR.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve one or more meters and the control API")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address of meter and control ports")
+    serve.add_argument("--port", type=port_number, default=8080, help="first meter-API port (0 = pick free ports)")
+    serve.add_argument("--meters", type=positive_int, default=1, help="how many meters")
+    serve.add_argument("--control-port", type=port_number, default=8090, help="control API and dashboard port")
+    serve.add_argument("--state-dir", type=Path, help="keep non-volatile memory in DIR/<serial>/")
+    serve.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
+    serve.add_argument(
+        "--set",
+        dest="switches",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="firmware switch, repeatable (meter-api.md §6)",
+    )
+    serve.add_argument("--clock", choices=("real", "virtual"), default="real")
+    serve.add_argument("--epoch", type=parse_epoch, help="start of virtual time (epoch seconds or ISO 8601)")
+    serve.add_argument("--seed", help="derive keys from this seed when there is no state dir")
+    serve.add_argument("--journal-size", type=positive_int, default=10_000)
+    serve.add_argument("--log-format", choices=("text", "json"), default="text")
+    return parser
+
+
+def build_twin(args: argparse.Namespace) -> Twin:
+    try:
+        switches = Switches().updated_from_text(args.switches).as_dict()
+    except ValueError as exc:
+        raise SystemExit(f"iemdcr-sim: {exc}") from None
+    clock = SimClock("virtual" if args.clock == "virtual" else "real", 1.0, args.epoch)
+    if args.state_dir is not None:
+        args.state_dir.mkdir(parents=True, exist_ok=True)
+    twin = Twin(clock, bind=args.host, state_dir=args.state_dir, seed=args.seed, journal_size=args.journal_size)
+    for index in range(args.meters):
+        port = 0 if args.port == 0 else args.port + index
+        twin.add_meter(MeterSpec(port=port, profile=args.profile, switches=switches), index)
+    return twin
+
+
+def announce(kind: str, fields: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps({"event": kind, **fields}), flush=True)
+    else:
+        print(kind + " " + " ".join(f"{key}={value}" for key, value in fields.items()), flush=True)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    twin = build_twin(args)
+    runner = web.AppRunner(create_control_app(twin), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.control_port, reuse_address=True)
+    await site.start()
+    for slot in twin.slots.values():
+        announce(
+            "meter",
+            {
+                "serial": slot.meter.serial,
+                "url": slot.url,
+                "fingerprint": slot.meter.signer.fingerprint,
+                "model": slot.meter.profile.model,
+            },
+            args.log_format,
+        )
+    announce("control", {"url": f"http://{args.host}:{site.port}", "clock": twin.clock.mode}, args.log_format)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        configure_logging(args.log_format)
+        try:
+            asyncio.run(serve(args))
+        except OSError as exc:
+            print(f"iemdcr-sim: cannot listen: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""A twin: N meters sharing one simulation clock, each on its own meter-API port, plus their lifecycles.
+
+Power off closes a meter's listener (connections are refused, like unplugged hardware); power on opens it
+again on the same port. The control API and the scenario runner both drive a ``Twin``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .clock import SimClock
+from .host import MeterHost
+from .journal import Journal
+from .meter_api import create_meter_app
+from .model import Memory, Meter, RamMemory, Switches, get_profile
+from .model.profiles import check_serial
+from .ocmf import Signer
+from .store import FileMemory
+
+log = logging.getLogger("iemdcr.fleet")
+CHECKPOINT_INTERVAL_S = 5.0
+
+
+@dataclass
+class MeterSpec:
+    """How to build one meter: from flags or a fleet file."""
+
+    port: int
+    profile: str = "iem-dcr-125"
+    serial: str | None = None
+    switches: dict[str, Any] = field(default_factory=dict)
+
+
+class UnknownMeter(KeyError):
+    """No meter with that serial in this twin."""
+
+
+class MeterSlot:
+    """One meter with its listener."""
+
+    def __init__(self, host: MeterHost, bind: str, port: int) -> None:
+        self.host = host
+        self.bind = bind
+        self.port = port
+        self._runner = web.AppRunner(create_meter_app(host), access_log=None, handle_signals=False)
+        self._site: web.TCPSite | None = None
+        self.power_task: asyncio.Task[None] | None = None
+
+    @property
+    def meter(self) -> Meter:
+        return self.host.meter
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.bind}:{self.port}"
+
+    @property
+    def listening(self) -> bool:
+        return self._site is not None
+
+    async def open(self) -> None:
+        if self._site is not None:
+            return
+        if self._runner.server is None:
+            await self._runner.setup()
+        site = web.TCPSite(self._runner, self.bind, self.port, reuse_address=True)
+        await site.start()
+        self._site = site
+        self.port = site.port
+
+    async def close(self) -> None:
+        """Stop listening and drop open connections, as when the meter loses power."""
+        if self._site is None:
+            return
+        site, self._site = self._site, None
+        await site.stop()
+        server = self._runner.server
+        if server is not None:
+            for connection in list(server.connections):
+                connection.force_close()
+
+    async def shutdown(self) -> None:
+        await self.close()
+        await self._runner.cleanup()
+
+
+class Twin:
+    """Meters, their clock, and what a lab does to them."""
+
+    def __init__(
+        self,
+        clock: SimClock | None = None,
+        *,
+        bind: str = "127.0.0.1",
+        state_dir: Path | None = None,
+        seed: str | None = None,
+        journal_size: int = 10_000,
+    ) -> None:
+        self.clock = clock or SimClock()
+        self.bind = bind
+        self.state_dir = state_dir
+        self.seed = seed
+        self.journal_size = journal_size
+        self.slots: dict[str, MeterSlot] = {}
+        self._checkpointer: asyncio.Task[None] | None = None
+
+    # ---- building --------------------------------------------------------------------------------------
+
+    def add_meter(self, spec: MeterSpec, index: int = 0) -> MeterSlot:
+        profile = get_profile(spec.profile)
+        serial = check_serial(spec.serial or profile.serial_plus(index))
+        if serial in self.slots:
+            raise ValueError(f"serial {serial} is used twice")
+        switches = Switches().updated(spec.switches)
+        memory: Memory = FileMemory(self.state_dir, serial) if self.state_dir else RamMemory()
+        meter = Meter(profile, serial, self.clock.now, memory, self._signer_factory(serial), switches)
+        slot = MeterSlot(MeterHost(meter, self.clock, Journal(self.journal_size)), self.bind, spec.port)
+        self.slots[serial] = slot
+        return slot
+
+    def _signer_factory(self, serial: str):  # type: ignore[no-untyped-def]
+        seed = self.seed
+
+        def new_signer(generation: int) -> Signer:
+            if seed is not None:
+                return Signer.from_seed(seed, serial, generation)
+            return Signer.generate()
+
+        return new_signer
+
+    def slot(self, serial: str) -> MeterSlot:
+        try:
+            return self.slots[serial]
+        except KeyError:
+            raise UnknownMeter(serial) from None
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for slot in self.slots.values():
+            if slot.meter.powered:
+                await slot.open()
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop())
+
+    async def stop(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
+        for slot in self.slots.values():
+            if slot.power_task is not None:
+                slot.power_task.cancel()
+            slot.meter.checkpoint()
+            await slot.shutdown()
+
+    async def _checkpoint_loop(self) -> None:
+        """Persist moving registers every few seconds of wall time (meter-api.md §3.1), not on every read."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            for slot in self.slots.values():
+                try:
+                    slot.meter.checkpoint()
+                except OSError as exc:
+                    log.error("checkpoint of %s failed: %s", slot.meter.serial, exc)
+
+    # ---- power -----------------------------------------------------------------------------------------
+
+    async def set_power(self, serial: str, on: bool) -> None:
+        slot = self.slot(serial)
+        if slot.power_task is not None:
+            slot.power_task.cancel()
+            slot.power_task = None
+        if on:
+            slot.meter.power_on()
+            await slot.open()
+        else:
+            await slot.close()
+            slot.meter.power_off()
+
+    async def power_cycle(self, serial: str, off_s: float = 0.0) -> None:
+        """Off now; on again after ``off_s`` simulated seconds (in the background when off_s > 0)."""
+        slot = self.slot(serial)
+        await self.set_power(serial, False)
+        if off_s <= 0:
+            await self.set_power(serial, True)
+            return
+
+        async def later() -> None:
+            await self.clock.sleep(off_s)
+            slot.power_task = None
+            slot.meter.power_on()
+            await slot.open()
+
+        slot.power_task = asyncio.create_task(later())

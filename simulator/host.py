@@ -1,0 +1,26 @@
+"""What a meter's HTTP adapters need: the model, its clock, its journal, and optional wire interceptors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .clock import SimClock
+from .journal import Journal
+from .model import Meter
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Interceptor = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class MeterHost:
+    """One meter as the adapters see it. ``interceptor`` wraps device traffic (network faults)."""
+
+    meter: Meter
+    clock: SimClock
+    journal: Journal
+    interceptor: Interceptor | None = None
+    notes: dict[str, object] = field(default_factory=dict)

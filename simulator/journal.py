@@ -1,0 +1,92 @@
+"""The request journal: every meter-API request a meter saw, in a bounded ring buffer.
+
+Scenarios, conformance checks and the dashboard all read it. Entries get a monotonic ``seq`` so readers can
+page with ``since``; listeners hear about each entry as it is added (events, metrics, conformance).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+JournalListener = Callable[["JournalEntry"], None]
+
+
+@dataclass
+class JournalEntry:
+    seq: int
+    sim_time: float
+    wall_time: float
+    method: str
+    path: str
+    body: Any
+    status: int
+    error: str | None
+    latency_ms: float
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def node(self) -> str:
+        """The last path segment (``gw``, ``receipt``...), which is what rules talk about."""
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "sim_time": self.sim_time,
+            "wall_time": self.wall_time,
+            "method": self.method,
+            "path": self.path,
+            "body": self.body,
+            "status": self.status,
+            "error": self.error,
+            "latency_ms": self.latency_ms,
+            "findings": list(self.findings),
+        }
+
+
+class Journal:
+    """A ring buffer of the last ``size`` requests of one meter."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        if size < 1:
+            raise ValueError("journal size must be at least 1")
+        self._entries: deque[JournalEntry] = deque(maxlen=size)
+        self._next_seq = 1
+        self.listeners: list[JournalListener] = []
+
+    def add(
+        self,
+        *,
+        sim_time: float,
+        wall_time: float,
+        method: str,
+        path: str,
+        body: Any,
+        status: int,
+        error: str | None,
+        latency_ms: float,
+    ) -> JournalEntry:
+        entry = JournalEntry(self._next_seq, sim_time, wall_time, method, path, body, status, error, latency_ms)
+        self._next_seq += 1
+        self._entries.append(entry)
+        for listener in self.listeners:
+            listener(entry)
+        return entry
+
+    def entries(self, since: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        """Entries with ``seq > since``, oldest first, at most ``limit``."""
+        selected = [entry for entry in self._entries if entry.seq > since]
+        return selected if limit is None else selected[:limit]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def last_seq(self) -> int:
+        return self._next_seq - 1
