@@ -33,8 +33,13 @@ def parse_tm(text: object, key: str = "TM") -> tuple[float, int]:
             int(millis) * 1000,
             tzinfo=_zone(offset),
         )
-    except ValueError as exc:
+        # The meter must be able to show this time (and run on from it) at any offset: stay clear of the
+        # calendar's ends, where formatting would fail after the state had already changed.
+        utc_year = local.astimezone(UTC).year
+    except (ValueError, OverflowError) as exc:
         raise bad_request("bad_time", f"{key} is not a valid date and time: {exc}") from None
+    if not 1 < utc_year < 9999:
+        raise bad_request("bad_time", f"{key} is outside the years the meter can show")
     return local.timestamp(), offset
 
 

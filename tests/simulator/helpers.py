@@ -1,0 +1,107 @@
+"""Shared helpers for the simulator's unit tests: a hand-driven time source and a ready meter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyocmf import OCMF
+
+from simulator.model import Memory, Meter, RamMemory, Switches, get_profile
+from simulator.ocmf import Signer
+
+T0 = 1_750_000_000.0
+SERIAL = "1ISA0200000001"
+GW: dict[str, Any] = {"CT": "EVSEID", "CI": "DE*ISA*E0001", "TM": "2025-06-06T09:26:24,000+0100"}
+USER: dict[str, Any] = {
+    "IS": True,
+    "IL": "VERIFIED",
+    "IF": ["RFID_PLAIN"],
+    "IT": "ISO14443",
+    "ID": "04A1B2C3",
+    "US": True,
+}
+HEALTHY_XC = "0x0000, 0x00000000, 0x00, 0x00"
+
+
+class FakeTime:
+    """Simulation time that moves only when a test moves it."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def seeded_signer(serial: str = SERIAL, seed: str = "tests") -> Any:
+    def new_signer(generation: int) -> Signer:
+        return Signer.from_seed(seed, serial, generation)
+
+    return new_signer
+
+
+def make_meter(
+    time: FakeTime,
+    memory: Memory | None = None,
+    *,
+    profile: str = "iem-dcr-125",
+    serial: str = SERIAL,
+    switches: Switches | None = None,
+) -> Meter:
+    return Meter(
+        get_profile(profile),
+        serial,
+        time,
+        memory if memory is not None else RamMemory(),
+        seeded_signer(serial),
+        switches,
+    )
+
+
+def ready_meter(time: FakeTime, memory: Memory | None = None, **kwargs: Any) -> Meter:
+    """A meter after a charger's init: gw written, tariff and a valid user block set."""
+    meter = make_meter(time, memory, **kwargs)
+    meter.post_gw(dict(GW))
+    meter.post_tariff({"TT": "0.49 EUR/kWh"})
+    meter.post_user(dict(USER))
+    return meter
+
+
+def charge(meter: Meter, time: FakeTime, current: float = 100.0, voltage: float = 400.0, seconds: float = 360.0) -> str:
+    """One whole transaction: B, load, wait, load off, E; returns the receipt."""
+    meter.post_receipt({"TX": "B"})
+    meter.set_load(current, voltage)
+    time.advance(seconds)
+    meter.set_load(0.0)
+    meter.post_receipt({"TX": "E"})
+    return meter.get_receipt()
+
+
+def payload_of(record: str) -> str:
+    """The payload section (between the first and second ``|``)."""
+    return record.split("|")[1]
+
+
+def assert_verifies(record: str, public_key_hex: str) -> OCMF:
+    """pyocmf in strict mode accepts the record: parses, signature true, no Eichrecht errors."""
+    parsed = OCMF.from_string(record, strict=True)
+    assert parsed.verify_signature(public_key_hex) is True
+    assert parsed.check_eichrecht(errors_only=True) == []
+    return parsed
+
+
+def pyocmf_rejects(record: str, public_key_hex: str) -> bool:
+    """True when pyocmf refuses the record in any of its three ways."""
+    try:
+        parsed = OCMF.from_string(record, strict=True)
+    except Exception:
+        return True
+    try:
+        if parsed.verify_signature(public_key_hex) is not True:
+            return True
+    except Exception:
+        return True
+    return parsed.check_eichrecht(errors_only=True) != []
