@@ -1,0 +1,193 @@
+"""`iemdcr-driver`: run the driver against a meter from the command line (monitor, start, stop)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from typing import Any, TextIO
+
+from .clock import Clock
+from .config import DriverConfig
+from .driver import IemDcrDriver
+from .events import COMMUNICATION_FAULT_RAISED, INITIALISED, POWERMETER
+from .types import (
+    OCMFIdentificationFlags,
+    OCMFIdentificationLevel,
+    OCMFIdentificationType,
+    OCMFUserIdentificationStatus,
+    TransactionReq,
+    TransactionRequestStatus,
+    TransactionStartResponse,
+    TransactionStopResponse,
+)
+
+# config key -> the flag that sets it, so a config error names what the user typed
+FLAG_OF_KEY = {
+    "ip_address": "--url",
+    "port_http": "--url",
+    "url": "--url",
+    "CT": "--ct",
+    "CI": "--ci",
+    "TT_initial": "--tt-initial",
+    "US": "--us",
+    "timezone": "--timezone",
+    "timezone_handle_DST": "--no-dst",
+    "datetime_resync_interval": "--datetime-resync-interval",
+    "resilience_transaction_request_retries": "--retries",
+    "resilience_transaction_request_retry_delay": "--retry-delay-ms",
+    "resilience_initial_connection_retry_delay": "--init-retry-delay-ms",
+    "request_timeout_s": "--timeout-s",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iemdcr-driver", description="Talk to an Isabellenhuette IEM-DCR meter (or its twin)."
+    )
+    parser.add_argument("--url", required=True, help="meter API base, http://HOST:PORT")
+    parser.add_argument("--ct", default="EVSEID", help="CT, charge point identification type (EVSEID)")
+    parser.add_argument("--ci", default="1234", help="CI, charge point identification (1234)")
+    parser.add_argument("--tt-initial", default="", help="initial tariff text")
+    parser.add_argument("--us", action="store_true", help="show the user ID on the meter display")
+    parser.add_argument("--timezone", default="+0100", help="offset of normal time, ±HHMM (+0100)")
+    parser.add_argument("--no-dst", action="store_true", help="do not add an hour during host DST")
+    parser.add_argument("--datetime-resync-interval", type=int, default=2, help="hours, 1..24 (2)")
+    parser.add_argument("--retries", type=int, default=3, help="transaction request retries, 0..5 (3)")
+    parser.add_argument("--retry-delay-ms", type=int, default=250, help="200..1000 (250)")
+    parser.add_argument("--init-retry-delay-ms", type=int, default=10000, help="1000..65535 (10000)")
+    parser.add_argument("--timeout-s", type=float, default=5.0, help="per-request timeout in s (5)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log driver activity to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    monitor = commands.add_parser("monitor", help="print one JSON line per publication and event")
+    monitor.add_argument("--count", type=int, default=None, help="stop after N powermeter publications")
+
+    start = commands.add_parser("start", help="start a transaction")
+    start.add_argument("--evse-id", default="", help="must be empty or equal to CI")
+    start.add_argument("--transaction-id", required=True)
+    start.add_argument(
+        "--id-status",
+        default=OCMFUserIdentificationStatus.NOT_ASSIGNED.value,
+        choices=[m.value for m in OCMFUserIdentificationStatus],
+    )
+    start.add_argument(
+        "--id-type", default=OCMFIdentificationType.NONE.value, choices=[m.value for m in OCMFIdentificationType]
+    )
+    start.add_argument("--id-data", default=None, help="OCMF ID; the transaction id when empty")
+    start.add_argument("--id-level", default=None, choices=[m.value for m in OCMFIdentificationLevel])
+    start.add_argument("--id-flag", action="append", default=[], choices=[m.value for m in OCMFIdentificationFlags])
+    start.add_argument("--tariff-text", default=None)
+
+    stop = commands.add_parser("stop", help="stop the transaction (or fetch the last record)")
+    stop.add_argument("--transaction-id", default="", help="ignored by the meter, as in EVerest")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, clock: Clock | None = None) -> DriverConfig:
+    """Map flags to a DriverConfig; a ValueError names the flag that caused it."""
+    settings: dict[str, Any] = {
+        "CT": args.ct,
+        "CI": args.ci,
+        "TT_initial": args.tt_initial,
+        "US": args.us,
+        "timezone": args.timezone,
+        "timezone_handle_DST": not args.no_dst,
+        "datetime_resync_interval": args.datetime_resync_interval,
+        "resilience_transaction_request_retries": args.retries,
+        "resilience_transaction_request_retry_delay": args.retry_delay_ms,
+        "resilience_initial_connection_retry_delay": args.init_retry_delay_ms,
+        "request_timeout_s": args.timeout_s,
+    }
+    if clock is not None:
+        settings["clock"] = clock
+    try:
+        return DriverConfig.from_url(args.url, **settings)
+    except ValueError as error:
+        key, _, rest = str(error).partition(":")
+        flag = FLAG_OF_KEY.get(key.strip())
+        raise ValueError(f"{flag}: {rest.strip()}" if flag else str(error)) from None
+
+
+def _print(out: TextIO, data: Any) -> None:
+    out.write(json.dumps(data, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+async def _until_ready(drv: IemDcrDriver) -> str | None:
+    """Wait for the first init; one-shot commands give up at the first failed attempt (returns why)."""
+    with drv.subscribe([INITIALISED, COMMUNICATION_FAULT_RAISED]) as events:
+        await drv.start()
+        event = await events.get()
+    return None if event.name == INITIALISED else str(event.data)
+
+
+async def _monitor(drv: IemDcrDriver, count: int | None, out: TextIO) -> int:
+    published = 0
+    with drv.subscribe() as events:
+        await drv.start()
+        async for event in events:
+            _print(out, event.to_json())
+            if event.name == POWERMETER:
+                published += 1
+                if count is not None and published >= count:
+                    return 0
+    return 0  # pragma: no cover - the subscription never ends
+
+
+async def run(argv: list[str], *, clock: Clock | None = None, out: TextIO | None = None) -> int:
+    """The CLI without process concerns, so tests can run it in-process on a virtual clock."""
+    out = out or sys.stdout
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr)
+    try:
+        config = config_from_args(args, clock)
+        req = None
+        if args.command == "start":
+            req = TransactionReq(
+                evse_id=args.evse_id,
+                transaction_id=args.transaction_id,
+                identification_status=OCMFUserIdentificationStatus(args.id_status),
+                identification_type=OCMFIdentificationType(args.id_type),
+                identification_flags=[OCMFIdentificationFlags(flag) for flag in args.id_flag],
+                identification_level=OCMFIdentificationLevel(args.id_level) if args.id_level else None,
+                identification_data=args.id_data,
+                tariff_text=args.tariff_text,
+            )
+    except ValueError as error:
+        message = str(error).replace("TransactionReq.identification_flags", "--id-flag")
+        parser.error(message)
+    if args.command == "monitor" and args.count is not None and args.count < 1:
+        parser.error("--count: must be at least 1")
+
+    drv = IemDcrDriver(config)
+    try:
+        if args.command == "monitor":
+            return await _monitor(drv, args.count, out)
+        problem = await _until_ready(drv)
+        response: TransactionStartResponse | TransactionStopResponse
+        if problem is not None:
+            error = f"meter not ready: {problem}"
+            if args.command == "start":
+                response = TransactionStartResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=error)
+            else:
+                response = TransactionStopResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=error)
+        elif req is not None:
+            response = await drv.start_transaction(req)
+        else:
+            response = await drv.stop_transaction(args.transaction_id)
+        _print(out, response.to_json())
+        return 0 if response.status == TransactionRequestStatus.OK else 1
+    finally:
+        await drv.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(asyncio.run(run(sys.argv[1:] if argv is None else argv)))
+    sys.exit(130)
