@@ -1,0 +1,174 @@
+"""The eleven C++ defects of driver.md §3: each test fails against the C++ module's behaviour."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from driver.driver import IemDcrDriver
+from driver.types import TransactionRequestStatus
+
+from .conftest import MakeDriver
+from .fake_meter import HEALTHY, FakeMeter
+from .test_driver import make_req
+from .vclock import VirtualClock
+
+OK = TransactionRequestStatus.OK
+UNEXPECTED = TransactionRequestStatus.UNEXPECTED_ERROR
+
+
+async def polls_during(meter: FakeMeter, clock: VirtualClock, seconds: float) -> int:
+    before = len(meter.requests("GET", "metervalue"))
+    await clock.sleep(seconds)
+    return len(meter.requests("GET", "metervalue")) - before
+
+
+async def test_fix01_early_returns_do_not_stop_polling(
+    driver: IemDcrDriver, meter: FakeMeter, clock: VirtualClock
+) -> None:
+    assert (await driver.start_transaction(make_req(evse_id="nope"))).status is TransactionRequestStatus.NOT_SUPPORTED
+    meter.xc = "0x0004, 0x00000000, 0x00, 0x00"
+    await driver.wait_for("powermeter")
+    assert (await driver.start_transaction(make_req())).status is UNEXPECTED
+    meter.xc = HEALTHY
+    # C++: start_transaction_running stays true after these returns and the live loop never polls again
+    assert await polls_during(meter, clock, 5) >= 4
+    assert (await driver.start_transaction(make_req())).status is OK
+
+
+async def test_fix02_empty_ct_string_means_gw_not_set(driver: IemDcrDriver, meter: FakeMeter) -> None:
+    for empty in ('""', "null"):
+        meter.override("GET", "gw", body=f'{{"CT":{empty},"CI":"","TM":"{meter.tm()}"}}', times=1)
+        with driver.subscribe(["reinitialising"]) as reinit:
+            response = await driver.start_transaction(make_req())
+            event = reinit.get_nowait()
+        assert response.status is UNEXPECTED and "Re-init triggered" in (response.error or "")
+        assert event is not None and "CT empty" in event.data
+        assert not [s for s in meter.requests("POST", "receipt") if s.body == {"TX": "B"}]
+        await driver.wait_for("initialised")
+
+
+async def test_fix03_energy_parses_the_whole_wv_string(driver: IemDcrDriver, meter: FakeMeter) -> None:
+    meter.pad_wv = False
+    meter.tx_import_mwh, meter.tx_export_mwh = 1_040, 12_345  # "1.040" and "12.345"
+    event = await driver.wait_for("powermeter", lambda e: e.data.energy_Wh_import.total != 0)
+    # C++ drops the first character: ".040" -> 40 Wh and "2.345" -> 2345 Wh
+    assert event.data.energy_Wh_import.total == 1040.0
+    assert event.data.energy_Wh_export.total == 12345.0
+
+
+async def test_fix04_callers_get_the_detailed_error(driver: IemDcrDriver, meter: FakeMeter) -> None:
+    meter.override("POST", "user", status=400, body='{"error":"bad_request","message":"IL unknown"}')
+    response = await driver.start_transaction(make_req())
+    assert response.status is UNEXPECTED
+    error = response.error or ""
+    assert "std::exception" not in error
+    assert "POST /counter/v1/ocmf/user answered 400" in error and "IL unknown" in error
+
+
+async def test_fix05_hanging_meter_times_out_and_recovers(make_driver: MakeDriver, meter: FakeMeter) -> None:
+    drv = await make_driver(request_timeout_s=0.05)
+    await drv.start()
+    await drv.wait_for("initialised")
+    meter.override("GET", "metervalue", hang=True)
+    raised = await drv.wait_for("communication_fault_raised")
+    assert "timeout" in raised.data
+    meter.override("GET", "gw", hang=True)
+    started = time.monotonic()
+    assert (await drv.start_transaction(make_req())).status is UNEXPECTED  # not initialised: at once
+    assert time.monotonic() - started < 0.5
+    meter.clear_overrides()
+    await drv.wait_for("communication_fault_cleared")
+    await drv.wait_for("initialised", include_past=True)
+    assert drv.initialised
+    meter.override("POST", "user", hang=True)
+    started = time.monotonic()
+    response = await drv.start_transaction(make_req())
+    assert response.status is UNEXPECTED and "timeout" in (response.error or "")
+    assert time.monotonic() - started < 2.0  # 4 attempts of 0.05 s, not forever
+
+
+async def test_fix06_meter_error_state_is_unexpected_error_not_not_supported(
+    driver: IemDcrDriver, meter: FakeMeter
+) -> None:
+    meter.xc = "0x0010, 0x00000000, 0x00, 0x00"
+    await driver.wait_for("powermeter", lambda e: driver.status_code != HEALTHY)
+    response = await driver.start_transaction(make_req())
+    assert response.status is UNEXPECTED  # the C++ docs promise NOT_SUPPORTED
+    assert "0x0010" in (response.error or "")
+
+
+async def test_fix07_failing_datetime_backs_off(make_driver: MakeDriver, meter: FakeMeter, clock: VirtualClock) -> None:
+    meter.override("POST", "gw", status=428, body='{"error":"gw_already_set"}')  # so a resync is due at once
+    meter.override("POST", "datetime", status=500, body='{"error":"boom"}')
+    drv = await make_driver(datetime_resync_interval=1)
+    await drv.start()
+    await drv.wait_for("initialised")
+    await clock.sleep(120)
+    tries = [s.at for s in meter.requests("POST", "datetime")]
+    # C++ tries every second (~120 times); with backoff: gaps 1, 2, 4, 8, 16, 32, 64
+    assert 6 <= len(tries) <= 8, tries
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
+    assert all(later >= 1.5 * earlier for earlier, later in itertools.pairwise(gaps)), gaps
+    meter.clear_overrides()
+    await clock.sleep(140)
+    assert meter.requests("POST", "datetime")[-1].at > tries[-1]
+    ok_at = meter.requests("POST", "datetime")[-1].at
+    await clock.sleep(600)
+    assert meter.requests("POST", "datetime")[-1].at == ok_at  # success: next one in an hour
+
+
+async def test_fix08_start_right_after_init_succeeds(make_driver: MakeDriver, meter: FakeMeter) -> None:
+    drv = await make_driver()
+    await drv.start()
+    await drv.wait_for("initialised")
+    assert drv.status_code == HEALTHY  # XC known without waiting for the first loop poll
+    assert (await drv.start_transaction(make_req())).status is OK
+
+
+async def test_fix09_stop_is_robust_to_a_stale_poll(driver: IemDcrDriver, meter: FakeMeter) -> None:
+    assert (await driver.start_transaction(make_req())).status is OK
+    first = await driver.stop_transaction("")
+    await driver.wait_for("powermeter")
+    # Another client begins a transaction right after our poll: our last poll still says idle.
+    meter.user = {"ID": "second"}
+    meter.xt = True
+    assert not driver.transaction_active
+    response = await driver.stop_transaction("")
+    # C++ trusts the stale flag, skips E and returns the previous record, leaving the transaction open.
+    assert response.status is OK
+    assert response.signed_meter_value != first.signed_meter_value
+    assert response.signed_meter_value is not None and '"ID":"second"' in response.signed_meter_value.signed_meter_data
+    assert not meter.xt and len(meter.records) == 2
+
+
+async def test_fix09_e_failing_while_running_is_an_error(driver: IemDcrDriver, meter: FakeMeter) -> None:
+    assert (await driver.start_transaction(make_req())).status is OK
+    meter.override("POST", "receipt", status=503, body='{"error":"meter_error"}')
+    response = await driver.stop_transaction("")
+    assert response.status is UNEXPECTED and "503" in (response.error or "")
+    assert len(meter.requests("POST", "receipt")) == 1 + 1 + 4  # E, B, then 1 + 3 retries
+
+
+async def test_fix10_stop_before_init_answers_at_once(make_driver: MakeDriver, meter: FakeMeter) -> None:
+    drv = await make_driver(request_timeout_s=0.2)
+    assert (await drv.stop_transaction("")).status is UNEXPECTED  # not even started
+    meter.override("GET", "gw", hang=True)
+    await drv.start()
+    started = time.monotonic()
+    response = await drv.stop_transaction("")
+    assert time.monotonic() - started < 0.1
+    assert response.status is UNEXPECTED and "Init of communication not finished yet" in (response.error or "")
+    meter.clear_overrides()
+    await drv.wait_for("initialised")
+    assert (await drv.start_transaction(make_req())).status is OK
+
+
+async def test_fix11_meter_power_cycle_noticed_from_polls(driver: IemDcrDriver, meter: FakeMeter) -> None:
+    meter.power_cycle()
+    event = await driver.wait_for("reinitialising")
+    assert "time status is U" in event.data
+    await driver.wait_for("initialised")
+    assert len([e for e in driver.events.history if e.name == "public_key_ocmf"]) == 2
+    assert len(meter.requests("POST", "gw")) == 2 and meter.gw_written
+    assert (await driver.start_transaction(make_req())).status is OK  # C++: gw_not_set forever
