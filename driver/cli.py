@@ -191,3 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         sys.exit(asyncio.run(run(sys.argv[1:] if argv is None else argv)))
     sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
