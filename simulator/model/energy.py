@@ -32,6 +32,18 @@ class Ramp:
             return self.start
         return self.start + (self.end - self.start) * (t - self.t0) / (self.t1 - self.t0)
 
+    def on(self, p: float, q: float) -> tuple[float, float]:
+        """Values at both ends of a piece [p, q] that contains no t0/t1 inside it.
+
+        Unlike ``at``, a step (t0 == t1) at q counts as not yet taken, so a piece ending at the step keeps
+        the value before it instead of ramping towards the value after it.
+        """
+        if p >= self.t1:
+            return self.end, self.end
+        if q <= self.t0:
+            return self.start, self.start
+        return self.at(p), self.at(q)
+
 
 def saturate(current: float, rated: float) -> float:
     """The reading of a current beyond the rating saturates at the rated value."""
@@ -56,7 +68,7 @@ def integrate(current: Ramp, voltage: Ramp, rated: float, ta: float, tb: float) 
     for a, b in itertools.pairwise(points):
         inner = {a, b}
         for ramp, levels in ((current, (0.0, rated, -rated)), (voltage, (0.0,))):
-            va, vb = ramp.at(a), ramp.at(b)
+            va, vb = ramp.on(a, b)
             if va == vb:
                 continue
             for level in levels:
@@ -76,10 +88,10 @@ def _piece(current: Ramp, voltage: Ramp, rated: float, p: float, q: float) -> fl
     span = q - p
     if span <= 0:
         return 0.0
-    i0, i1 = current.at(p), current.at(q)
+    i0, i1 = current.on(p, q)
     if abs((i0 + i1) / 2) >= rated:
         i0 = i1 = saturate((i0 + i1) / 2, rated)
-    u0, u1 = voltage.at(p), voltage.at(q)
+    u0, u1 = voltage.on(p, q)
     di, du = (i1 - i0) / span, (u1 - u0) / span
     return u0 * i0 * span + (u0 * di + i0 * du) * span**2 / 2 + du * di * span**3 / 3
 
