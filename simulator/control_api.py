@@ -70,7 +70,7 @@ async def read_body(request: web.Request, *, optional: bool = False) -> dict[str
         return {}
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deeply nested arrays
         raise ControlError(400, "bad_json", "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise ControlError(400, "bad_json", "the body must be a JSON object")

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .host import Handler, MeterHost
+from .host import NETWORK_FAULT_KEY, Handler, MeterHost
 from .model import Meter, Refusal
 
 HOST_KEY = web.AppKey("meter_host", MeterHost)
@@ -76,7 +76,7 @@ async def _read_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deeply nested arrays
         request[_REQUEST_BODY] = raw[:200].decode("utf-8", "replace")
         raise Refusal(400, "bad_json", "the body must be a JSON object") from None
     request[_REQUEST_BODY] = body
@@ -114,7 +114,7 @@ async def _device_middleware(request: web.Request, handler: Handler) -> web.Stre
             response = await host.interceptor(request, handler)
         else:
             response = await handler(request)
-        error = None
+        error = request.get(NETWORK_FAULT_KEY)
     except Refusal as refusal:
         response, error = error_response(refusal.status, refusal.code, refusal.message), refusal.code
     except web.HTTPException as exc:
