@@ -42,7 +42,7 @@ class SimClock:
         self._anchor_sim = wall() if epoch is None else epoch
         self._anchor_mono = monotonic()
         self._mode: Mode = "real"
-        self._rate = 1.0
+        self._rate = 0.0  # held still until ``set`` below, so a virtual clock starts exactly at ``epoch``
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None

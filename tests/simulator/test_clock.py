@@ -1,0 +1,295 @@
+"""The simulation clock: real and virtual modes, rate, advance, sleepers, auto-jump (control-api.md §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from simulator.clock import ClockError, SimClock
+
+WALL0 = 1_750_000_000.0
+
+
+class FakeMonotonic:
+    """A monotonic source (and a wall clock drawn from it) that only moves when told to."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def wall(self) -> float:
+        return WALL0 + self.t - 100.0
+
+
+def fake_clock(mode: str = "real", rate: float = 1.0, epoch: float | None = None) -> tuple[SimClock, FakeMonotonic]:
+    mono = FakeMonotonic()
+    clock = SimClock(mode, rate, epoch, wall=mono.wall, monotonic=mono)  # type: ignore[arg-type]
+    return clock, mono
+
+
+# ---- reading and setting -----------------------------------------------------------------------------
+
+
+def test_real_mode_follows_wall_time() -> None:
+    clock, mono = fake_clock()
+    assert (clock.mode, clock.rate) == ("real", 1.0)
+    assert clock.now() == WALL0
+    mono.t += 12.5
+    assert clock.now() == WALL0 + 12.5
+
+
+def test_real_clock_without_injection_is_host_time() -> None:
+    clock = SimClock()
+    assert abs(clock.now() - time.time()) < 1.0
+
+
+def test_virtual_mode_starts_at_epoch_and_runs_at_its_rate() -> None:
+    clock, mono = fake_clock("virtual", 2.0, epoch=1_000_000.0)
+    assert clock.now() == 1_000_000.0
+    mono.t += 10
+    assert clock.now() == 1_000_020.0
+    clock.set(rate=0.5)
+    mono.t += 10
+    assert clock.now() == 1_000_025.0
+
+
+def test_virtual_mode_defaults_to_now() -> None:
+    clock, _ = fake_clock("virtual")
+    assert clock.now() == WALL0
+
+
+def test_frozen_virtual_clock_starts_exactly_at_epoch() -> None:
+    """Regression: the constructor ran at rate 1 for a moment, so a frozen clock started a few µs late."""
+    assert SimClock("virtual", 0.0, epoch=1_234.5).now() == 1_234.5
+    assert SimClock("virtual", 0.0, epoch=0.0).now() == 0.0
+
+
+def test_rate_zero_freezes_time_and_only_advance_moves_it() -> None:
+    clock, mono = fake_clock("virtual", 0.0)
+    start = clock.now()
+    mono.t += 3600
+    assert clock.now() == start
+    clock.advance(90)
+    assert clock.now() == start + 90
+    assert clock.jumps == 1
+
+
+def test_advance_in_real_mode_raises_clock_not_virtual() -> None:
+    clock, _ = fake_clock()
+    before = clock.now()
+    with pytest.raises(ClockError) as error:
+        clock.advance(10)
+    assert error.value.code == "clock_not_virtual"
+    assert isinstance(error.value, ValueError)
+    assert clock.now() == before
+
+
+@pytest.mark.parametrize("seconds", [0, -5, float("nan")])
+def test_advance_needs_a_positive_number(seconds: float) -> None:
+    clock, _ = fake_clock("virtual", 0.0)
+    before = clock.now()
+    with pytest.raises(ClockError) as error:
+        clock.advance(seconds)
+    assert error.value.code == "bad_seconds"
+    assert clock.now() == before
+
+
+def test_real_mode_refuses_another_rate() -> None:
+    clock, _ = fake_clock()
+    with pytest.raises(ClockError) as error:
+        clock.set("real", 2.0)
+    assert error.value.code == "clock_not_virtual"
+    assert clock.rate == 1.0
+
+
+@pytest.mark.parametrize("rate", [-1.0, float("nan"), 2_000_000.0])
+def test_bad_rate_is_refused_and_changes_nothing(rate: float) -> None:
+    clock, _ = fake_clock("virtual", 3.0)
+    with pytest.raises(ClockError) as error:
+        clock.set("virtual", rate)
+    assert error.value.code == "bad_rate"
+    assert (clock.mode, clock.rate) == ("virtual", 3.0)
+
+
+def test_bad_mode_is_refused() -> None:
+    clock, _ = fake_clock()
+    with pytest.raises(ClockError) as error:
+        clock.set("sundial")  # type: ignore[arg-type]
+    assert error.value.code == "bad_mode"
+    assert clock.mode == "real"
+
+
+def test_switching_virtual_to_real_continues_from_simulated_time() -> None:
+    clock, mono = fake_clock("virtual", 0.0)
+    clock.advance(7200)
+    ahead = clock.now()
+    clock.set("real")
+    assert (clock.mode, clock.rate) == ("real", 1.0)
+    assert clock.now() == ahead
+    mono.t += 1
+    assert clock.now() == ahead + 1
+
+
+def test_time_never_goes_backwards_across_mode_and_rate_changes() -> None:
+    clock, mono = fake_clock("virtual", 5.0)
+    seen = clock.now()
+    for mode, rate in [("virtual", 0.0), ("real", None), ("virtual", 100.0), ("virtual", None), ("real", 1.0)]:
+        mono.t += 0.5
+        before = clock.now()
+        clock.set(mode, rate)  # type: ignore[arg-type]
+        assert clock.now() == before >= seen
+        seen = before
+
+
+def test_real_to_virtual_keeps_rate_one_and_time() -> None:
+    clock, mono = fake_clock()
+    mono.t += 5
+    before = clock.now()
+    clock.set("virtual")
+    assert (clock.mode, clock.rate, clock.now()) == ("virtual", 1.0, before)
+
+
+def test_as_dict() -> None:
+    clock, _ = fake_clock("virtual", 0.0)
+    assert clock.as_dict() == {"mode": "virtual", "rate": 0.0, "now": WALL0, "pending_sleepers": 0}
+
+
+# ---- sleeping ----------------------------------------------------------------------------------------
+
+
+async def spin(times: int = 5) -> None:
+    for _ in range(times):
+        await asyncio.sleep(0)
+
+
+async def test_advance_wakes_sleepers_whose_deadline_passed() -> None:
+    clock = SimClock("virtual", 0.0, epoch=0.0)
+    short = asyncio.create_task(clock.sleep(10))
+    long = asyncio.create_task(clock.sleep(100))
+    await spin()
+    assert not short.done() and not long.done()
+    assert clock.next_deadline() == 10.0
+    clock.advance(5)
+    await spin()
+    assert not short.done()
+    clock.advance(5)
+    await spin()
+    assert short.done() and not long.done()
+    clock.advance(1000)
+    await spin()
+    assert long.done()
+    assert clock.next_deadline() is None
+
+
+async def test_sleep_zero_returns_at_once() -> None:
+    clock = SimClock("virtual", 0.0, epoch=0.0)
+    await asyncio.wait_for(clock.sleep(0), 0.5)
+    await asyncio.wait_for(clock.sleep(-1), 0.5)
+
+
+async def test_sleep_runs_at_the_rate() -> None:
+    clock = SimClock("virtual", 10_000.0, epoch=0.0)
+    start = time.monotonic()
+    await asyncio.wait_for(clock.sleep(50), 1.0)  # 5 ms of real time
+    assert clock.now() >= 50.0
+    assert time.monotonic() - start < 1.0
+
+
+async def test_raising_the_rate_reschedules_a_waiting_sleeper() -> None:
+    clock = SimClock("virtual", 0.0, epoch=0.0)
+    sleeper = asyncio.create_task(clock.sleep(100))
+    await spin()
+    clock.set(rate=100_000.0)
+    await asyncio.wait_for(sleeper, 1.0)
+    assert clock.now() >= 100.0
+
+
+async def test_cancelled_sleeper_is_forgotten() -> None:
+    clock = SimClock("virtual", 0.0, epoch=0.0)
+    sleeper = asyncio.create_task(clock.sleep(10))
+    other = asyncio.create_task(clock.sleep(20))
+    await spin()
+    sleeper.cancel()
+    await spin()
+    assert clock.next_deadline() == 20.0
+    clock.advance(20)
+    await spin()
+    assert other.done() and sleeper.cancelled()
+
+
+async def test_sleepers_wake_in_deadline_order() -> None:
+    clock = SimClock("virtual", 0.0, epoch=0.0)
+    woken: list[int] = []
+
+    async def sleeper(seconds: int) -> None:
+        await clock.sleep(seconds)
+        woken.append(seconds)
+
+    tasks = [asyncio.create_task(sleeper(seconds)) for seconds in (30, 10, 20)]
+    await spin()
+    for _ in range(3):
+        clock.advance(10)
+        await spin()
+    await asyncio.gather(*tasks)
+    assert woken == [10, 20, 30]
+
+
+# ---- auto-jump ---------------------------------------------------------------------------------------
+
+
+async def test_autojump_makes_an_hour_take_milliseconds() -> None:
+    clock = SimClock("virtual", 1.0, epoch=0.0)
+    jumper = asyncio.create_task(clock.autojump(0.001))
+    try:
+        start = time.monotonic()
+        await asyncio.wait_for(clock.sleep(3600), 2.0)
+        assert time.monotonic() - start < 1.0
+        assert clock.now() >= 3600.0
+        assert clock.jumps >= 1
+    finally:
+        jumper.cancel()
+
+
+async def test_autojump_jumps_exactly_to_each_deadline_in_turn() -> None:
+    clock = SimClock("virtual", 0.0, epoch=0.0)
+    jumper = asyncio.create_task(clock.autojump(0.001))
+    seen: list[float] = []
+    try:
+        for seconds in (7200, 10, 0.5):
+            await asyncio.wait_for(clock.sleep(seconds), 2.0)
+            seen.append(clock.now())
+    finally:
+        jumper.cancel()
+    assert seen == [7200.0, 7210.0, 7210.5]
+
+
+async def test_autojump_turns_a_real_clock_virtual() -> None:
+    clock = SimClock("real")
+    before = clock.now()
+    jumper = asyncio.create_task(clock.autojump(0.001))
+    try:
+        await asyncio.wait_for(clock.sleep(600), 2.0)
+    finally:
+        jumper.cancel()
+    assert clock.mode == "virtual"
+    assert clock.now() >= before + 600
+
+
+async def test_autojump_does_not_jump_while_there_is_activity() -> None:
+    clock = SimClock("virtual", 0.0, epoch=0.0)
+    jumper = asyncio.create_task(clock.autojump(0.05))
+    sleeper = asyncio.create_task(clock.sleep(3600))
+    try:
+        for _ in range(10):
+            clock.note_activity()
+            await asyncio.sleep(0.002)
+        assert not sleeper.done()
+        assert clock.now() == 0.0
+        await asyncio.wait_for(sleeper, 2.0)
+        assert clock.now() == 3600.0
+    finally:
+        jumper.cancel()
