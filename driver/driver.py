@@ -295,21 +295,29 @@ class IemDcrDriver:
     async def stop_transaction(self, transaction_id: str = "") -> TransactionStopResponse:
         """End the running transaction and return its record, or return the last record when idle.
 
-        transaction_id is ignored, as in the C++ module: the meter has at most one transaction.
+        transaction_id is ignored, as in the C++ module: the meter has at most one transaction. The last
+        poll's XT decides the path (driver.md §2), made robust to a stale poll (fix 9):
+        - believed idle: ONE POST receipt E (a transaction the poll missed is ended and its receipt
+          returned); if it is refused, the last finished record (v1, then v2);
+        - believed running: E with retries; when they are exhausted, poll metervalue once: XT false means
+          the transaction ended meanwhile, so return the last record, else UNEXPECTED_ERROR.
         """
         if not self._initialised:  # fix 10: answer at once, never wait behind an init in progress
             return _stop_error(NOT_INITIALISED)
         async with self._lock:
             if not self._initialised:
                 return _stop_error(NOT_INITIALISED)
-            known_running = self._transaction_active
-            try:
-                await self._retry(lambda: self._meter.post_receipt("E"), "POST receipt E")
-            except MeterError as error:
-                if known_running:
-                    return _stop_error(f"stop_transaction failed: {error}")
-                # Fix 9: the last poll said idle and E is refused: return the last finished record.
-                return await self._last_record()
+            if self._transaction_active:
+                try:
+                    await self._retry(lambda: self._meter.post_receipt("E"), "POST receipt E")
+                except MeterError as error:
+                    return await self._after_failed_end(error)
+            else:
+                try:  # one try: closes a transaction the last poll may not have seen
+                    await self._meter.post_receipt("E")
+                except MeterError as error:
+                    log.debug("POST receipt E refused while idle (normal): %s", error)
+                    return await self._last_record()
             self._transaction_active = False
             await self.clock.sleep(IDLE_WAIT_S)
             try:
@@ -317,6 +325,18 @@ class IemDcrDriver:
             except MeterError as error:
                 return _stop_error(f"stop_transaction: transaction ended but reading its record failed: {error}")
             return TransactionStopResponse(status=TransactionRequestStatus.OK, signed_meter_value=record)
+
+    async def _after_failed_end(self, error: MeterError) -> TransactionStopResponse:
+        """E exhausted its retries although a transaction was believed running: ask the meter once more."""
+        try:
+            reading = await self._meter.get_metervalue()
+        except MeterError as poll_error:
+            return _stop_error(f"stop_transaction failed: {error}; polling metervalue then failed too: {poll_error}")
+        self._apply_reading(reading)
+        if reading.transaction_active:
+            return _stop_error(f"stop_transaction failed: {error}")
+        log.info("POST receipt E failed but the meter shows no transaction: returning the last record")
+        return await self._last_record()
 
     async def _last_record(self) -> TransactionStopResponse:
         try:

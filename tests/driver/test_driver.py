@@ -237,6 +237,19 @@ async def test_stop_without_transaction_returns_last_record(driver: IemDcrDriver
     assert meter.requests("GET", "transaction") and not meter.requests("GET", "v2/transaction")
 
 
+async def test_stop_while_idle_tries_e_once(driver: IemDcrDriver, meter: FakeMeter, clock: VirtualClock) -> None:
+    await driver.start_transaction(make_req())
+    await driver.stop_transaction("")
+    ends_before = len([s for s in meter.requests("POST", "receipt") if s.body == {"TX": "E"}])
+    sleeps_before = len(clock.sleeps)
+    assert not driver.transaction_active
+    again = await driver.stop_transaction("")
+    assert again.status is TransactionRequestStatus.OK
+    ends = [s for s in meter.requests("POST", "receipt") if s.body == {"TX": "E"}]
+    assert len(ends) == ends_before + 1  # one ignored try, not 1 + retries
+    assert 0.25 not in clock.sleeps[sleeps_before:]  # no retry delay, no idle wait
+
+
 async def test_stop_falls_back_to_v2(driver: IemDcrDriver, meter: FakeMeter) -> None:
     meter.v1_transaction = False
     await driver.start_transaction(make_req())

@@ -150,6 +150,22 @@ async def test_fix09_e_failing_while_running_is_an_error(driver: IemDcrDriver, m
     assert len(meter.requests("POST", "receipt")) == 1 + 1 + 4  # E, B, then 1 + 3 retries
 
 
+async def test_fix09_e_exhausted_but_meter_idle_returns_last_record(driver: IemDcrDriver, meter: FakeMeter) -> None:
+    assert (await driver.start_transaction(make_req())).status is OK
+    assert driver.transaction_active
+    # The transaction ends behind our back (another client, a fault) before the next poll; E now fails.
+    ended = meter._end("A")
+    meter.override("POST", "receipt", status=500, body='{"error":"boom"}')
+    response = await driver.stop_transaction("")
+    assert response.status is OK, response
+    assert response.signed_meter_value is not None and response.signed_meter_value.signed_meter_data == ended
+    ends = meter.requests("POST", "receipt")[2:]
+    assert len(ends) == 4  # 1 + 3 retries, then one metervalue poll, then GET transaction
+    after = meter.seen[meter.seen.index(ends[-1]) + 1 :]
+    assert [(s.method, s.node) for s in after[:2]] == [("GET", "metervalue"), ("GET", "transaction")]
+    assert not driver.transaction_active
+
+
 async def test_fix10_stop_before_init_answers_at_once(make_driver: MakeDriver, meter: FakeMeter) -> None:
     drv = await make_driver(request_timeout_s=0.2)
     assert (await drv.stop_transaction("")).status is UNEXPECTED  # not even started
