@@ -44,6 +44,9 @@ class FileMemory:
         self.folder = Path(root) / serial
         self._records = self.folder / RECORDS_DIR
         self._records.mkdir(parents=True, exist_ok=True)
+        # Records are named by a running sequence number first, so listing them gives signing order even
+        # across factory resets (a fingerprint first would sort keys by their hex, not by their age).
+        self._sequence = len(list(self._records.glob("*.json")))
 
     def load(self) -> tuple[NonVolatile | None, list[SignedRecord]]:
         state_path = self.folder / STATE_FILE
@@ -55,8 +58,9 @@ class FileMemory:
         write_atomic(self.folder / STATE_FILE, json.dumps(state.as_dict(), indent=1).encode())
 
     def add_record(self, record: SignedRecord) -> None:
-        name = f"{record.key_fingerprint}-T{record.pagination:010d}.json"
+        name = f"{self._sequence:08d}-{record.key_fingerprint}-T{record.pagination:010d}.json"
         write_atomic(self._records / name, json.dumps(record.as_dict()).encode())
+        self._sequence += 1
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -1,0 +1,209 @@
+"""Non-volatile memory on disk: round trip, atomic writes, crash repair, a meter rebuilt on its folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulator.model import NonVolatile, SignedRecord
+from simulator.model.energy import UJ_PER_MWH, parse_kwh
+from simulator.model.memory import reconcile
+from simulator.store import FileMemory, write_atomic
+from tests.simulator.helpers import GW, SERIAL, USER, FakeTime, assert_verifies, charge, make_meter, ready_meter
+
+STATE = NonVolatile(SERIAL, "iem-dcr-125", "-----PEM-----", 0, 123_456_789, 42, 5, "OCMF|{}|{}")
+
+
+def record(pagination: int, fingerprint: str = "f" * 16, end_rv: str = "00000004.000") -> SignedRecord:
+    return SignedRecord(pagination, "E", f"OCMF|T{pagination}|sig", fingerprint, "tm0", "tm1", "00000000.000", end_rv)
+
+
+def stray_files(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.name.startswith(".") or path.name.endswith(".tmp")]
+
+
+class Crash(Exception):
+    """The process died here."""
+
+
+# ---- FileMemory --------------------------------------------------------------------------------------
+
+
+def test_empty_folder_loads_as_factory_new(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    assert memory.folder == tmp_path / SERIAL
+    assert memory.load() == (None, [])
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    memory.save(STATE)
+    memory.add_record(record(1))
+    memory.add_record(record(2))
+    state, records = FileMemory(tmp_path, SERIAL).load()
+    assert state == STATE
+    assert records == [record(1), record(2)]
+
+
+def test_save_replaces_the_state(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    memory.save(STATE)
+    newer = NonVolatile(SERIAL, "iem-dcr-125", "-----PEM-----", 0, 999, 0, 6, None)
+    memory.save(newer)
+    assert memory.load()[0] == newer
+
+
+def test_meters_live_in_their_own_folders(tmp_path: Path) -> None:
+    FileMemory(tmp_path, SERIAL).save(STATE)
+    assert FileMemory(tmp_path, "1ISA0200000002").load() == (None, [])
+
+
+def test_atomic_writes_leave_no_temporary_files(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    for n in range(1, 4):
+        memory.save(STATE)
+        memory.add_record(record(n))
+    assert stray_files(tmp_path) == []
+    target = tmp_path / "plain.bin"
+    write_atomic(target, b"one")
+    write_atomic(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [SERIAL, "plain.bin"]
+
+
+def test_a_torn_temporary_file_is_ignored(tmp_path: Path) -> None:
+    """A crash mid-write leaves only the temp file: the old state is still what loads."""
+    memory = FileMemory(tmp_path, SERIAL)
+    memory.save(STATE)
+    (memory.folder / ".state.json.tmp").write_bytes(b'{"serial": "1IS')
+    assert memory.load()[0] == STATE
+
+
+def test_unreadable_state_names_the_file(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    (memory.folder / "state.json").write_text("[1, 2]")
+    with pytest.raises(RuntimeError, match=r"state\.json"):
+        memory.load()
+    (memory.folder / "state.json").write_text("{not json")
+    with pytest.raises(RuntimeError, match=r"state\.json"):
+        memory.load()
+
+
+def test_state_file_is_json(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    memory.save(STATE)
+    assert json.loads((memory.folder / "state.json").read_text())["next_pagination"] == 5
+
+
+# ---- reconcile ---------------------------------------------------------------------------------------
+
+
+def test_reconcile_without_own_records_changes_nothing() -> None:
+    assert reconcile(STATE, [], "a" * 16) == STATE
+    assert reconcile(STATE, [record(9, "b" * 16, "99999999.000")], "a" * 16) == STATE
+
+
+def test_reconcile_after_a_crash_between_record_and_state() -> None:
+    own = "a" * 16
+    records = [record(4, own, "00000010.000"), record(5, own, "00000020.500"), record(9, "b" * 16)]
+    repaired = reconcile(STATE, records, own)
+    assert repaired.next_pagination == 6
+    assert repaired.last_transaction == "OCMF|T5|sig"
+    assert repaired.import_uj == parse_kwh("00000020.500") * UJ_PER_MWH
+    assert (repaired.export_uj, repaired.key_pem) == (STATE.export_uj, STATE.key_pem)
+
+
+def test_reconcile_when_the_state_was_written_keeps_it() -> None:
+    own = "a" * 16
+    records = [record(3, own, "00000000.000"), record(4, own, "00000000.000")]
+    assert reconcile(STATE, records, own) == STATE
+
+
+# ---- a meter on FileMemory ---------------------------------------------------------------------------
+
+
+def test_meter_rebuilt_on_the_same_folder_is_the_same_meter(tmp_path: Path) -> None:
+    time = FakeTime()
+    meter = ready_meter(time, FileMemory(tmp_path, SERIAL))
+    charge(meter, time)
+    last = charge(meter, time, 50.0, 400.0, 360)
+    meter.set_load(-10.0, 400.0)
+    time.advance(360)
+    meter.set_load(0.0)
+    meter.power_off()
+    key = meter.get_publickey()
+    again = make_meter(time, FileMemory(tmp_path, SERIAL))
+    assert again.get_publickey() == key
+    assert again.next_pagination == 3
+    assert again.get_transaction() == last
+    assert again.records == meter.records
+    value = again.get_metervalue()
+    assert (value["RD"][0]["RV"], value["RD"][1]["RV"]) == ("00000006.000", "00000000.400")
+    assert value["RD"][2]["WV"] == "00000000.000"
+    again.post_gw(dict(GW))
+    again.post_user(dict(USER))
+    record3 = charge(again, time)
+    assert json.loads(record3.split("|")[1])["PG"] == "T3"
+    assert_verifies(record3, key["PK"])
+
+
+def test_meter_repairs_a_crash_between_record_and_state(tmp_path: Path) -> None:
+    time = FakeTime()
+    memory = FileMemory(tmp_path, SERIAL)
+    meter = ready_meter(time, memory)
+    charge(meter, time)
+
+    def crash(state: NonVolatile) -> None:
+        raise Crash
+
+    memory.save = crash  # type: ignore[method-assign]
+    meter.post_receipt({"TX": "B"})  # the begin save "fails" too: registers on disk stay at the first E
+    meter.set_load(100.0, 400.0)
+    time.advance(360)
+    meter.set_load(0.0)
+    with pytest.raises(Crash):
+        meter.post_receipt({"TX": "E"})
+    signed = meter.records[-1]
+    assert signed.pagination == 2
+    again = make_meter(time, FileMemory(tmp_path, SERIAL))
+    assert again.next_pagination == 3
+    assert again.get_transaction() == signed.ocmf
+    assert again.import_mwh >= parse_kwh(signed.end_rv)
+    assert again.get_metervalue()["RD"][0]["RV"] == "00000008.000"
+    assert [r.pagination for r in again.records] == [1, 2]
+    on_disk = FileMemory(tmp_path, SERIAL).load()[0]
+    assert on_disk is not None and on_disk.next_pagination == 3  # the repair was written back
+
+
+def test_power_loss_record_survives_a_restart(tmp_path: Path) -> None:
+    time = FakeTime()
+    meter = ready_meter(time, FileMemory(tmp_path, SERIAL))
+    meter.post_receipt({"TX": "B"})
+    meter.set_load(100.0, 400.0)
+    time.advance(360)
+    meter.power_off()
+    again = make_meter(time, FileMemory(tmp_path, SERIAL))
+    payload = json.loads(again.get_transaction().split("|")[1])
+    assert payload["RD"][1]["TX"] == "P"
+    assert_verifies(again.get_transaction(), again.get_publickey()["PK"])
+
+
+def test_records_stay_in_signing_order_across_factory_resets_and_restarts(tmp_path: Path) -> None:
+    time = FakeTime()
+    meter = make_meter(time, FileMemory(tmp_path, SERIAL))
+    order = []
+    for _ in range(3):
+        meter.post_gw(dict(GW))
+        meter.post_user(dict(USER))
+        charge(meter, time)
+        order.append((meter.signer.fingerprint, meter.records[-1].pagination))
+        meter.factory_reset()
+    again = make_meter(time, FileMemory(tmp_path, SERIAL))
+    assert [(r.key_fingerprint, r.pagination) for r in again.records] == order
+    assert again.records == meter.records
+    assert again.signer.fingerprint == meter.signer.fingerprint
+    assert again.next_pagination == 1
+    with pytest.raises(Exception, match="never"):
+        again.get_transaction()
