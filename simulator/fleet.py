@@ -190,8 +190,10 @@ class Twin:
             await self.set_power(serial, True)
             return
 
+        wake_at = self.clock.now() + off_s  # counted from now, not from when the task first runs
+
         async def later() -> None:
-            await self.clock.sleep(off_s)
+            await self.clock.sleep(wake_at - self.clock.now())
             slot.power_task = None
             slot.meter.power_on()
             await slot.open()
