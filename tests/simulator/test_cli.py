@@ -1,0 +1,136 @@
+"""``iemdcr-sim serve`` flags, parsed in-process (tests/e2e starts the real process)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from simulator import cli
+
+
+def serve_args(*argv: str) -> argparse.Namespace:
+    return cli.build_parser().parse_args(["serve", *argv])
+
+
+def test_defaults_follow_the_spec() -> None:
+    args = serve_args()
+    assert (args.host, args.port, args.meters, args.control_port) == ("127.0.0.1", 8080, 1, 8090)
+    assert (args.clock, args.log_format, args.journal_size, args.profile) == ("real", "text", 10_000, "iem-dcr-125")
+    assert args.state_dir is None and args.seed is None and args.epoch is None and args.switches == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--port", "70000"], "--port"),
+        (["--port", "-1"], "--port"),
+        (["--port", "http"], "--port"),
+        (["--control-port", "65536"], "--control-port"),
+        (["--meters", "0"], "--meters"),
+        (["--journal-size", "x"], "--journal-size"),
+        (["--clock", "fast"], "--clock"),
+        (["--profile", "iem-dcr-9"], "--profile"),
+        (["--epoch", "yesterday"], "--epoch"),
+        (["--epoch", "2025-06-06T09:00:00"], "--epoch"),
+        (["--log-format", "xml"], "--log-format"),
+        (["--bogus"], "--bogus"),
+    ],
+)
+def test_bad_flags_exit_2_naming_the_flag(argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["serve", *argv])
+    assert exc.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+def test_no_command_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])
+    assert exc.value.code == 2
+    assert "command" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("switch", "named"),
+    [("nope=1", "nope"), ("v1_transaction=maybe", "v1_transaction"), ("signature_delay_ms=soon", "signature_delay_ms")],
+)
+def test_bad_switch_exits_naming_the_key(switch: str, named: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.build_twin(serve_args("--set", switch))
+    assert isinstance(exc.value.code, str)
+    assert exc.value.code.startswith("iemdcr-sim: ") and named in exc.value.code
+
+
+def test_switch_without_equals_sign() -> None:
+    with pytest.raises(SystemExit, match="key=value"):
+        cli.build_twin(serve_args("--set", "v1_transaction"))
+
+
+@pytest.mark.parametrize(
+    ("text", "epoch"),
+    [
+        ("0", 0.0),
+        ("1750000000.5", 1_750_000_000.5),
+        ("2025-06-06T09:00:00+00:00", 1_749_200_400.0),
+        ("2025-06-06T09:00:00Z", 1_749_200_400.0),
+        ("2025-06-06T11:00:00+02:00", 1_749_200_400.0),
+    ],
+)
+def test_parse_epoch(text: str, epoch: float) -> None:
+    assert cli.parse_epoch(text) == epoch
+
+
+def test_build_twin_with_meters_ports_profile_switches_and_clock(tmp_path: Path) -> None:
+    state = tmp_path / "deep" / "state"
+    args = serve_args(
+        "--port",
+        "18100",
+        "--meters",
+        "3",
+        "--profile",
+        "iem-dcr-1000",
+        "--set",
+        "v1_transaction=off",
+        "--set",
+        "activation_threshold_A=2.5",
+        "--clock",
+        "virtual",
+        "--epoch",
+        "2025-06-06T09:00:00Z",
+        "--state-dir",
+        str(state),
+        "--journal-size",
+        "7",
+        "--host",
+        "127.0.0.2",
+    )
+    twin = cli.build_twin(args)
+    assert state.is_dir()
+    assert list(twin.slots) == ["1ISA0210000001", "1ISA0210000002", "1ISA0210000003"]
+    assert [slot.port for slot in twin.slots.values()] == [18100, 18101, 18102]
+    assert twin.slot("1ISA0210000001").url == "http://127.0.0.2:18100"
+    meter = twin.slot("1ISA0210000001").meter
+    assert meter.profile.rated_current_A == 1000
+    assert meter.switches.v1_transaction is False and meter.switches.activation_threshold_A == 2.5
+    assert twin.clock.mode == "virtual" and twin.clock.now() == pytest.approx(1_749_200_400.0, abs=1)
+    assert twin.journal_size == 7 and twin.state_dir == state
+    keys = {slot.meter.signer.public_key_hex for slot in twin.slots.values()}
+    assert len(keys) == 3
+
+
+def test_port_zero_gives_every_meter_a_free_port() -> None:
+    twin = cli.build_twin(serve_args("--port", "0", "--meters", "2", "--seed", "x"))
+    assert [slot.port for slot in twin.slots.values()] == [0, 0]
+    assert twin.seed == "x"
+
+
+def test_announce_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    fields = {"serial": "1ISA0200000001", "url": "http://127.0.0.1:8080"}
+    cli.announce("meter", fields, "text")
+    cli.announce("meter", fields, "json")
+    text_line, json_line = capsys.readouterr().out.splitlines()
+    assert text_line == "meter serial=1ISA0200000001 url=http://127.0.0.1:8080"
+    assert json.loads(json_line) == {"event": "meter", **fields}
