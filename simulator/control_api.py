@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import dashboard, events
 from .clock import ClockError
 from .fleet import MeterSlot, Twin, UnknownMeter
 from .model import CATALOGUE
@@ -268,6 +269,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/clock/advance", post_advance)
     r.add_get("/api/meters/{serial}/journal", get_journal, allow_head=False)
     r.add_delete("/api/meters/{serial}/journal", delete_journal)
+    events.add_routes(app)
+    dashboard.add_routes(app)
 
 
 def create_control_app(twin: Twin) -> web.Application:

@@ -1,0 +1,347 @@
+"""The live event stream: state changes, requests and faults of every meter (control-api.md §2, ``/api/events``).
+
+A small in-process pub/sub hub is fed synchronously by ``Meter.listeners`` and ``Journal.listeners``; each
+subscriber owns a bounded queue, so a slow client never blocks the meters nor grows memory without bound: when
+its queue is full, new events are dropped and the subscriber later receives one ``dropped`` event (with the
+count) at the place of the gap, which tells it to reload full state. With nobody subscribed, publishing costs
+one truthiness check, so fleets and benchmarks pay nothing for the stream.
+
+Event shape (one JSON object per Server-Sent Event, ``data:`` line, ``id:`` = ``seq``)::
+
+    {"seq": 7, "type": "state", "serial": "1ISA0200000001", "kind": "load", "data": {...}, "wall_time": ...}
+
+Types: ``hello`` (first event of a stream: meters, intervals), ``state`` (a ``Meter`` listener kind: load, gw,
+tariff, datetime, user, transaction_begin, transaction_end, fault_raised, fault_cleared, power, profile,
+factory_reset), ``request`` (a journal entry of the meter API), ``values`` (live electrical values and
+registers of a meter whose values moved, at most once per ``values_interval_s``), ``dropped`` (``count``
+events were lost by this subscriber). Comment lines (``: ping``) are heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from aiohttp import web
+
+from .fleet import MeterSlot, Twin, UnknownMeter
+from .journal import JournalEntry
+
+log = logging.getLogger("iemdcr.events")
+
+Event = dict[str, Any]
+DEFAULT_QUEUE_SIZE = 1000
+DEFAULT_HEARTBEAT_S = 15.0
+DEFAULT_VALUES_INTERVAL_S = 1.0
+
+
+class StreamClosed(Exception):
+    """The hub was closed (server shutting down): the subscriber should end its stream."""
+
+
+class Subscription:
+    """One subscriber's bounded queue. ``get`` returns events in order, a ``dropped`` marker at a gap."""
+
+    def __init__(self, hub: EventHub, serial: str | None, maxsize: int) -> None:
+        self.hub = hub
+        self.serial = serial
+        self.maxsize = maxsize
+        self._queue: deque[Event] = deque()
+        self._wakeup = asyncio.Event()
+        self._dropped = 0
+        self.dropped_total = 0
+        self.closed = False
+
+    def offer(self, event: Event) -> None:
+        """Queue an event without ever blocking; drop it when the queue is full."""
+        if self.closed or (self.serial is not None and event.get("serial") not in (None, self.serial)):
+            return
+        if len(self._queue) >= self.maxsize:
+            self._dropped += 1
+            self.dropped_total += 1
+            return
+        if self._dropped:
+            # the gap goes before the first event that follows it (queue may hold maxsize + 1 for a moment)
+            self._queue.append(self._dropped_marker())
+        self._queue.append(event)
+        self._wakeup.set()
+
+    def _dropped_marker(self) -> Event:
+        count, self._dropped = self._dropped, 0
+        return {"seq": None, "type": "dropped", "serial": self.serial, "count": count, "wall_time": time.time()}
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def get_nowait(self) -> Event | None:
+        if self._queue:
+            return self._queue.popleft()
+        if self._dropped:
+            return self._dropped_marker()
+        if self.closed:
+            raise StreamClosed
+        return None
+
+    async def get(self) -> Event:
+        while True:
+            event = self.get_nowait()
+            if event is not None:
+                return event
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wakeup.set()
+
+
+class EventHub:
+    """Fan-out of twin events to subscribers. Synchronous ``publish``; everything runs on the event loop."""
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        values_interval_s: float = DEFAULT_VALUES_INTERVAL_S,
+    ) -> None:
+        self.queue_size = queue_size
+        self.heartbeat_s = heartbeat_s
+        self.values_interval_s = values_interval_s
+        self._subscribers: set[Subscription] = set()
+        self._seq = 0
+        self._detach: list[Callable[[], None]] = []
+        self._attached: set[int] = set()
+        self._last_values: dict[str, tuple[Any, ...]] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self.twin: Twin | None = None
+        self.closed = False
+
+    # ---- publishing ------------------------------------------------------------------------------------
+
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._subscribers)
+
+    def publish(self, type_: str, serial: str | None, **fields: Any) -> None:
+        if not self._subscribers:
+            return
+        self._seq += 1
+        event: Event = {"seq": self._seq, "type": type_, "serial": serial, **fields, "wall_time": time.time()}
+        for subscriber in tuple(self._subscribers):
+            subscriber.offer(event)
+
+    @contextlib.contextmanager
+    def subscribe(self, serial: str | None = None, queue_size: int | None = None) -> Iterator[Subscription]:
+        if self.closed:
+            raise StreamClosed
+        subscription = Subscription(self, serial, queue_size or self.queue_size)
+        self._subscribers.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscribers.discard(subscription)
+            subscription.close()
+
+    def close(self) -> None:
+        """End every stream (server shutdown); later subscriptions are refused."""
+        self.closed = True
+        for subscriber in tuple(self._subscribers):
+            subscriber.close()
+
+    # ---- wiring to a twin ----------------------------------------------------------------------------
+
+    def attach(self, twin: Twin) -> None:
+        """Listen to every meter and journal of ``twin`` (call again after adding meters: it is idempotent)."""
+        self.twin = twin
+        for slot in twin.slots.values():
+            if id(slot.meter) not in self._attached:
+                self._attach_slot(slot)
+
+    def _attach_slot(self, slot: MeterSlot) -> None:
+        serial = slot.meter.serial
+        meter, journal = slot.meter, slot.host.journal
+
+        def on_state(kind: str, data: dict[str, Any]) -> None:
+            self.publish("state", serial, kind=kind, data=_jsonable(data))
+
+        def on_request(entry: JournalEntry) -> None:
+            if self._subscribers:
+                self.publish("request", serial, data=entry.as_dict())
+
+        meter.listeners.append(on_state)
+        journal.listeners.append(on_request)
+        self._attached.add(id(meter))
+
+        def detach() -> None:
+            with contextlib.suppress(ValueError):
+                meter.listeners.remove(on_state)
+            with contextlib.suppress(ValueError):
+                journal.listeners.remove(on_request)
+
+        self._detach.append(detach)
+
+    def detach(self) -> None:
+        for undo in self._detach:
+            undo()
+        self._detach.clear()
+        self._attached.clear()
+
+    # ---- live values -----------------------------------------------------------------------------------
+
+    def publish_values(self) -> int:
+        """Publish a ``values`` event for each meter whose values changed since the last one; returns how many."""
+        if not self._subscribers or self.twin is None:
+            return 0
+        sent = 0
+        for serial, slot in self.twin.slots.items():
+            meter = slot.meter
+            quick = (meter.powered, meter.current_A, meter.voltage_V)
+            last = self._last_values.get(serial)
+            if last is not None and last[0] == quick and quick[1] * quick[2] == 0:
+                continue  # no power flows and the inputs did not move: nothing to integrate
+            values = live_values(meter.snapshot())
+            key = (quick, json.dumps(values, sort_keys=True))
+            if last is not None and last[1] == key[1]:
+                self._last_values[serial] = key
+                continue
+            self._last_values[serial] = key
+            self.publish("values", serial, data=values)
+            sent += 1
+        return sent
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.values_interval_s)
+            try:
+                self.publish_values()
+            except Exception:  # a bug here must not end the ticker silently for every dashboard
+                log.exception("publishing live values failed")
+
+    def start_ticker(self) -> None:
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick())
+
+    async def stop_ticker(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
+
+
+def live_values(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The part of a meter snapshot that moves on its own: electrical values, registers, display, clock."""
+    return {
+        "powered": snapshot["powered"],
+        "electrical": snapshot["electrical"],
+        "registers": snapshot["registers"],
+        "display": snapshot["display"],
+        "clock": snapshot["clock"],
+    }
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        json.dumps(data)
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(data, default=str))
+    return data
+
+
+# ---- HTTP: GET /api/events (Server-Sent Events) -------------------------------------------------------------
+
+EVENTS_KEY = web.AppKey("events", EventHub)
+
+
+def format_sse(event: Event) -> bytes:
+    lines = []
+    if event.get("seq") is not None:
+        lines.append(f"id: {event['seq']}")
+    lines.append("data: " + json.dumps(event, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def _events(hub: EventHub, subscription: Subscription) -> AsyncIterator[bytes]:
+    """SSE chunks: the events of ``subscription`` and a heartbeat comment when idle; ends on hub close."""
+    while True:
+        try:
+            async with asyncio.timeout(hub.heartbeat_s):
+                event = await subscription.get()
+        except TimeoutError:
+            yield b": ping\n\n"
+            continue
+        except StreamClosed:
+            return
+        yield format_sse(event)
+
+
+async def get_events(request: web.Request) -> web.StreamResponse:
+    hub = request.app[EVENTS_KEY]
+    twin = hub.twin
+    serial = request.query.get("serial") or None
+    if twin is not None and serial is not None and serial not in twin.slots:
+        raise UnknownMeter(serial)
+    if hub.closed:
+        raise web.HTTPServiceUnavailable(reason="the twin is shutting down")
+    with hub.subscribe(serial) as subscription:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache, no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        meters = [serial] if serial else sorted(twin.slots) if twin else []
+        hello = {
+            "seq": None,
+            "type": "hello",
+            "serial": serial,
+            "meters": meters,
+            "heartbeat_s": hub.heartbeat_s,
+            "values_interval_s": hub.values_interval_s,
+            "wall_time": time.time(),
+        }
+        await response.write(b"retry: 2000\n" + format_sse(hello))
+        try:
+            async for chunk in _events(hub, subscription):
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client went away; its subscription ends with this handler
+    return response
+
+
+def add_routes(
+    app: web.Application,
+    *,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+    values_interval_s: float = DEFAULT_VALUES_INTERVAL_S,
+) -> EventHub:
+    """Register ``GET /api/events`` and the hub's lifecycle on a control app holding a ``Twin``."""
+    from .control_api import TWIN_KEY  # the control app owns the twin key; imported late to avoid a cycle
+
+    hub = EventHub(queue_size=queue_size, heartbeat_s=heartbeat_s, values_interval_s=values_interval_s)
+    app[EVENTS_KEY] = hub
+    app.router.add_get("/api/events", get_events, allow_head=False)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        hub.attach(app[TWIN_KEY])
+        hub.start_ticker()
+        yield
+        await hub.stop_ticker()
+        hub.detach()
+
+    async def on_shutdown(app: web.Application) -> None:
+        hub.close()  # open streams end now, so the server does not wait for them
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(on_shutdown)
+    return hub
