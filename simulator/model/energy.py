@@ -92,8 +92,10 @@ def _piece(current: Ramp, voltage: Ramp, rated: float, p: float, q: float) -> fl
     if abs((i0 + i1) / 2) >= rated:
         i0 = i1 = saturate((i0 + i1) / 2, rated)
     u0, u1 = voltage.on(p, q)
-    di, du = (i1 - i0) / span, (u1 - u0) / span
-    return u0 * i0 * span + (u0 * di + i0 * du) * span**2 / 2 + du * di * span**3 / 3
+    # In the piece's own coordinate s in [0, 1] (no division by a span that may be tiny):
+    # span * integral of (u0 + du*s)(i0 + di*s) ds
+    di, du = i1 - i0, u1 - u0
+    return span * (u0 * i0 + (u0 * di + i0 * du) / 2 + du * di / 3)
 
 
 def joules_to_uj(joules: float) -> int:

@@ -24,13 +24,15 @@ class SignedRecord:
     end_tm: str
     begin_rv: str
     end_rv: str
+    public_key: str = ""  # hex DER; kept so archived records stay verifiable after a factory reset
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SignedRecord:
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+        """Records written before ``public_key`` existed load with it empty."""
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key != "public_key" or key in data})
 
 
 @dataclass(frozen=True)

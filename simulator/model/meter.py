@@ -407,6 +407,7 @@ class Meter:
             end.tm,
             tx.begin.rv,
             end.rv,
+            self.signer.public_key_hex,
         )
         self._memory.add_record(record)
         self.records.append(record)

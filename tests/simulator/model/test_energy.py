@@ -58,6 +58,19 @@ def test_a_step_inside_the_interval_takes_effect_at_the_step() -> None:
     assert integrate(Ramp.constant(100.0, 0.0), voltage_step, RATED, 0.0, 100.0) == (2.0 * MJ, 2.0 * MJ)
 
 
+def test_a_ramp_of_vanishing_duration_gives_finite_energy() -> None:
+    """Regression: a subnormal ramp span made the slope infinite and the energy NaN."""
+    imported, exported = integrate(
+        Ramp.constant(10.0, 0.0), Ramp(0.0, 2.0, 0.0, 1.1125369292536007e-308), RATED, 0.0, 400.0
+    )
+    assert (imported, exported) == (pytest.approx(8000.0), 0.0)
+    time = FakeTime()
+    meter = make_meter(time)
+    meter.set_load(10.0, 400.0, ramp_s=1e-300)
+    time.advance(360)
+    assert meter.get_metervalue()["RD"][0]["RV"] == "00000000.400"
+
+
 def test_current_ramp_crossing_zero_splits_import_and_export() -> None:
     imported, exported = integrate(Ramp(100.0, -100.0, 0.0, 360.0), Ramp.constant(400.0, 0.0), RATED, 0.0, 360.0)
     assert imported == pytest.approx(3.6 * MJ, rel=1e-12)
