@@ -14,7 +14,7 @@ from .model import Meter
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Interceptor = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 # An interceptor that fakes a network fault stores its code here, so the journal names it even on a 200.
-NETWORK_FAULT_KEY = "network_fault"
+NETWORK_FAULT_KEY = web.RequestKey("network_fault", str)
 
 
 @dataclass
