@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from .clock import SimClock
+from .conformance import cli as conformance_cli
 from .control_api import create_control_app
 from .fleet import MeterSpec, Twin
 from .model import PROFILES, Switches
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", help="derive keys from this seed when there is no state dir")
     serve.add_argument("--journal-size", type=positive_int, default=10_000)
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
+    conformance_cli.add_parser(commands)
     return parser
 
 
@@ -158,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"iemdcr-sim: cannot listen: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "conformance":
+        return conformance_cli.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

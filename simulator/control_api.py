@@ -16,6 +16,7 @@ from aiohttp import web
 
 from . import dashboard, events
 from .clock import ClockError
+from .conformance import routes as conformance_routes
 from .fleet import MeterSlot, Twin, UnknownMeter
 from .model import CATALOGUE
 from .model.faults import BY_NAME
@@ -278,6 +279,7 @@ def create_control_app(twin: Twin) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_CONTROL_BODY)
     app[TWIN_KEY] = twin
     add_routes(app)
+    conformance_routes.add_routes(app, TWIN_KEY)
 
     async def twin_lifecycle(app: web.Application) -> Any:
         await twin.start()

@@ -1,0 +1,309 @@
+"""The protocol checks (FAIL when broken): each judges requests against the situation before them.
+
+Rules come from meter-api.md and scenarios.md §4. Times are simulated seconds (``JournalEntry.sim_time``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import ClassVar
+
+from ..journal import JournalEntry
+from .situation import Situation, is_get, is_meter_request, is_post, ok, tx_of
+from .verdicts import CheckState, Verdict
+
+Flag = Callable[[CheckState, str, str, "JournalEntry | None", float], None]
+
+RECEIPT_GRACE_S = 10.0  # an unfetched receipt is judged at the next B, or this long after E
+POLL_GAP_S = 5.0
+POLL_WINDOW_S = 2.0
+POLL_WINDOW_MAX = 10  # more than this many polls within POLL_WINDOW_S: faster than 5 Hz, sustained
+REINIT_MAX_REQUESTS = 10  # requests after power-up without POST gw before it counts as never re-initialised
+STORM_WINDOW_S = 10.0
+STORM_MAX = 6
+STORM_KEYS = 1000
+
+
+class Check:
+    """One rule. Subclasses override the hooks they need."""
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    severity: ClassVar[Verdict] = Verdict.FAIL
+
+    def __init__(self, flag: Flag) -> None:
+        self.state = CheckState(self.id, self.title, self.severity)
+        self._flag = flag
+
+    def found(self, code: str, message: str, entry: JournalEntry | None, sim_time: float | None = None) -> None:
+        self._flag(self.state, code, message, entry, entry.sim_time if sim_time is None else sim_time)
+
+    def on_entry(self, s: Situation, entry: JournalEntry) -> None:
+        """Judge a request (``s`` is the situation before it)."""
+
+    def on_power(self, s: Situation, on: bool, sim_time: float) -> None:
+        """The meter was switched off or on (``s`` is the situation before the event)."""
+
+    def finish(self, s: Situation, now: float) -> None:
+        """Judge what is still pending when a report is made."""
+
+
+class GwOnce(Check):
+    id = "gw_once_per_power_cycle"
+    title = "POST gw is written once per power cycle"
+
+    def __init__(self, flag: Flag) -> None:
+        super().__init__(flag)
+        self._first: int | None = None
+
+    def on_entry(self, s: Situation, entry: JournalEntry) -> None:
+        if not is_post(entry, "gw"):
+            return
+        if s.gw_written:
+            self.found("gw_repeated", f"POST gw again in the same power cycle (written at seq {self._first})", entry)
+        elif ok(entry):
+            self.state.exercised += 1
+            self._first = entry.seq
+
+    def on_power(self, s: Situation, on: bool, sim_time: float) -> None:
+        self._first = None
+
+
+class _BeforeB(Check):
+    """Something that must have happened in this power cycle before every TX B."""
+
+    code: ClassVar[str]
+    missing: ClassVar[str]
+
+    def on_entry(self, s: Situation, entry: JournalEntry) -> None:
+        if tx_of(entry) != "B":
+            return
+        self.state.exercised += 1
+        if not self.satisfied(s):
+            self.found(self.code, f"TX B without {self.missing} since power-up", entry)
+
+    def satisfied(self, s: Situation) -> bool:
+        raise NotImplementedError
+
+
+class GwBeforeB(_BeforeB):
+    id = "gw_before_transaction"
+    title = "POST gw before the first transaction of a power cycle"
+    code = "b_before_gw"
+    missing = "a successful POST gw"
+
+    def satisfied(self, s: Situation) -> bool:
+        return s.gw_written
+
+
+class TimeBeforeB(_BeforeB):
+    id = "time_set_before_begin"
+    title = "Meter time set (POST gw or POST datetime) before TX B"
+    code = "b_without_time"
+    missing = "the time set (POST gw or POST datetime)"
+
+    def satisfied(self, s: Situation) -> bool:
+        return s.time_set
+
+
+class UserBeforeB(_BeforeB):
+    id = "user_before_begin"
+    title = "User block (POST user) before TX B"
+    code = "b_without_user"
+    missing = "a successful POST user"
+
+    def satisfied(self, s: Situation) -> bool:
+        return s.user_set
+
+
+class EBeforeB(Check):
+    """A B while a transaction may be open (first contact, or after a B that may have opened one) needs an E first."""
+
+    id = "end_before_begin"
+    title = "TX E sent before TX B when a transaction may be open"
+
+    def __init__(self, flag: Flag) -> None:
+        super().__init__(flag)
+        self._may_be_open = True  # the driver cannot know what it finds at first contact
+        self._e_sent = False
+        self._covered = False  # an E went out while a transaction may have been open
+
+    def on_entry(self, s: Situation, entry: JournalEntry) -> None:
+        tx = tx_of(entry)
+        if tx == "E":
+            self._e_sent = True
+            self._covered = self._covered or self._may_be_open
+            if ok(entry) or entry.error == "no_transaction":
+                self._may_be_open = False
+        elif tx == "B":
+            if self._may_be_open or self._covered:
+                self.state.exercised += 1
+                if not self._e_sent:
+                    self.found("b_without_e", "TX B while a transaction may be open, without a TX E before it", entry)
+            if _may_have_opened(entry):
+                self._may_be_open, self._e_sent, self._covered = True, False, False
+
+
+def _may_have_opened(begin: JournalEntry) -> bool:
+    """A B opened a transaction, found one open, or its outcome is unknown (5xx, broken answer)."""
+    if ok(begin) or begin.error == "transaction_running":
+        return True
+    return not 400 <= begin.status < 500
+
+
+class NoDatetimeInTransaction(Check):
+    id = "no_datetime_during_transaction"
+    title = "No POST datetime while a transaction runs"
+
+    def on_entry(self, s: Situation, entry: JournalEntry) -> None:
+        if tx_of(entry) == "B" and ok(entry):
+            self.state.exercised += 1
+        elif is_post(entry, "datetime") and (s.tx_open or entry.error == "transaction_running"):
+            self.found("datetime_in_transaction", "POST datetime while a transaction runs", entry)
+
+
+class ReceiptAfterEnd(Check):
+    id = "receipt_after_end"
+    title = "Signed record fetched (GET receipt or transaction) after every successful TX E"
+
+    def __init__(self, flag: Flag) -> None:
+        super().__init__(flag)
+        self._pending: JournalEntry | None = None
+
+    def on_entry(self, s: Situation, entry: JournalEntry) -> None:
+        tx = tx_of(entry)
+        if tx == "E" and ok(entry):
+            self.state.exercised += 1
+            self._pending = entry
+        elif (is_get(entry, "receipt") or is_get(entry, "transaction")) and ok(entry):
+            self._pending = None
+        elif tx == "B" and self._pending is not None:
+            since = self._pending.seq
+            self._unfetched(f"no record fetched between TX E (seq {since}) and the next TX B (seq {entry.seq})")
+
+    def on_power(self, s: Situation, on: bool, sim_time: float) -> None:
+        self._judge_late(sim_time, "and the meter then lost power")
+        self._pending = None  # a fresh grace period would be unfair after a power cut
+
+    def finish(self, s: Situation, now: float) -> None:
+        self._judge_late(now, "by the time of the report")
+
+    def _judge_late(self, now: float, when: str) -> None:
+        if self._pending is not None and now - self._pending.sim_time > RECEIPT_GRACE_S:
+            since = self._pending.seq
+            self._unfetched(f"no record fetched within {RECEIPT_GRACE_S:g} s after TX E (seq {since}) {when}")
+
+    def _unfetched(self, message: str) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.found("receipt_not_fetched", message, pending)
+
+
+class PollingRate(Check):
+    """GET metervalue near 1 Hz; intervals with a clock jump, a power event or a 5xx answer are not judged."""
+
+    id = "polling_rate"
+    title = "GET metervalue near 1 Hz: not faster than 5 Hz sustained, no gap over 5 s while powered"
+
+    def __init__(self, flag: Flag) -> None:
+        super().__init__(flag)
+        self._last: JournalEntry | None = None
+        self._last_key: tuple[int, int] = (-1, -1)
+        self._disturbed = False
+        self._window: deque[float] = deque()
+
+    def on_entry(self, s: Situation, entry: JournalEntry) -> None:
+        if not is_get(entry, "metervalue"):
+            if entry.status >= 500:
+                self._disturbed = True
+            return
+        t = entry.sim_time
+        key = (s.jumps, s.power_epoch)
+        if self._last is not None and key == self._last_key:
+            if not self._disturbed:
+                self.state.exercised += 1
+                gap = t - self._last.sim_time
+                if gap > POLL_GAP_S:
+                    self.found("poll_gap", f"{gap:.1f} s since the previous poll (seq {self._last.seq})", entry)
+        else:
+            self._window.clear()
+        self._window.append(t)
+        while t - self._window[0] > POLL_WINDOW_S:
+            self._window.popleft()
+        if len(self._window) > POLL_WINDOW_MAX:
+            self.found("poll_too_fast", f"{len(self._window)} polls within {POLL_WINDOW_S:g} s (over 5 Hz)", entry)
+        self._last, self._last_key, self._disturbed = entry, key, entry.status >= 500
+
+
+class ReinitAfterPowerCycle(Check):
+    id = "reinit_after_power_cycle"
+    title = "Re-initialisation (POST gw) after a meter power cycle, before using the meter"
+
+    def __init__(self, flag: Flag) -> None:
+        super().__init__(flag)
+        self._since: float | None = None  # power-up time while re-initialisation is awaited
+        self._requests = 0
+
+    def on_power(self, s: Situation, on: bool, sim_time: float) -> None:
+        self._since = sim_time if on else None
+        self._requests = 0
+
+    def on_entry(self, s: Situation, entry: JournalEntry) -> None:
+        if self._since is None or not is_meter_request(entry):
+            return
+        self._requests += 1
+        if is_post(entry, "gw") and ok(entry):
+            self.state.exercised += 1
+            self._since = None
+        elif tx_of(entry) == "B" or is_post(entry, "user") or is_post(entry, "tariff"):
+            self._not_reinitialised(entry, f"{entry.method} {entry.node} before POST gw")
+        elif self._requests > REINIT_MAX_REQUESTS:
+            self._not_reinitialised(entry, f"{self._requests} requests without POST gw")
+
+    def _not_reinitialised(self, entry: JournalEntry, what: str) -> None:
+        self.state.exercised += 1
+        self.found("no_reinit", f"after the meter powered up at sim time {self._since:.3f}: {what}", entry)
+        self._since = None
+
+
+class NoRetryStorm(Check):
+    id = "no_retry_storm"
+    title = "No retry storms (more than 6 identical failing requests within 10 s)"
+
+    def __init__(self, flag: Flag) -> None:
+        super().__init__(flag)
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def on_entry(self, s: Situation, entry: JournalEntry) -> None:
+        if ok(entry):
+            return
+        self.state.exercised += 1
+        key = f"{entry.method} {entry.path} {entry.body!r}"
+        times = self._recent.pop(key, None) or deque()
+        self._recent[key] = times  # most recently failing last
+        while len(self._recent) > STORM_KEYS:
+            self._recent.popitem(last=False)
+        times.append(entry.sim_time)
+        while entry.sim_time - times[0] > STORM_WINDOW_S:
+            times.popleft()
+        if len(times) > STORM_MAX:
+            self.found(
+                "retry_storm",
+                f"{len(times)} identical failing {entry.method} {entry.node} within {STORM_WINDOW_S:g} s",
+                entry,
+            )
+
+
+PROTOCOL_CHECKS: list[type[Check]] = [
+    GwOnce,
+    GwBeforeB,
+    TimeBeforeB,
+    UserBeforeB,
+    EBeforeB,
+    NoDatetimeInTransaction,
+    ReceiptAfterEnd,
+    PollingRate,
+    ReinitAfterPowerCycle,
+    NoRetryStorm,
+]

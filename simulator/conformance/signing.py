@@ -1,0 +1,120 @@
+"""Ed25519 signatures over conformance reports, so a report handed to a third party can be checked.
+
+The signed bytes are the report's canonical JSON (sorted keys, compact, UTF-8); the signature block carries
+the public key and its fingerprint (first 16 hex digits of SHA-256 over the raw 32-byte key, as the meter's
+key fingerprints are made).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nacl.encoding import HexEncoder
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+ALGORITHM = "Ed25519"
+KEY_FILE = "lab-ed25519.key"
+PUBLIC_FILE = "lab-ed25519.pub"
+
+
+class SigningError(ValueError):
+    """A key or signed document that cannot be used; the message names the file."""
+
+
+def canonical(report: Any) -> bytes:
+    return json.dumps(report, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def fingerprint(public_key: bytes) -> str:
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def load_or_create_key(path: Path) -> tuple[SigningKey, bool]:
+    """The lab key in ``path`` (hex seed); created (mode 0600, public key beside it) when missing."""
+    if path.exists():
+        try:
+            text = path.read_text().strip()
+            return SigningKey(text.encode(), encoder=HexEncoder), False
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise SigningError(f"{path}: not an Ed25519 key file (64 hex digits): {exc}") from None
+    key = SigningKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.encode(HexEncoder).decode() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    path.with_name(PUBLIC_FILE if path.name == KEY_FILE else path.name + ".pub").write_text(
+        key.verify_key.encode(HexEncoder).decode() + "\n"
+    )
+    return key, True
+
+
+def sign_report(report: dict[str, Any], key: SigningKey) -> dict[str, Any]:
+    public = key.verify_key.encode()
+    signature = key.sign(canonical(report)).signature
+    return {
+        "report": report,
+        "signature": {
+            "algorithm": ALGORITHM,
+            "public_key": public.hex(),
+            "fingerprint": fingerprint(public),
+            "value": signature.hex(),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Verification:
+    valid: bool
+    fingerprint: str | None
+    reason: str
+
+
+def verify_document(document: Any, pinned: bytes | str | None = None) -> Verification:
+    """Check a signed report; ``pinned`` is the expected public key (32 bytes) or its fingerprint (hex)."""
+    if not isinstance(document, dict) or not isinstance(document.get("signature"), dict) or "report" not in document:
+        return Verification(False, None, "not a signed conformance report (needs 'report' and 'signature')")
+    block = document["signature"]
+    if block.get("algorithm") != ALGORITHM:
+        return Verification(False, None, f"unsupported signature algorithm {block.get('algorithm')!r}")
+    try:
+        public = bytes.fromhex(str(block.get("public_key")))
+        signature = bytes.fromhex(str(block.get("value")))
+        verify_key = VerifyKey(public)
+    except (ValueError, TypeError) as exc:
+        return Verification(False, None, f"malformed public key or signature: {exc}")
+    print_ = fingerprint(public)
+    if block.get("fingerprint") != print_:
+        return Verification(False, print_, "the embedded fingerprint does not match the embedded public key")
+    if pinned is not None:
+        expected = pinned if isinstance(pinned, str) else fingerprint(pinned)
+        if expected.lower() != print_:
+            return Verification(False, print_, f"signed by {print_}, not by the expected signer {expected.lower()}")
+    try:
+        verify_key.verify(canonical(document["report"]), signature)
+    except (BadSignatureError, ValueError):
+        return Verification(False, print_, "the signature does not match the report: it was altered or mis-signed")
+    return Verification(True, print_, "signature valid")
+
+
+def parse_pinned_key(text: str) -> bytes | str:
+    """A public key as 64 hex digits (or raw 32 bytes in a file), or a 16-hex-digit fingerprint."""
+    value = text.strip().lower()
+    if len(value) == 64 and _is_hex(value):
+        return bytes.fromhex(value)
+    if len(value) == 16 and _is_hex(value):
+        return value
+    raise SigningError("expected an Ed25519 public key (64 hex digits) or its fingerprint (16 hex digits)")
+
+
+def _is_hex(value: str) -> bool:
+    return all(c in "0123456789abcdef" for c in value)
