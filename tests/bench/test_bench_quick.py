@@ -36,6 +36,8 @@ def test_quick_bench_prints_a_table_and_writes_every_key(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
     assert set(results) >= KEYS
-    for key in KEYS - {"scenario_suite_s"}:
+    # fleet_p99_ms is null when even the smallest step missed its limit on a loaded machine: not asserted.
+    for key in KEYS - {"scenario_suite_s", "fleet_p99_ms"}:
         assert isinstance(results[key], int | float), key
+    assert results["fleet_steps"], "the fleet bench ran no step"
     assert "metervalue_ratio_keepalive" in done.stdout
