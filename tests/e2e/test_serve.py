@@ -1,0 +1,273 @@
+"""End to end: the real ``iemdcr-sim serve`` process, a charger's sequence over HTTP, restarts and signals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pyocmf import OCMF
+
+from tests.e2e.conftest import Sim, SimFactory, parse_line
+
+GW = {"CT": "EVSEID", "CI": "DE*ISA*E0001", "TM": "2025-06-06T09:26:24,000+0100"}
+USER = {"IS": True, "IL": "VERIFIED", "IF": ["RFID_PLAIN"], "IT": "ISO14443", "ID": "04A1B2C3", "US": True}
+TARIFF = {"TT": "0.49 EUR/kWh"}
+JSON_HEADERS = {"Content-Type": "application/json"}  # libcurl sends it on GET too
+
+
+class Charger:
+    """A charger's HTTP calls to one meter plus the lab's calls to the control port."""
+
+    def __init__(self, session: aiohttp.ClientSession, sim: Sim, index: int = 0) -> None:
+        self.session = session
+        self.meter_url = sim.meters[index].url
+        self.control = sim.control
+        self.serial = sim.meters[index].serial
+
+    async def meter(self, method: str, node: str, body: Any = None, *, version: str = "v1") -> tuple[int, bytes]:
+        url = f"{self.meter_url}/counter/{version}/ocmf/{node}"
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        async with self.session.request(method, url, data=data, headers=JSON_HEADERS) as resp:
+            return resp.status, await resp.read()
+
+    async def get(self, node: str) -> Any:
+        status, raw = await self.meter("GET", node)
+        assert status == 200, raw
+        return json.loads(raw)
+
+    async def post(self, node: str, body: Any, expect: int = 200) -> Any:
+        status, raw = await self.meter("POST", node, body)
+        assert status == expect, raw
+        return json.loads(raw)
+
+    async def text(self, node: str, *, version: str = "v1") -> bytes:
+        status, raw = await self.meter("GET", node, version=version)
+        assert status == 200, raw
+        return raw
+
+    async def lab(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.session.request(method, self.control + path, json=body) as resp:
+            raw = await resp.read()
+            assert resp.status == 200, raw
+            return json.loads(raw)
+
+    async def meter_state(self) -> Any:
+        return await self.lab("GET", f"/api/meters/{self.serial}")
+
+    async def load(self, **body: float) -> None:
+        await self.lab("PUT", f"/api/meters/{self.serial}/load", body)
+
+    async def advance(self, seconds: float) -> None:
+        await self.lab("POST", "/api/clock/advance", {"seconds": seconds})
+
+    async def freeze_clock(self) -> None:
+        assert (await self.lab("PUT", "/api/clock", {"rate": 0}))["rate"] == 0
+
+    async def charge(self, current: float, seconds: float) -> bytes:
+        """B, load, advance, load off, E, GET receipt."""
+        assert await self.post("receipt", {"TX": "B"}) == {"TX": "B", "XT": True}
+        await self.load(current_A=current, voltage_V=400)
+        await self.advance(seconds)
+        await self.load(current_A=0)
+        assert await self.post("receipt", {"TX": "E"}) == {"TX": "E", "XT": False}
+        return await self.text("receipt")
+
+
+def verify(record: bytes, public_key: str) -> dict[str, Any]:
+    """pyocmf strict: parses, signature true, no Eichrecht errors; returns the payload."""
+    text = record.decode("ascii")
+    parsed = OCMF.from_string(text, strict=True)
+    assert parsed.verify_signature(public_key) is True
+    assert parsed.check_eichrecht(errors_only=True) == []
+    payload: dict[str, Any] = json.loads(text.split("|")[1])
+    return payload
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    # like libcurl in EVerest: a new TCP connection per request
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        yield session
+
+
+async def test_charger_sequence_power_cycle_sigkill_and_restart(
+    sim_factory: SimFactory, state_dir: Path, session: aiohttp.ClientSession
+) -> None:
+    sim = sim_factory("--clock", "virtual", "--state-dir", str(state_dir))
+    assert sim.clock == "virtual" and len(sim.meters) == 1
+    charger = Charger(session, sim)
+    await charger.freeze_clock()  # time moves only by /api/clock/advance, so energy is exact
+
+    # a charger's init
+    gw = await charger.get("gw")
+    assert (gw["CT"], gw["CI"], gw["TM"][-2:]) == ("", "", " U")
+    assert await charger.post("gw", GW) == {**GW, "TM": GW["TM"] + " I"}
+    assert (await charger.post("gw", GW, expect=428))["error"] == "gw_already_set"
+    assert await charger.post("tariff", TARIFF) == TARIFF
+    key = await charger.get("publickey")
+    assert key["SA"] == "ECDSA-secp256r1-SHA256"
+    public_key = key["PK"]
+    assert hashlib.sha256(bytes.fromhex(public_key)).hexdigest()[:16] == sim.meter.fingerprint
+    value = await charger.get("metervalue")
+    assert (value["MS"], value["XT"], value["ST"]) == (sim.meter.serial, False, "G")
+    assert await charger.post("user", USER) == USER
+
+    # first transaction: 100 A at 400 V for 6 minutes = 4 kWh
+    assert await charger.post("receipt", {"TX": "B"}) == {"TX": "B", "XT": True}
+    await charger.load(current_A=100, voltage_V=400)
+    await charger.advance(360)
+    value = await charger.get("metervalue")
+    assert value["XT"] is True
+    assert value["RD"][2]["WV"] == "00000004.000"
+    assert (value["I"], value["U2"], value["P"]) == (100, 400, 40000)
+    await charger.load(current_A=0)
+    assert await charger.post("receipt", {"TX": "E"}) == {"TX": "E", "XT": False}
+    first = await charger.text("receipt")
+    payload = verify(first, public_key)
+    assert payload["PG"] == "T1"
+    assert (payload["CT"], payload["CI"], payload["ID"], payload["TT"]) == (
+        "EVSEID",
+        GW["CI"],
+        "04A1B2C3",
+        "0.49 EUR/kWh",
+    )
+    assert [r["TX"] for r in payload["RD"]] == ["B", "E"]
+    assert [r["RV"] for r in payload["RD"]] == ["00000000.000", "00000004.000"]
+
+    # second transaction: PG + 1; v1 and v2 transaction are the last receipt byte for byte
+    second = await charger.charge(50, 180)
+    payload = verify(second, public_key)
+    assert payload["PG"] == "T2"
+    assert [r["RV"] for r in payload["RD"]] == ["00000004.000", "00000005.000"]
+    assert await charger.text("transaction") == second
+    assert await charger.text("transaction", version="v2") == second
+    assert not second.endswith(b"\n")
+
+    # power cycle: volatile state is gone, non-volatile stays
+    await charger.lab("POST", f"/api/meters/{charger.serial}/power-cycle")
+    gw = await charger.get("gw")
+    assert (gw["CT"], gw["TM"][-2:]) == ("", " U")
+    assert (await charger.get("metervalue"))["RD"][2]["WV"] == "00000000.000"
+    status, raw = await charger.meter("GET", "receipt")
+    assert (status, json.loads(raw)["error"]) == (404, "no_record")
+    assert await charger.text("transaction") == second
+    assert (await charger.post("gw", GW))["CT"] == "EVSEID"
+    registers = (await charger.meter_state())["registers"]
+    assert registers["import_kWh"] == "00000005.000"
+
+    # SIGKILL, then restart on the same state dir: the same meter
+    assert sim.signal(signal.SIGKILL) == -signal.SIGKILL
+    again = sim_factory("--clock", "virtual", "--state-dir", str(state_dir))
+    assert (again.meter.serial, again.meter.fingerprint) == (sim.meter.serial, sim.meter.fingerprint)
+    charger = Charger(session, again)
+    await charger.freeze_clock()
+    assert (await charger.get("publickey"))["PK"] == public_key
+    assert await charger.text("transaction") == second
+    assert await charger.text("transaction", version="v2") == second
+    state = await charger.meter_state()
+    assert state["pagination"] == {"next": 3}
+    assert state["registers"]["import_mWh"] >= registers["import_mWh"]
+    assert state["clock"]["status"] == "U" and state["gw"]["written"] is False
+
+    # and it goes on counting: PG 3, begin not below the last signed end
+    await charger.post("gw", GW)
+    await charger.post("user", USER)
+    third = await charger.charge(100, 90)
+    payload = verify(third, public_key)
+    assert payload["PG"] == "T3"
+    assert payload["RD"][0]["RV"] >= "00000005.000"
+    assert payload["RD"][1]["RV"] == "00000006.000"
+
+
+async def test_sigterm_shuts_down_cleanly_and_keeps_the_registers(
+    sim_factory: SimFactory, state_dir: Path, session: aiohttp.ClientSession
+) -> None:
+    sim = sim_factory("--clock", "virtual", "--state-dir", str(state_dir))
+    charger = Charger(session, sim)
+    await charger.freeze_clock()
+    await charger.load(current_A=100, voltage_V=400)
+    await charger.advance(90)  # 1 kWh, no transaction: persisted only by the shutdown checkpoint
+    assert sim.signal(signal.SIGTERM) == 0
+    assert "shutting down" in sim.stderr()
+    assert "Traceback" not in sim.stderr()
+    saved = json.loads((state_dir / sim.meter.serial / "state.json").read_text())
+    assert saved["import_uj"] >= 3_600_000 * 1_000_000
+
+    again = sim_factory("--clock", "virtual", "--state-dir", str(state_dir))
+    charger = Charger(session, again)
+    assert (await charger.get("metervalue"))["RD"][0]["RV"] == "00000001.000"
+    assert again.signal(signal.SIGINT) == 0
+
+
+async def test_three_meters_have_distinct_serials_ports_and_keys(
+    sim_factory: SimFactory, state_dir: Path, session: aiohttp.ClientSession
+) -> None:
+    sim = sim_factory("--meters", "3", "--clock", "virtual", "--state-dir", str(state_dir))
+    assert [m.serial for m in sim.meters] == ["1ISA0200000001", "1ISA0200000002", "1ISA0200000003"]
+    assert len({m.url for m in sim.meters}) == 3
+    assert len({m.fingerprint for m in sim.meters}) == 3
+    keys = set()
+    for index, line in enumerate(sim.meters):
+        charger = Charger(session, sim, index)
+        assert (await charger.get("metervalue"))["MS"] == line.serial
+        key = (await charger.get("publickey"))["PK"]
+        assert hashlib.sha256(bytes.fromhex(key)).hexdigest()[:16] == line.fingerprint
+        keys.add(key)
+    assert len(keys) == 3
+    listed = await Charger(session, sim).lab("GET", "/api/meters")
+    assert [(m["serial"], m["url"]) for m in listed["meters"]] == [(m.serial, m.url) for m in sim.meters]
+    assert sorted(p.name for p in state_dir.iterdir()) == [m.serial for m in sim.meters]
+
+
+async def test_json_startup_lines_and_seeded_keys(sim_factory: SimFactory, session: aiohttp.ClientSession) -> None:
+    first = sim_factory("--log-format", "json", "--seed", "lab", "--profile", "iem-dcr-1500", "--clock", "virtual")
+    events = [json.loads(line) for line in first.lines]
+    assert [e["event"] for e in events] == ["meter", "control"]
+    assert events[0]["serial"] == first.meter.serial == "1ISA0215000001"
+    assert events[0]["model"] == "IEM-DCR-1500-1000-32-00-006-B_000"
+    assert first.signal(signal.SIGTERM) == 0
+    for line in first.stderr().splitlines():
+        assert isinstance(json.loads(line), dict)  # logs are JSON too
+    # without a state dir, the same seed gives the same key
+    second = sim_factory("--seed", "lab", "--profile", "iem-dcr-1500")
+    assert second.meter.fingerprint == first.meter.fingerprint
+    assert second.clock == "real"
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "simulator", *args], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["serve", "--set", "nope=1", "--port", "0", "--control-port", "0"], "nope"),
+        (["serve", "--port", "70000"], "--port"),
+        (["serve", "--control-port", "-3"], "--control-port"),
+        (["serve", "--meters", "0"], "--meters"),
+        (["serve", "--set", "v1_transaction=perhaps", "--port", "0", "--control-port", "0"], "v1_transaction"),
+    ],
+)
+def test_bad_flags_exit_non_zero_naming_the_flag(args: list[str], named: str) -> None:
+    result = _run_cli(*args)
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_parse_line() -> None:
+    assert parse_line("control url=http://127.0.0.1:1 clock=virtual\n") == (
+        "control",
+        {"url": "http://127.0.0.1:1", "clock": "virtual"},
+    )
