@@ -1,0 +1,85 @@
+"""``iemdcr-sim conformance report|verify`` against a control app on a real port (the CLI runs in a thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from simulator.cli import main
+from simulator.conformance.signing import KEY_FILE, PUBLIC_FILE
+from tests.simulator.helpers import GW
+
+from .conftest import SERIAL, Lab
+
+
+def control_url(lab: Lab) -> str:
+    return str(lab.control.make_url("")).rstrip("/")
+
+
+async def run_cli(*argv: str) -> int:
+    return await asyncio.to_thread(main, list(argv))
+
+
+async def test_report_then_verify(lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    await lab.init()
+    await lab.post("gw", GW)
+    out = tmp_path / "report.json"
+    state = tmp_path / "state"
+    url = control_url(lab)
+    assert await run_cli("conformance", "report", "--url", url, "--serial", SERIAL, "--out", str(out),
+                         "--state-dir", str(state)) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "Overall verdict: FAIL" in printed and str(out) in printed
+    document: dict[str, Any] = json.loads(out.read_text())
+    assert document["report"]["meter"]["serial"] == SERIAL
+    fingerprint = document["signature"]["fingerprint"]
+
+    assert await run_cli("conformance", "verify", str(out)) == 0
+    assert fingerprint in capsys.readouterr().out
+    pub = state / PUBLIC_FILE
+    assert await run_cli("conformance", "verify", str(out), "--key", str(pub)) == 0
+    assert await run_cli("conformance", "verify", str(out), "--key", fingerprint) == 0
+    capsys.readouterr()
+
+    other = SigningKey.generate().verify_key.encode().hex()
+    assert await run_cli("conformance", "verify", str(out), "--key", other) == 1
+    assert "not by the expected signer" in capsys.readouterr().err
+
+    document["report"]["verdict"] = "PASS"
+    out.write_text(json.dumps(document))
+    assert await run_cli("conformance", "verify", str(out)) == 1
+    err = capsys.readouterr().err
+    assert str(out) in err and "INVALID" in err
+
+
+async def test_report_reuses_a_given_key_file(lab: Lab, tmp_path: Path) -> None:
+    key = SigningKey.generate()
+    key_file = tmp_path / KEY_FILE
+    key_file.write_text(key.encode().hex() + "\n")
+    out = tmp_path / "r.json"
+    url = control_url(lab)
+    assert await run_cli("conformance", "report", "--url", url, "--serial", SERIAL, "--out", str(out),
+                         "--key", str(key_file)) == 0  # fmt: skip
+    assert json.loads(out.read_text())["signature"]["public_key"] == key.verify_key.encode().hex()
+
+
+async def test_errors_name_the_file_or_url(lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.json"
+    assert await run_cli("conformance", "verify", str(missing)) == 1
+    assert str(missing) in capsys.readouterr().err
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    assert await run_cli("conformance", "verify", str(garbage)) == 1
+    assert "garbage.json is not JSON" in capsys.readouterr().err
+    url = control_url(lab)
+    key = str(tmp_path / "k")
+    assert await run_cli("conformance", "report", "--url", url, "--serial", "1ISA0000000099", "--key", key) == 1
+    assert "404" in capsys.readouterr().err
+    assert await run_cli("conformance", "report", "--url", "http://127.0.0.1:9", "--serial", SERIAL,
+                         "--key", key) == 1  # fmt: skip
+    assert "cannot reach" in capsys.readouterr().err
