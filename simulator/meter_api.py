@@ -53,6 +53,17 @@ def json_response(data: dict[str, Any]) -> web.Response:
     return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), content_type="application/json")
 
 
+class _Rendered:
+    """The last metervalue body of one meter and the key it was rendered for."""
+
+    def __init__(self) -> None:
+        self.key: tuple[object, ...] | None = None
+        self.body = b""
+
+
+_RENDERED = web.AppKey("metervalue_rendered", _Rendered)
+
+
 def text_response(text: str) -> web.Response:
     return web.Response(body=text.encode(), content_type="text/plain", charset="utf-8")
 
@@ -83,6 +94,18 @@ async def _read_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Refusal(400, "bad_json", "the body must be a JSON object, not " + type(body).__name__)
     return body
+
+
+async def _get_metervalue(request: web.Request) -> web.StreamResponse:
+    """GET metervalue, rendered at most once per meter millisecond while nothing else changes."""
+    meter = request.app[HOST_KEY].meter
+    rendered = request.app[_RENDERED]
+    if rendered.key is not None and rendered.key == meter.metervalue_key(meter.meter_tm()):
+        return web.Response(body=rendered.body, content_type="application/json")
+    data = meter.get_metervalue()
+    rendered.body = json.dumps(data, separators=(",", ":")).encode()
+    rendered.key = meter.metervalue_key(data["TM"])
+    return web.Response(body=rendered.body, content_type="application/json")
 
 
 async def _get_receipt(request: web.Request) -> web.StreamResponse:
@@ -148,9 +171,11 @@ def create_meter_app(host: MeterHost) -> web.Application:
     """The app one meter serves on its own port."""
     app = web.Application(middlewares=[_device_middleware], client_max_size=MAX_BODY)
     app[HOST_KEY] = host
+    app[_RENDERED] = _Rendered()
     router = app.router
     for node, getter in JSON_GET.items():
-        router.add_get(BASE + node, _get_json(getter), allow_head=False)
+        handler = _get_metervalue if node == "metervalue" else _get_json(getter)
+        router.add_get(BASE + node, handler, allow_head=False)
     for node, poster in JSON_POST.items():
         router.add_post(BASE + node, _post_json(poster))
     router.add_get(BASE + "receipt", _get_receipt, allow_head=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 
@@ -97,6 +98,7 @@ def format_xc(xc: tuple[int, int, int, int]) -> str:
     return f"0x{xc[0]:04X}, 0x{xc[1]:08X}, 0x{xc[2]:02X}, 0x{xc[3]:02X}"
 
 
+@functools.lru_cache(maxsize=256)
 def combined_xc(active: frozenset[str]) -> str:
     """OR the XC fields of every active fault."""
     fields = [0, 0, 0, 0]
@@ -106,12 +108,14 @@ def combined_xc(active: frozenset[str]) -> str:
     return format_xc((fields[0], fields[1], fields[2], fields[3]))
 
 
+@functools.lru_cache(maxsize=256)
 def worst(active: frozenset[str]) -> Fault | None:
     """The most severe active fault: it decides ST and EF."""
     candidates = [fault for fault in CATALOGUE if fault.name in active]
     return max(candidates, key=lambda fault: fault.severity) if candidates else None
 
 
+@functools.lru_cache(maxsize=256)
 def fault_bits(active: frozenset[str]) -> int:
     """XS bits 8+ : one per active fault in catalogue order."""
     bits = 0

@@ -287,6 +287,28 @@ class Meter:
     def get_publickey(self) -> dict[str, Any]:
         return {"SA": "ECDSA-secp256r1-SHA256", "PK": self.signer.public_key_hex}
 
+    def metervalue_key(self, tm: str) -> tuple[object, ...]:
+        """What ``get_metervalue`` shows besides meter time ``tm``: equal keys give an equal reading.
+
+        Adapters may reuse a rendered reading while the key stays the same (a reading is taken at most once
+        per meter millisecond); the registers only move when something integrates, which changes the key.
+        """
+        return (
+            self,
+            tm,
+            self.import_uj,
+            self.export_uj,
+            self._current,
+            self._voltage,
+            self.faults,
+            self.transaction,
+            self.gw_written,
+            self._tx_import_mwh,
+            self._tx_export_mwh,
+            self.switches,
+            self.powered,
+        )
+
     def get_metervalue(self) -> dict[str, Any]:
         self._integrate()
         st, ef = self._status()

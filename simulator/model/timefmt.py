@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -45,10 +47,26 @@ def parse_tm(text: object, key: str = "TM") -> tuple[float, int]:
 
 def format_tm(epoch: float, offset_minutes: int) -> str:
     """Format epoch seconds at a UTC offset, milliseconds truncated."""
-    moment = datetime.fromtimestamp(epoch, _zone(offset_minutes))
-    sign = "+" if offset_minutes >= 0 else "-"
+    fraction, whole = math.modf(epoch)
+    micros = round(fraction * 1e6)  # rounded as datetime.fromtimestamp rounds
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:
+        whole, micros = whole - 1, micros + 1_000_000
+    prefix = _second_prefix(int(whole), offset_minutes)
+    return f"{prefix},{micros // 1000:03d}{_offset_text(offset_minutes)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_prefix(seconds: int, offset_minutes: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of a whole second (cached: meters are read many times a second)."""
+    return f"{datetime.fromtimestamp(seconds, _zone(offset_minutes)):%Y-%m-%dT%H:%M:%S}"
+
+
+@functools.lru_cache(maxsize=256)
+def _offset_text(offset_minutes: int) -> str:
     hours, minutes = divmod(abs(offset_minutes), 60)
-    return f"{moment:%Y-%m-%dT%H:%M:%S},{moment.microsecond // 1000:03d}{sign}{hours:02d}{minutes:02d}"
+    return f"{'+' if offset_minutes >= 0 else '-'}{hours:02d}{minutes:02d}"
 
 
 def _zone(offset_minutes: int) -> timezone:
