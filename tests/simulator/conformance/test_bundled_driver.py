@@ -1,0 +1,127 @@
+"""The bundled driver against a twin, in-process on one auto-jumping virtual clock: no FAIL where exercised.
+
+Auto-jump makes nearly every polling interval contain a clock jump, so ``polling_rate`` is mostly not judged
+here; the other protocol checks are exercised by init, charges, and a power cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from driver.client import HttpResponse, MeterHttpClient
+from driver.config import DriverConfig
+from driver.driver import IemDcrDriver
+from driver.types import (
+    OCMFIdentificationFlags,
+    OCMFIdentificationLevel,
+    OCMFIdentificationType,
+    OCMFUserIdentificationStatus,
+    TransactionReq,
+    TransactionRequestStatus,
+)
+from simulator.clock import SimClock
+from simulator.conformance import attach, build_report
+from simulator.fleet import MeterSlot, MeterSpec, Twin
+from tests.simulator.helpers import T0
+
+CI = "DE*ISA*E0001"
+
+
+class HeldClient(MeterHttpClient):
+    """Notes activity on the shared clock while a request is in flight, so time never jumps mid-exchange."""
+
+    def __init__(self, base_url: str, timeout_s: float, clock: SimClock) -> None:
+        super().__init__(base_url, timeout_s)
+        self._clock = clock
+
+    async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> HttpResponse:
+        task = asyncio.ensure_future(super().request(method, path, body))
+        while not task.done():
+            self._clock.note_activity()
+            await asyncio.wait({task}, timeout=0.001)
+        return task.result()
+
+
+@pytest.fixture
+async def setup() -> AsyncIterator[tuple[SimClock, Twin, MeterSlot, IemDcrDriver]]:
+    clock = SimClock("virtual", 0.0, T0)
+    jumper = asyncio.create_task(clock.autojump(0.005))
+    twin = Twin(clock, seed="conformance-driver")
+    slot = twin.add_meter(MeterSpec(port=0))
+    attach(slot.host)
+    await twin.start()
+    config = DriverConfig.from_url(slot.url, clock=clock, CI=CI, timezone_handle_DST=False, request_timeout_s=2.0)
+    drv = IemDcrDriver(config, client=HeldClient(config.base_url, config.request_timeout_s, clock))
+    yield clock, twin, slot, drv
+    await drv.stop()
+    await twin.stop()
+    jumper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await jumper
+
+
+def request(level: OCMFIdentificationLevel | None = OCMFIdentificationLevel.VERIFIED) -> TransactionReq:
+    return TransactionReq(
+        evse_id=CI,
+        transaction_id="tx-1",
+        identification_status=OCMFUserIdentificationStatus.ASSIGNED,
+        identification_type=OCMFIdentificationType.ISO14443,
+        identification_flags=[OCMFIdentificationFlags.RFID_PLAIN],
+        identification_level=level,
+        identification_data="04A1B2C3",
+    )
+
+
+async def one_charge(clock: SimClock, slot: MeterSlot, drv: IemDcrDriver, req: TransactionReq) -> None:
+    assert (await drv.start_transaction(req)).status == TransactionRequestStatus.OK
+    slot.meter.set_load(50.0, 400.0)
+    await clock.sleep(120)
+    slot.meter.set_load(0.0)
+    assert (await drv.stop_transaction("tx-1")).status == TransactionRequestStatus.OK
+
+
+async def test_bundled_driver_earns_no_fail(setup: tuple[SimClock, Twin, MeterSlot, IemDcrDriver]) -> None:
+    clock, twin, slot, drv = setup
+    await drv.start()
+    await asyncio.wait_for(drv.wait_for("initialised"), 10)
+    await one_charge(clock, slot, drv, request())
+    await clock.sleep(30)
+    await one_charge(clock, slot, drv, request())
+    with drv.subscribe(["initialised"]) as events:
+        await twin.power_cycle(slot.meter.serial)
+        await asyncio.wait_for(events.get(), 10)
+    await one_charge(clock, slot, drv, request())
+    await clock.sleep(30)
+
+    report = build_report(attach(slot.host))
+    verdicts = {check["id"]: check["verdict"] for check in report["checks"]}
+    assert "FAIL" not in verdicts.values(), report
+    assert "WARN" not in verdicts.values(), report
+    for exercised in (
+        "gw_once_per_power_cycle",
+        "gw_before_transaction",
+        "time_set_before_begin",
+        "user_before_begin",
+        "end_before_begin",
+        "receipt_after_end",
+        "reinit_after_power_cycle",
+    ):
+        assert verdicts[exercised] == "PASS", (exercised, report)
+
+
+async def test_bundled_driver_without_a_level_warns_not_billable(
+    setup: tuple[SimClock, Twin, MeterSlot, IemDcrDriver],
+) -> None:
+    clock, _, slot, drv = setup
+    await drv.start()
+    await asyncio.wait_for(drv.wait_for("initialised"), 10)
+    await one_charge(clock, slot, drv, request(level=None))
+    report = build_report(attach(slot.host))
+    verdicts = {check["id"]: check["verdict"] for check in report["checks"]}
+    assert verdicts["identification_level"] == "WARN"
+    assert "FAIL" not in verdicts.values(), report
