@@ -1,0 +1,478 @@
+"""The driver against a real twin (meter API over TCP on 127.0.0.1), both on one auto-jumping virtual clock.
+
+Nothing here waits on wall-clock seconds: the twin's SimClock is virtual at rate 0 and jumps to the next
+pending wake-up whenever nothing happened for a few real milliseconds (`SimClock.autojump`). The driver
+gets the same clock, and an HTTP client that keeps noting activity while a request is in flight, so time
+never jumps in the middle of an exchange. The driver never imports the simulator; only this test does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from pyocmf import OCMF
+
+from driver.client import HttpResponse, MeterHttpClient
+from driver.config import DriverConfig
+from driver.driver import IemDcrDriver
+from driver.events import DriverEvent
+from driver.types import (
+    OCMFIdentificationFlags,
+    OCMFIdentificationLevel,
+    OCMFIdentificationType,
+    OCMFUserIdentificationStatus,
+    TransactionReq,
+    TransactionRequestStatus,
+)
+from simulator.clock import SimClock
+from simulator.fleet import MeterSlot, MeterSpec, Twin
+from simulator.journal import JournalEntry
+
+OK = TransactionRequestStatus.OK
+UNEXPECTED = TransactionRequestStatus.UNEXPECTED_ERROR
+NOT_SUPPORTED = TransactionRequestStatus.NOT_SUPPORTED
+EPOCH = 1_750_000_000.0  # 2025-06-15T15:06:40Z
+CI = "DE*ISA*E0001"  # an EVSEID, so records pass pyocmf's Eichrecht checks with CT EVSEID
+RFID = "04A1B2C3"  # an ISO14443 UID: 8 hex characters
+HEALTHY_XC = "0x0000, 0x00000000, 0x00, 0x00"
+TM_WITHOUT_LETTER = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d{3}[+-]\d{4}$")
+
+
+class HeldClient(MeterHttpClient):
+    """The driver's HTTP client, noting activity on the shared clock while a request is in flight."""
+
+    def __init__(self, base_url: str, timeout_s: float, clock: SimClock) -> None:
+        super().__init__(base_url, timeout_s)
+        self._clock = clock
+
+    async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> HttpResponse:
+        task = asyncio.ensure_future(super().request(method, path, body))
+        try:
+            while not task.done():
+                self._clock.note_activity()
+                await asyncio.wait({task}, timeout=0.001)
+            return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+MakeMeter = Callable[..., Awaitable[MeterSlot]]
+MakeDriver = Callable[..., IemDcrDriver]
+
+
+@pytest.fixture
+async def clock() -> AsyncIterator[SimClock]:
+    sim_clock = SimClock("virtual", 0.0, EPOCH)
+    jumper = asyncio.create_task(sim_clock.autojump(0.005))
+    yield sim_clock
+    jumper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await jumper
+
+
+@pytest.fixture
+async def twin(clock: SimClock) -> AsyncIterator[Twin]:
+    sim = Twin(clock, seed="driver-against-twin")
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+def make_meter(twin: Twin) -> MakeMeter:
+    """Add one meter (firmware switches as keywords) and start the twin: one call per test."""
+
+    async def make(**switches: Any) -> MeterSlot:
+        slot = twin.add_meter(MeterSpec(port=0, switches=switches))
+        await twin.start()
+        return slot
+
+    return make
+
+
+@pytest.fixture
+async def slot(make_meter: MakeMeter) -> MeterSlot:
+    return await make_meter()
+
+
+@pytest.fixture
+async def make_driver(clock: SimClock) -> AsyncIterator[MakeDriver]:
+    """Build (not start) drivers on the shared clock; all are stopped at the end of the test."""
+    drivers: list[IemDcrDriver] = []
+
+    def make(url: str, **settings: Any) -> IemDcrDriver:
+        settings.setdefault("CI", CI)
+        settings.setdefault("timezone_handle_DST", False)
+        settings.setdefault("request_timeout_s", 2.0)
+        config = DriverConfig.from_url(url, clock=clock, **settings)
+        drv = IemDcrDriver(config, client=HeldClient(config.base_url, config.request_timeout_s, clock))
+        drivers.append(drv)
+        return drv
+
+    yield make
+    for drv in drivers:
+        await drv.stop()
+
+
+@pytest.fixture
+async def driver(slot: MeterSlot, make_driver: MakeDriver) -> IemDcrDriver:
+    """A started driver that finished its first initialisation against `slot`."""
+    drv = make_driver(slot.url)
+    await drv.start()
+    await asyncio.wait_for(drv.wait_for("initialised"), 10)
+    return drv
+
+
+# ----- helpers --------------------------------------------------------------------------------------------
+
+
+def make_req(**overrides: Any) -> TransactionReq:
+    fields: dict[str, Any] = {
+        "evse_id": CI,
+        "transaction_id": "tx-1",
+        "identification_status": OCMFUserIdentificationStatus.ASSIGNED,
+        "identification_type": OCMFIdentificationType.ISO14443,
+        "identification_flags": [OCMFIdentificationFlags.RFID_PLAIN],
+        "identification_level": OCMFIdentificationLevel.VERIFIED,
+        "identification_data": RFID,
+    }
+    fields.update(overrides)
+    return TransactionReq(**fields)
+
+
+def wire(slot: MeterSlot, since: int = 0, *, polls: bool = False) -> list[JournalEntry]:
+    """The meter-API requests the meter saw after journal seq `since` (metervalue polls left out)."""
+    entries = slot.host.journal.entries(since)
+    return entries if polls else [e for e in entries if e.node != "metervalue"]
+
+
+def calls(entries: list[JournalEntry]) -> list[tuple[str, str, int]]:
+    """(method, node or TX, status) per request: ("POST", "receipt E", 428)."""
+    out = []
+    for e in entries:
+        name = e.path.removeprefix("/counter/")
+        if e.node == "receipt" and e.method == "POST" and isinstance(e.body, dict):
+            name = f"{name} {e.body.get('TX')}"
+        out.append((e.method, name, e.status))
+    return out
+
+
+def payload(record: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(record.split("|")[1])
+    return result
+
+
+async def wait(drv: IemDcrDriver, name: str, predicate: Callable[[DriverEvent], bool] | None = None) -> DriverEvent:
+    """wait_for with a wall-clock guard: the test fails instead of hanging when something is broken."""
+    return await asyncio.wait_for(drv.wait_for(name, predicate), 10)
+
+
+async def charge(clock: SimClock, slot: MeterSlot, current_a: float, voltage_v: float, seconds: float) -> None:
+    """Load on for `seconds` of virtual time, then off (below the activation threshold)."""
+    slot.meter.set_load(current_a, voltage_v)
+    await clock.sleep(seconds)
+    slot.meter.set_load(0.0)
+
+
+# ----- init, restarts, power cycles -----------------------------------------------------------------------
+
+
+async def test_init_against_powered_off_meter_then_power_on(
+    twin: Twin, slot: MeterSlot, make_driver: MakeDriver
+) -> None:
+    serial = slot.meter.serial
+    await twin.set_power(serial, False)
+    drv = make_driver(slot.url)
+    with drv.subscribe() as events:
+        await drv.start()
+        raised = await wait(drv, "communication_fault_raised")
+        assert "initialisation failed" in raised.data and not drv.initialised
+        assert drv.communication_fault_active
+        await twin.set_power(serial, True)
+        initialised = await wait(drv, "initialised")
+        names = []
+        while (event := events.get_nowait()) is not None:
+            names.append(event.name)
+    assert names.index("communication_fault_raised") < names.index("communication_fault_cleared")
+    assert names.index("communication_fault_cleared") < names.index("initialised")
+    assert names.count("initialised") == 1 and "public_key_ocmf" in names
+    assert not drv.communication_fault_active
+    # the retry waited resilience_initial_connection_retry_delay (10 s) of virtual time
+    assert initialised.time - raised.time >= 10.0
+    gw_posts = [e for e in wire(slot) if (e.method, e.node) == ("POST", "gw")]
+    assert [e.status for e in gw_posts] == [200]
+    assert slot.meter.gw_written and slot.meter.ci == CI
+
+
+async def test_driver_restart_without_meter_power_cycle(
+    slot: MeterSlot, make_driver: MakeDriver, clock: SimClock
+) -> None:
+    first = make_driver(slot.url, CI=CI)
+    await first.start()
+    await wait(first, "initialised")
+    await first.stop()
+    since = slot.host.journal.last_seq
+    second = make_driver(slot.url, CI="DE*ISA*E0002")
+    with second.subscribe(["warning", "initialised"]) as events:
+        await second.start()
+        warning = await events.get()
+        assert warning.name == "warning" and "already set" in warning.data
+        assert (await events.get()).name == "initialised"  # init went on
+    init = calls(wire(slot, since))
+    assert init[:2] == [("GET", "v1/ocmf/gw", 200), ("POST", "v1/ocmf/gw", 428)]
+    assert ("GET", "v1/ocmf/publickey", 200) in init
+    assert slot.meter.ci == CI  # frozen until the meter restarts
+    # our time was not written: the first idle poll resynchronises it
+    await clock.sleep(1.5)
+    assert ("POST", "v1/ocmf/datetime", 200) in calls(wire(slot, since))
+    # the next record still carries the CI written by the first driver
+    assert (await second.start_transaction(make_req(evse_id=""))).status is OK
+    stopped = await second.stop_transaction("")
+    assert stopped.status is OK and stopped.signed_meter_value is not None
+    assert payload(stopped.signed_meter_value.signed_meter_data)["CI"] == CI
+
+
+async def test_meter_power_cycle_noticed_from_polls_reinitialises(
+    twin: Twin, slot: MeterSlot, driver: IemDcrDriver
+) -> None:
+    """Fix 11: off and on between two polls; every poll succeeds, only the time status U shows it."""
+    since = slot.host.journal.last_seq
+    with driver.subscribe() as events:
+        await twin.power_cycle(slot.meter.serial)
+        reinit = await wait(driver, "reinitialising")
+        assert "time status is U" in reinit.data
+        await wait(driver, "initialised")
+        names = []
+        while (event := events.get_nowait()) is not None:
+            names.append(event.name)
+    assert "communication_fault_raised" not in names  # the polls never failed
+    assert names.count("public_key_ocmf") == 1
+    gw_posts = [e for e in wire(slot, since) if (e.method, e.node) == ("POST", "gw")]
+    assert [e.status for e in gw_posts] == [200]  # gw rewritten
+    assert slot.meter.gw_written and slot.meter.ci == CI and slot.meter.time_status == "I"
+    assert (await driver.start_transaction(make_req())).status is OK  # the C++ driver: gw_not_set forever
+
+
+async def test_meter_power_cycle_with_off_time_raises_and_recovers(
+    twin: Twin, slot: MeterSlot, driver: IemDcrDriver
+) -> None:
+    since = slot.host.journal.last_seq
+    with driver.subscribe(["communication_fault_raised", "reinitialising", "communication_fault_cleared"]) as events:
+        await twin.power_cycle(slot.meter.serial, off_s=30)
+        await wait(driver, "initialised")
+        seen = []
+        while (event := events.get_nowait()) is not None:
+            seen.append(event)
+    assert [e.name for e in seen] == ["communication_fault_raised", "reinitialising", "communication_fault_cleared"]
+    assert "poll failed" in seen[1].data
+    assert seen[2].time - seen[0].time >= 29.0  # the meter was off for 30 s of virtual time
+    gw_posts = [e for e in wire(slot, since) if (e.method, e.node) == ("POST", "gw")]
+    assert [e.status for e in gw_posts] == [200]
+    assert slot.meter.gw_written
+
+
+async def test_power_failure_during_transaction_then_stop_returns_its_record(
+    twin: Twin, slot: MeterSlot, driver: IemDcrDriver
+) -> None:
+    assert (await driver.start_transaction(make_req())).status is OK
+    await twin.power_cycle(slot.meter.serial)
+    await wait(driver, "initialised")
+    assert not driver.transaction_active
+    stopped = await driver.stop_transaction("")
+    assert stopped.status is OK and stopped.signed_meter_value is not None
+    record = stopped.signed_meter_value.signed_meter_data
+    assert record == slot.meter.records[-1].ocmf and slot.meter.records[-1].reason == "P"
+
+
+# ----- live values and public key -------------------------------------------------------------------------
+
+
+async def test_live_values(slot: MeterSlot, driver: IemDcrDriver, clock: SimClock) -> None:
+    assert (await driver.start_transaction(make_req())).status is OK
+    with driver.subscribe(["powermeter"]) as published:
+        slot.meter.set_load(100.0, 500.0)
+        await clock.sleep(72)  # 50 kW for 72 s: exactly 1000 Wh imported
+        slot.meter.set_load(-40.0)  # export: negative current
+        await clock.sleep(36)  # 20 kW back for 36 s: exactly 200 Wh exported
+        slot.meter.set_load(0.0)
+        done = await wait(driver, "powermeter", lambda e: e.data.current_A.DC == 0.0)
+        values = []
+        while (event := published.get_nowait()) is not None:
+            values.append(event.data)
+    importing = [pm for pm in values if pm.current_A.DC == 100.0]
+    exporting = [pm for pm in values if pm.current_A.DC == -40.0]
+    assert len(importing) >= 60 and len(exporting) >= 30  # about once a second
+    assert {(pm.voltage_V.DC, pm.power_W.total) for pm in importing} == {(500.0, 50_000.0)}
+    assert {(pm.voltage_V.DC, pm.power_W.total) for pm in exporting} == {(500.0, -20_000.0)}
+    imports = [pm.energy_Wh_import.total for pm in importing]
+    assert imports == sorted(imports) and 0 < imports[-1] <= 1000.0
+    pm = done.data
+    assert pm.energy_Wh_import.total == 1000.0  # transaction register RD[2].WV, kWh x 1000
+    assert pm.energy_Wh_export.total == 200.0  # RD[3].WV
+    value = slot.meter.get_metervalue()
+    assert value["RD"][2]["WV"] == "00000001.000" and value["RD"][3]["WV"] == "00000000.200"
+    assert pm.power_W.total == 0.0 and pm.voltage_V.DC == 500.0
+    assert pm.meter_id == slot.meter.serial
+    assert TM_WITHOUT_LETTER.match(pm.timestamp), pm.timestamp
+    assert pm.timestamp == slot.meter.meter_tm(done.time).removesuffix(" I")
+    assert pm.timestamp.endswith("+0100")  # the driver wrote local time at its configured offset
+    assert driver.last_powermeter == pm
+
+
+async def test_public_key_equals_the_meters(slot: MeterSlot, make_driver: MakeDriver) -> None:
+    drv = make_driver(slot.url)
+    await drv.start()
+    event = await wait(drv, "public_key_ocmf")
+    assert event.data == slot.meter.get_publickey()["PK"] == slot.meter.signer.public_key_hex
+    assert drv.public_key == event.data
+
+
+# ----- transactions ---------------------------------------------------------------------------------------
+
+
+async def test_start_stop_happy_path_verified_by_pyocmf(slot: MeterSlot, driver: IemDcrDriver, clock: SimClock) -> None:
+    since = slot.host.journal.last_seq
+    started = await driver.start_transaction(make_req(tariff_text="0.49 EUR/kWh"))
+    assert started.status is OK and started.error is None
+    assert driver.transaction_active
+    await charge(clock, slot, 100.0, 400.0, 36)
+    stopped = await driver.stop_transaction("tx-1")
+    assert stopped.status is OK, stopped
+    smv = stopped.signed_meter_value
+    assert smv is not None
+    assert smv.signed_meter_data == slot.meter.records[-1].ocmf == slot.meter.get_receipt()  # byte for byte
+    assert smv.encoding_method == "OCMF" and smv.signing_method == ""
+    assert smv.public_key == slot.meter.get_publickey()["PK"]
+    parsed = OCMF.from_string(smv.signed_meter_data, strict=True)
+    assert parsed.verify_signature(smv.public_key) is True
+    assert parsed.check_eichrecht(errors_only=True) == []
+    data = payload(smv.signed_meter_data)
+    assert (data["CT"], data["CI"], data["ID"], data["IT"]) == ("EVSEID", CI, RFID, "ISO14443")
+    assert data["RD"][-1]["TX"] == "E"
+    assert calls(wire(slot, since)) == [
+        ("GET", "v1/ocmf/gw", 200),
+        ("POST", "v1/ocmf/receipt E", 428),  # the defensive E, ignored
+        ("POST", "v1/ocmf/user", 200),
+        ("POST", "v1/ocmf/receipt B", 200),
+        ("POST", "v1/ocmf/receipt E", 200),
+        ("GET", "v1/ocmf/receipt", 200),
+    ]
+
+
+async def test_start_while_a_transaction_runs_closes_it_first(slot: MeterSlot, driver: IemDcrDriver) -> None:
+    assert (await driver.start_transaction(make_req(identification_data="AAAA0001"))).status is OK
+    since = slot.host.journal.last_seq
+    assert (await driver.start_transaction(make_req(identification_data="BBBB0002"))).status is OK
+    assert calls(wire(slot, since))[:3] == [
+        ("GET", "v1/ocmf/gw", 200),
+        ("POST", "v1/ocmf/receipt E", 200),  # the old one closed first
+        ("POST", "v1/ocmf/user", 200),
+    ]
+    assert len(slot.meter.records) == 1 and payload(slot.meter.records[0].ocmf)["ID"] == "AAAA0001"
+    stopped = await driver.stop_transaction("")
+    assert stopped.status is OK and stopped.signed_meter_value is not None
+    assert len(slot.meter.records) == 2
+    assert payload(stopped.signed_meter_value.signed_meter_data)["ID"] == "BBBB0002"
+
+
+async def test_evse_id_not_ci_is_not_supported_and_sends_nothing(slot: MeterSlot, driver: IemDcrDriver) -> None:
+    since = slot.host.journal.last_seq
+    response = await driver.start_transaction(make_req(evse_id="DE*XYZ*E9999"))
+    assert response.status is NOT_SUPPORTED
+    assert "CI does not match evse_id" in (response.error or "")
+    assert slot.host.journal.last_seq == since  # not even a poll went out in between
+    assert slot.meter.transaction is None
+
+
+async def test_meter_fault_is_unexpected_error_naming_xc(slot: MeterSlot, driver: IemDcrDriver) -> None:
+    slot.meter.raise_fault("sensor_unit_fault")
+    await wait(driver, "powermeter", lambda e: driver.status_code != HEALTHY_XC)
+    since = slot.host.journal.last_seq
+    response = await driver.start_transaction(make_req())
+    assert response.status is UNEXPECTED
+    assert "0x0001, 0x00000000, 0x00, 0x00" in (response.error or "")
+    assert wire(slot, since) == []
+    slot.meter.clear_fault("sensor_unit_fault")
+    await wait(driver, "powermeter", lambda e: driver.status_code == HEALTHY_XC)
+    assert (await driver.start_transaction(make_req())).status is OK
+
+
+async def test_start_and_stop_refused_above_activation_threshold(slot: MeterSlot, driver: IemDcrDriver) -> None:
+    slot.meter.set_load(20.0, 400.0)
+    await wait(driver, "powermeter", lambda e: e.data.current_A.DC == 20.0)
+    since = slot.host.journal.last_seq
+    refused = await driver.start_transaction(make_req())
+    assert refused.status is UNEXPECTED and "current_above_threshold" in (refused.error or "")
+    begins = [c for c in calls(wire(slot, since)) if c[1] == "v1/ocmf/receipt B"]
+    assert begins == [("POST", "v1/ocmf/receipt B", 428)] * 4  # 1 + 3 retries
+    slot.meter.set_load(0.0)
+    assert (await driver.start_transaction(make_req())).status is OK  # the same command, now below
+    slot.meter.set_load(20.0)
+    since = slot.host.journal.last_seq
+    refused_stop = await driver.stop_transaction("")
+    assert refused_stop.status is UNEXPECTED and "current_above_threshold" in (refused_stop.error or "")
+    assert calls(wire(slot, since, polls=True)) == [("POST", "v1/ocmf/receipt E", 428)] * 4 + [
+        ("GET", "v1/ocmf/metervalue", 200)  # fix 9: one fresh look at XT before giving up
+    ]
+    assert slot.meter.transaction is not None
+    slot.meter.set_load(0.0)
+    stopped = await driver.stop_transaction("")
+    assert stopped.status is OK and stopped.signed_meter_value is not None
+    assert stopped.signed_meter_value.signed_meter_data == slot.meter.records[-1].ocmf
+
+
+async def test_identification_data_or_transaction_id_as_id(slot: MeterSlot, driver: IemDcrDriver) -> None:
+    assert (await driver.start_transaction(make_req(transaction_id="tx-77", identification_data=None))).status is OK
+    assert slot.meter.user is not None and slot.meter.user["ID"] == "tx-77"
+    first = await driver.stop_transaction("tx-77")
+    assert first.signed_meter_value is not None
+    assert payload(first.signed_meter_value.signed_meter_data)["ID"] == "tx-77"
+    assert (await driver.start_transaction(make_req(transaction_id="tx-78", identification_data=""))).status is OK
+    assert slot.meter.user["ID"] == "tx-78"  # empty identification_data counts as absent
+    await driver.stop_transaction("")
+    assert (await driver.start_transaction(make_req(transaction_id="tx-79", identification_data=RFID))).status is OK
+    assert slot.meter.user["ID"] == RFID
+    last = await driver.stop_transaction("")
+    assert last.signed_meter_value is not None
+    assert payload(last.signed_meter_value.signed_meter_data)["ID"] == RFID
+
+
+@pytest.mark.parametrize(("v1_transaction", "nodes"), [(True, ["v1"]), (False, ["v1", "v2"])])
+async def test_stop_with_no_transaction_returns_the_last_record(
+    make_meter: MakeMeter, make_driver: MakeDriver, v1_transaction: bool, nodes: list[str]
+) -> None:
+    slot = await make_meter(v1_transaction=v1_transaction)
+    drv = make_driver(slot.url)
+    await drv.start()
+    await wait(drv, "initialised")
+    assert (await drv.start_transaction(make_req())).status is OK
+    first = await drv.stop_transaction("")
+    since = slot.host.journal.last_seq
+    again = await drv.stop_transaction("")
+    assert again.status is OK, again
+    assert again.signed_meter_value == first.signed_meter_value
+    assert again.signed_meter_value is not None
+    assert again.signed_meter_value.signed_meter_data == slot.meter.get_transaction()
+    expected = [("POST", "v1/ocmf/receipt E", 428)]  # one try, no retries: the last poll said idle
+    expected += [("GET", f"{node}/ocmf/transaction", 200 if node == nodes[-1] else 404) for node in nodes]
+    assert calls(wire(slot, since)) == expected
+
+
+async def test_stop_when_there_never_was_a_transaction(slot: MeterSlot, driver: IemDcrDriver) -> None:
+    since = slot.host.journal.last_seq
+    response = await driver.stop_transaction("")
+    assert response.status is UNEXPECTED
+    assert "Maybe no transaction to return?" in (response.error or "")
+    assert calls(wire(slot, since)) == [
+        ("POST", "v1/ocmf/receipt E", 428),
+        ("GET", "v1/ocmf/transaction", 404),
+        ("GET", "v2/ocmf/transaction", 404),
+    ]
