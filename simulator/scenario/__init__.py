@@ -1,0 +1,17 @@
+"""Scripted scenarios: YAML stories run against a fresh in-process twin and the bundled driver."""
+
+from .loader import Scenario, ScenarioFileError, Step, discover, load_file, load_text
+from .runner import Failure, ScenarioResult, run_all, run_scenario
+
+__all__ = [
+    "Failure",
+    "Scenario",
+    "ScenarioFileError",
+    "ScenarioResult",
+    "Step",
+    "discover",
+    "load_file",
+    "load_text",
+    "run_all",
+    "run_scenario",
+]

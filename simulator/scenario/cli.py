@@ -1,0 +1,99 @@
+"""``iemdcr-sim scenario run [PATHS...] [--junit FILE] [--json FILE] [-k PATTERN]``.
+
+Exit status: 0 when every scenario passes, 1 when one fails, 2 when a file is broken (nothing runs then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fnmatch
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import report
+from .loader import Scenario, ScenarioFileError, discover, load_file
+from .runner import ScenarioResult, run_all
+from .vclock import wall
+
+DEFAULT_PATH = Path("scenarios")
+DEFAULT_JOBS = 4
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``scenario run`` to the ``iemdcr-sim`` sub-commands."""
+    scenario = subparsers.add_parser("scenario", help="run scripted scenarios against an in-process twin")
+    actions = scenario.add_subparsers(dest="scenario_command", required=True)
+    run_parser = actions.add_parser("run", help="run scenario files (default: scenarios/)")
+    run_parser.add_argument("paths", nargs="*", type=Path, help="scenario files or directories")
+    run_parser.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
+    run_parser.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
+    run_parser.add_argument(
+        "-k",
+        dest="pattern",
+        metavar="PATTERN",
+        help="only scenarios whose file stem or name contains PATTERN (or glob)",
+    )
+    run_parser.add_argument("-j", "--jobs", type=int, default=DEFAULT_JOBS, help="scenarios run at once (default 4)")
+    run_parser.add_argument("-v", "--verbose", action="store_true", help="show the driver's and the twin's logs")
+    return scenario
+
+
+def selected(scenario: Scenario, pattern: str | None) -> bool:
+    if not pattern:
+        return True
+    lowered = pattern.lower()
+    haystacks = (scenario.stem.lower(), scenario.name.lower())
+    if any(ch in pattern for ch in "*?["):
+        return any(fnmatch.fnmatchcase(h, lowered) for h in haystacks)
+    return any(lowered in h for h in haystacks)
+
+
+def load_all(paths: list[Path]) -> tuple[list[Scenario], list[str]]:
+    scenarios: list[Scenario] = []
+    problems: list[str] = []
+    files = discover(paths or [DEFAULT_PATH])
+    if not files:
+        problems.append(f"no scenario files in {', '.join(str(p) for p in paths or [DEFAULT_PATH])}")
+    for path in files:
+        try:
+            scenarios.append(load_file(path))
+        except ScenarioFileError as exc:
+            problems.extend(exc.messages)
+    return scenarios, problems
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.CRITICAL,
+        format="%(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    scenarios, problems = load_all(list(args.paths))
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(problems)} problem(s) in scenario files; nothing was run", file=sys.stderr)
+        return 2
+    chosen = [scenario for scenario in scenarios if selected(scenario, args.pattern)]
+    if not chosen:
+        print(f"no scenario matches -k {args.pattern!r}", file=sys.stderr)
+        return 2
+    started = wall()
+    results: list[ScenarioResult] = asyncio.run(_run(chosen, args.jobs))
+    elapsed = wall() - started
+    for result in results:
+        print(report.text(result))
+    failed = [result for result in results if not result.passed]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed in {elapsed:.2f} s wall")
+    if args.junit:
+        args.junit.write_text(report.junit(results, elapsed), encoding="utf-8")
+    if args.json:
+        args.json.write_text(report.as_json(results, elapsed), encoding="utf-8")
+    return 1 if failed else 0
+
+
+async def _run(scenarios: list[Scenario], jobs: int) -> list[ScenarioResult]:
+    return await run_all(scenarios, jobs)

@@ -1,0 +1,301 @@
+"""Scenario files: YAML (safe_load) checked against ``scenarios/schema.json``, then a few semantic checks.
+
+Every problem becomes one message naming the file, the step index and the key, and all of a file's problems
+are reported together, before anything runs (the CLI exits 2).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from driver.config import DriverConfig
+from simulator.model.profiles import Switches
+
+from .durations import parse_duration
+
+SCHEMA_VERSION = 1
+DEFAULT_EPOCH = "2025-06-06T08:00:00+00:00"
+ACTIONS = (
+    "load",
+    "power",
+    "fault",
+    "profile",
+    "advance",
+    "wait",
+    "clock",
+    "mark",
+    "start",
+    "stop",
+    "restart_driver",
+    "expect",
+    "wait_for",
+    "expect_published",
+    "expect_errors",
+    "expect_requests",
+    "expect_record",
+    "expect_records",
+    "expect_meter",
+    "repeat",
+)
+CHECKS = frozenset(a for a in ACTIONS if a.startswith("expect")) | {"wait_for", "mark"}
+SWITCH_KEYS = frozenset(Switches().as_dict())
+DRIVER_DEFAULTS: dict[str, Any] = {"CT": "EVSEID", "CI": "DE*ISA*E0001"}
+
+
+def schema_path() -> Path:
+    """The published schema: ``scenarios/schema.json`` next to the packages."""
+    return Path(__file__).resolve().parents[2] / "scenarios" / "schema.json"
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    with schema_path().open(encoding="utf-8") as handle:
+        loaded: dict[str, Any] = json.load(handle)
+    return loaded
+
+
+class ScenarioFileError(Exception):
+    """A file that cannot run; ``messages`` has one line per problem, each naming file, step and key."""
+
+    def __init__(self, path: Path, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.path = path
+        self.messages = messages
+
+
+@dataclass
+class Step:
+    """One step: its label (``steps[3]`` or ``steps[5].repeat.steps[1]``), its action and its value."""
+
+    label: str
+    action: str
+    value: Any
+    expect: dict[str, Any] | None = None
+    note: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    children: list[Step] = field(default_factory=list)
+
+    @property
+    def is_check(self) -> bool:
+        return self.action in CHECKS
+
+
+@dataclass
+class Scenario:
+    path: Path
+    name: str
+    seed: str
+    epoch: float
+    meter: dict[str, Any]
+    driver: dict[str, Any]
+    steps: list[Step]
+    description: str = ""
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    @property
+    def switches(self) -> dict[str, Any]:
+        return {key: value for key, value in self.meter.items() if key in SWITCH_KEYS}
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """YAML files named by ``paths`` (files, or directories searched for ``*.yaml``/``*.yml``), sorted."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()))
+        else:
+            found.append(path)
+    return found
+
+
+def load_file(path: Path) -> Scenario:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioFileError(path, [f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    return load_text(text, path)
+
+
+def load_text(text: str, path: Path) -> Scenario:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioFileError(path, [f"{path}:{where}: not valid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ScenarioFileError(path, [f"{path}: a scenario is a mapping with version, name and steps"])
+    messages = [f"{path}: {message}" for message in schema_problems(data)]
+    if messages:
+        raise ScenarioFileError(path, messages)
+    problems: list[str] = []
+    scenario = _build(data, path, problems)
+    if problems:
+        raise ScenarioFileError(path, [f"{path}: {message}" for message in problems])
+    return scenario
+
+
+# ---- schema errors as messages -------------------------------------------------------------------------
+
+
+def schema_problems(data: Any) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    return [_message(error) for error in errors]
+
+
+def location(path: list[Any]) -> str:
+    """``['steps', 3, 'start', 'evse']`` → ``step 3 (start): key evse``; top-level keys read ``key meter.profile``."""
+    parts: list[str] = []
+    keys: list[str] = []
+    index = 0
+    while index < len(path):
+        item = path[index]
+        if item in ("steps",) and index + 1 < len(path) and isinstance(path[index + 1], int):
+            step_no = path[index + 1]
+            action = path[index + 2] if index + 2 < len(path) and isinstance(path[index + 2], str) else None
+            parts.append(f"step {step_no}" + (f" ({action})" if action else ""))
+            index += 3 if action else 2
+            if action == "repeat" and index < len(path) and path[index] == "steps":
+                continue
+            keys = [str(p) if not isinstance(p, int) else f"[{p}]" for p in path[index:]]
+            break
+        keys.append(str(item) if not isinstance(item, int) else f"[{item}]")
+        index += 1
+    text = " > ".join(parts)
+    if keys:
+        key = ".".join(keys).replace(".[", "[")
+        text = f"{text}: key {key}" if text else f"key {key}"
+    return text or "top level"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    where = location(list(error.absolute_path))
+    custom = error.schema.get("x-error") if isinstance(error.schema, dict) else None
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        names = ", ".join(unknown) or "?"
+        return f"{where}: unknown key {names}; allowed: {', '.join(allowed)}"
+    if error.validator == "required":
+        return f"{where}: {error.message}"
+    if custom:
+        return f"{where}: {error.instance!r} {custom}" if "duration" in custom else f"{where}: {custom}"
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        best = jsonschema.exceptions.best_match(error.context)
+        return f"{where}: {best.message}"
+    return f"{where}: {error.message}"
+
+
+# ---- building and semantic checks ------------------------------------------------------------------------
+
+
+def _build(data: dict[str, Any], path: Path, problems: list[str]) -> Scenario:
+    epoch_text = data.get("epoch", DEFAULT_EPOCH)
+    try:
+        moment = datetime.fromisoformat(epoch_text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError("no UTC offset")
+        epoch = moment.timestamp()
+    except ValueError as exc:
+        problems.append(f"key epoch: {epoch_text!r} is not ISO 8601 with an offset ({exc})")
+        epoch = 0.0
+    meter = dict(data.get("meter") or {})
+    try:
+        Switches().updated({k: v for k, v in meter.items() if k in SWITCH_KEYS})
+    except ValueError as exc:
+        problems.append(f"key meter: {exc}")
+    driver = {**DRIVER_DEFAULTS, **(data.get("driver") or {})}
+    check_driver(driver, "key driver", problems)
+    steps = _steps(data["steps"], "steps", problems)
+    _check_flow(steps, problems, driver)
+    return Scenario(
+        path=path,
+        name=data["name"],
+        seed=data.get("seed", path.stem),
+        epoch=epoch,
+        meter=meter,
+        driver=driver,
+        steps=steps,
+        description=data.get("description", ""),
+    )
+
+
+def driver_settings(driver: dict[str, Any]) -> dict[str, Any]:
+    """DriverConfig keyword arguments from a scenario's driver block (durations converted)."""
+    settings = {k: v for k, v in driver.items() if k not in ("request_timeout", "host_dst")}
+    settings["request_timeout_s"] = parse_duration(driver.get("request_timeout", "500ms"))
+    host_dst = bool(driver.get("host_dst", False))
+    settings["dst_probe"] = lambda _epoch: host_dst
+    return settings
+
+
+def check_driver(driver: dict[str, Any], where: str, problems: list[str]) -> None:
+    try:
+        DriverConfig(ip_address="127.0.0.1", port_http=1, **driver_settings(driver))
+    except (ValueError, TypeError) as exc:
+        problems.append(f"{where}.{exc}" if ":" in str(exc) else f"{where}: {exc}")
+
+
+def _steps(raw_steps: list[dict[str, Any]], prefix: str, problems: list[str]) -> list[Step]:
+    steps: list[Step] = []
+    for index, raw in enumerate(raw_steps):
+        label = f"step {index}" if prefix == "steps" else f"{prefix} > step {index}"
+        actions = [key for key in raw if key not in ("note", "expect")]
+        if not actions and "expect" in raw:
+            actions = ["expect"]
+        if len(actions) != 1:
+            found = ", ".join(actions) or "none"
+            problems.append(f"{label}: one action per step (found: {found}); actions: {', '.join(ACTIONS)}")
+            continue
+        action = actions[0]
+        expect = raw.get("expect") if action != "expect" else None
+        if expect is not None and action not in ("start", "stop"):
+            problems.append(f"{label} ({action}): key expect only follows start or stop; use a separate step")
+        step = Step(f"{label} ({action})", action, raw[action], expect, raw.get("note"), raw)
+        if action == "repeat":
+            step.children = _steps(raw["repeat"]["steps"], f"{label} (repeat)", problems)
+        if action == "restart_driver" and raw[action]:
+            check_driver({**DRIVER_DEFAULTS, **raw[action]}, f"{step.label}: key restart_driver", problems)
+        steps.append(step)
+    return steps
+
+
+def walk(steps: list[Step]) -> Iterator[Step]:
+    for step in steps:
+        yield step
+        yield from walk(step.children)
+
+
+def _check_flow(steps: list[Step], problems: list[str], driver: dict[str, Any]) -> None:
+    """Marks named before use, ``where`` only on published, a response before a bare expect."""
+    marks: set[str] = set()
+    responded = False
+    for step in walk(steps):
+        value = step.value if isinstance(step.value, dict) else {}
+        since = value.get("since")
+        if since is not None and since not in ("start", "previous") and since not in marks:
+            problems.append(f"{step.label}: key since: {since!r} names no earlier mark (or use start/previous)")
+        if step.action == "mark":
+            marks.add(step.value)
+        if step.action == "wait_for" and "where" in value and value["event"] != "published":
+            problems.append(f"{step.label}: key where only applies to event published")
+        if step.action in ("start", "stop"):
+            responded = True
+        if step.action == "expect" and not responded:
+            problems.append(f"{step.label}: expect checks the previous start/stop response, but none came before")
+        if step.action == "expect_record" and value.get("source", "response") == "response" and not responded:
+            problems.append(f"{step.label}: key source: response, but no start/stop came before")
