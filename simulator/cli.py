@@ -18,17 +18,31 @@ from .clock import SimClock
 from .conformance import cli as conformance_cli
 from .control_api import create_control_app
 from .fleet import MeterSpec, Twin
+from .fleet_file import load_fleet
 from .model import PROFILES, Switches
 from .model.profiles import DEFAULT_PROFILE
+from .security import TOKEN_ENV, token_from_env
 
 log = logging.getLogger("iemdcr")
 
 
+_STANDARD_LOG_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
 class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line; fields passed with ``extra=`` (meter, fault, path...) become keys."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {"time": record.created, "level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        )
+        data = {
+            "time": record.created,
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data.update({key: value for key, value in vars(record).items() if key not in _STANDARD_LOG_FIELDS})
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
 
 
 def configure_logging(fmt: str) -> None:
@@ -96,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", help="derive keys from this seed when there is no state dir")
     serve.add_argument("--journal-size", type=positive_int, default=10_000)
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
+    serve.add_argument(
+        "--fleet", type=Path, metavar="FILE", help="YAML list of meters (port, serial, profile, switches)"
+    )
+    serve.add_argument(
+        "--control-token", help=f"require Authorization: Bearer TOKEN on the control API (or set {TOKEN_ENV})"
+    )
     conformance_cli.add_parser(commands)
     return parser
 
@@ -109,6 +129,15 @@ def build_twin(args: argparse.Namespace) -> Twin:
     if args.state_dir is not None:
         args.state_dir.mkdir(parents=True, exist_ok=True)
     twin = Twin(clock, bind=args.host, state_dir=args.state_dir, seed=args.seed, journal_size=args.journal_size)
+    if args.fleet is not None:
+        try:
+            specs = load_fleet(args.fleet, args.profile, switches)
+            for index, spec in enumerate(specs):
+                twin.add_meter(spec, index)
+        except ValueError as exc:  # FleetFileError, or a serial that collides with a generated one
+            print(f"iemdcr-sim: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        return twin
     for index in range(args.meters):
         port = 0 if args.port == 0 else args.port + index
         twin.add_meter(MeterSpec(port=port, profile=args.profile, switches=switches), index)
@@ -124,7 +153,9 @@ def announce(kind: str, fields: dict[str, Any], fmt: str) -> None:
 
 async def serve(args: argparse.Namespace) -> None:
     twin = build_twin(args)
-    runner = web.AppRunner(create_control_app(twin), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        create_control_app(twin, token=token_from_env(args.control_token)), access_log=None, handle_signals=False
+    )
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.control_port, reuse_address=True)
     await site.start()

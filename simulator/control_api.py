@@ -274,11 +274,22 @@ def add_routes(app: web.Application) -> None:
     dashboard.add_routes(app)
 
 
-def create_control_app(twin: Twin) -> web.Application:
-    """The control app for one twin (its meters are started and stopped with the app)."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_CONTROL_BODY)
+def create_control_app(twin: Twin, *, token: str | None = None) -> web.Application:
+    """The control app for one twin (its meters are started and stopped with the app).
+
+    With ``token``, every control request but the public ones needs ``Authorization: Bearer <token>``.
+    """
+    # These modules build on this one's helpers, so they are imported here rather than at the top.
+    from . import control_records, metrics, network, openapi, security
+
+    middlewares = [error_middleware] + ([security.token_middleware(token)] if token else [])
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_CONTROL_BODY)
     app[TWIN_KEY] = twin
     add_routes(app)
+    network.add_routes(app)
+    control_records.add_routes(app)
+    metrics.add_routes(app, twin)
+    openapi.add_routes(app)
     conformance_routes.add_routes(app, TWIN_KEY)
 
     async def twin_lifecycle(app: web.Application) -> Any:

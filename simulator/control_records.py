@@ -1,0 +1,159 @@
+"""Signed-record history on the control plane: list, S.A.F.E. XML export, faulty next record, factory reset.
+
+Users check the twin's records in the official Transparenzsoftware, so the export is its XML container
+(ocmf.md §4); archived records (from before a factory reset) carry the key that signed them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+from .control_api import ControlError, only_keys, read_body, slot_of
+from .model import Meter, SignedRecord
+from .ocmf import FAULTY_RECORD_KINDS
+
+log = logging.getLogger("iemdcr.control")
+FORMATS = ("json", "safe-xml")
+PG_PATTERN = re.compile(r"T(0|[1-9][0-9]{0,9})")
+
+
+def public_key_of(meter: Meter, record: SignedRecord) -> str | None:
+    """The key that signed the record: kept with it, or the current key for records of that key."""
+    if record.public_key:
+        return record.public_key
+    if record.key_fingerprint == meter.signer.fingerprint:
+        return meter.signer.public_key_hex
+    return None
+
+
+def record_dict(meter: Meter, record: SignedRecord) -> dict[str, Any]:
+    return {
+        "PG": f"T{record.pagination}",
+        "pagination": record.pagination,
+        "reason": record.reason,
+        "begin": {"TM": record.begin_tm, "RV": record.begin_rv},
+        "end": {"TM": record.end_tm, "RV": record.end_rv},
+        "fingerprint": record.key_fingerprint,
+        "public_key": public_key_of(meter, record),
+        "archived": record.key_fingerprint != meter.signer.fingerprint,
+        "ocmf": record.ocmf,
+    }
+
+
+def safe_xml(meter: Meter, records: list[SignedRecord]) -> str:
+    """The Transparenzsoftware container: one ``value`` per record, each holding begin and end."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<values>"]
+    for record in records:
+        key = public_key_of(meter, record) or ""
+        lines += [
+            f'  <value transactionId="{record.pagination}" context="Transaction.End">',
+            f'    <signedData format="OCMF" encoding="plain">{escape(record.ocmf)}</signedData>',
+            f'    <publicKey encoding="hex">{escape(key)}</publicKey>',
+            "  </value>",
+        ]
+    lines.append("</values>")
+    return "\n".join(lines) + "\n"
+
+
+def _select(request: web.Request, meter: Meter) -> list[SignedRecord]:
+    records = list(meter.records)
+    pg = request.query.get("pg")
+    if pg is not None:
+        match = PG_PATTERN.fullmatch(pg)
+        if match is None:
+            raise ControlError(400, "bad_query", "pg must be T followed by the pagination number, e.g. T5")
+        number = int(match.group(1))
+        records = [record for record in records if record.pagination == number]
+    key = request.query.get("key")
+    if key is not None:
+        records = [record for record in records if record.key_fingerprint == key]
+    if (pg is not None or key is not None) and not records:
+        raise ControlError(404, "unknown_record", "no signed record matches pg/key")
+    return records
+
+
+async def get_records(request: web.Request) -> web.StreamResponse:
+    meter = slot_of(request).meter
+    fmt = request.query.get("format", "json")
+    if fmt not in FORMATS:
+        raise ControlError(400, "bad_query", f"format must be one of {', '.join(FORMATS)}")
+    records = _select(request, meter)
+    if fmt == "safe-xml":
+        filename = f"{meter.serial}-records.xml"
+        return web.Response(
+            text=safe_xml(meter, records),
+            content_type="application/xml",
+            headers={"Content-Disposition": f'inline; filename="{filename}"'},
+        )
+    return web.json_response(
+        {
+            "serial": meter.serial,
+            "fingerprint": meter.signer.fingerprint,
+            "records": [record_dict(meter, record) for record in records],
+        }
+    )
+
+
+def _next_record_state(meter: Meter) -> dict[str, Any]:
+    return {"next_record_fault": meter.next_record_fault, "kinds": dict(FAULTY_RECORD_KINDS)}
+
+
+async def get_next_record(request: web.Request) -> web.StreamResponse:
+    return web.json_response(_next_record_state(slot_of(request).meter))
+
+
+async def put_next_record(request: web.Request) -> web.StreamResponse:
+    meter = slot_of(request).meter
+    body = await read_body(request)
+    only_keys(body, {"kind"})
+    kind = body.get("kind")
+    if not isinstance(kind, str) or kind not in FAULTY_RECORD_KINDS:
+        raise ControlError(400, "bad_value", "kind must name a faulty record kind", known=list(FAULTY_RECORD_KINDS))
+    meter.set_next_record_fault(kind)
+    return web.json_response(_next_record_state(meter))
+
+
+async def delete_next_record(request: web.Request) -> web.StreamResponse:
+    meter = slot_of(request).meter
+    meter.set_next_record_fault(None)
+    return web.json_response(_next_record_state(meter))
+
+
+async def post_factory_reset(request: web.Request) -> web.StreamResponse:
+    meter = slot_of(request).meter
+    body = await read_body(request, optional=True)
+    only_keys(body, set())
+    old = meter.signer.fingerprint
+    meter.factory_reset()
+    log.info(
+        "factory reset of %s: key %s replaced by %s",
+        meter.serial,
+        old,
+        meter.signer.fingerprint,
+        extra={"meter": meter.serial, "old_fingerprint": old, "fingerprint": meter.signer.fingerprint},
+    )
+    archived = sum(1 for record in meter.records if record.key_fingerprint != meter.signer.fingerprint)
+    return web.json_response(
+        {
+            "serial": meter.serial,
+            "fingerprint": meter.signer.fingerprint,
+            "public_key": meter.signer.public_key_hex,
+            "previous_fingerprint": old,
+            "archived_records": archived,
+            "pagination": {"next": meter.next_pagination},
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/api/meters/{serial}/records", get_records, allow_head=False)
+    r.add_get("/api/meters/{serial}/next-record", get_next_record, allow_head=False)
+    r.add_put("/api/meters/{serial}/next-record", put_next_record)
+    r.add_delete("/api/meters/{serial}/next-record", delete_next_record)
+    r.add_post("/api/meters/{serial}/factory-reset", post_factory_reset)

@@ -1,0 +1,189 @@
+"""``GET /metrics``: the twin in Prometheus text exposition format (version 0.0.4), written by hand.
+
+Labs scrape a fleet with the Prometheus they already run; a hand-written exposition keeps the twin free of a
+client library. Request counts and latencies come from the journals' listeners (so evicted entries still
+count); transactions, signatures and faults from each meter's counters at scrape time.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from .fleet import MeterSlot, Twin
+from .host import MeterHost
+from .journal import JournalEntry
+from .meter_api import JSON_GET, JSON_POST
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+KNOWN_NODES = frozenset(JSON_GET) | frozenset(JSON_POST) | {"receipt", "transaction"}
+KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+METER_COUNTERS = {
+    "transactions": "Transactions begun",
+    "signatures": "Signed records made",
+    "faults_raised": "Meter faults raised",
+    "power_cycles": "Power-ups after a power-off",
+}
+
+
+class Histogram:
+    """Cumulative-bucket latency histogram of one meter."""
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.buckets[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
+        self.count += 1
+        self.total += seconds
+
+
+class Metrics:
+    """Counters fed by the journals of a twin's meters."""
+
+    def __init__(self, twin: Twin) -> None:
+        self.twin = twin
+        self.requests: Counter[tuple[str, str, str, int]] = Counter()
+        self.latency: dict[str, Histogram] = {}
+        self._hooked: set[int] = set()
+        self.hook()
+
+    def hook(self) -> None:
+        """Listen to every meter's journal (meters added later are picked up at the next scrape)."""
+        for serial, slot in self.twin.slots.items():
+            journal = slot.host.journal
+            if id(journal) not in self._hooked:
+                self._hooked.add(id(journal))
+                self.latency.setdefault(serial, Histogram())
+                journal.listeners.append(self._listener(serial))
+
+    def _listener(self, serial: str) -> Any:
+        def on_entry(entry: JournalEntry) -> None:
+            node = entry.node if entry.node in KNOWN_NODES else "other"
+            method = entry.method if entry.method in KNOWN_METHODS else "other"
+            self.requests[(serial, node, method, entry.status)] += 1
+            self.latency[serial].observe(entry.latency_ms / 1000)
+
+        return on_entry
+
+    def render(self) -> str:
+        self.hook()
+        out: list[str] = []
+        slots = list(self.twin.slots.values())
+        _family(
+            out,
+            "iemdcr_requests_total",
+            "counter",
+            "Meter-API requests by meter, node, method and status "
+            "(status 0: the connection was closed without an answer)",
+        )
+        for (serial, node, method, status), value in sorted(self.requests.items()):
+            out.append(
+                _sample(
+                    "iemdcr_requests_total",
+                    {"meter": serial, "node": node, "method": method, "status": str(status)},
+                    value,
+                )
+            )
+        self._render_latency(out)
+        for name, help_text in METER_COUNTERS.items():
+            metric = f"iemdcr_{name}_total"
+            _family(out, metric, "counter", help_text)
+            out += [_sample(metric, {"meter": s.meter.serial}, s.meter.counters.get(name, 0)) for s in slots]
+        _gauges(out, slots)
+        _family(out, "iemdcr_network_faults_total", "counter", "Network faults injected, by action")
+        for slot in slots:
+            for action, value in sorted(_network_fired(slot).items()):
+                out.append(
+                    _sample("iemdcr_network_faults_total", {"meter": slot.meter.serial, "action": action}, value)
+                )
+        metric = "iemdcr_conformance_findings_total"
+        _family(out, metric, "counter", "Conformance findings raised by the driver's requests, by code")
+        for slot in slots:
+            for code, value in sorted(findings_by_code(slot.host).items()):
+                out.append(_sample(metric, {"meter": slot.meter.serial, "code": code}, value))
+        return "\n".join(out) + "\n"
+
+    def _render_latency(self, out: list[str]) -> None:
+        metric = "iemdcr_request_duration_seconds"
+        _family(out, metric, "histogram", "Meter-API request latency as the twin measured it")
+        for serial, histogram in sorted(self.latency.items()):
+            running = 0
+            for bound, count in zip((*LATENCY_BUCKETS_S, None), histogram.buckets, strict=True):
+                running += count
+                le = "+Inf" if bound is None else repr(bound)
+                out.append(_sample(metric + "_bucket", {"meter": serial, "le": le}, running))
+            out.append(_sample(metric + "_sum", {"meter": serial}, histogram.total))
+            out.append(_sample(metric + "_count", {"meter": serial}, histogram.count))
+
+
+def findings_by_code(host: MeterHost) -> dict[str, int]:
+    """Hook for conformance: the monitor in ``host.notes["conformance"]`` keeps ``counts`` per finding code
+    beyond the journal's ring buffer; without one, the findings on the entries still in the journal count."""
+    counts = getattr(host.notes.get("conformance"), "counts", None)
+    if isinstance(counts, Mapping):
+        return {str(code): int(value) for code, value in counts.items()}
+    found: Counter[str] = Counter()
+    for entry in host.journal.entries():
+        found.update(entry.findings)
+    return dict(found)
+
+
+def _network_fired(slot: MeterSlot) -> dict[str, int]:
+    faults = slot.host.notes.get("network")
+    fired = getattr(faults, "fired", None)
+    return dict(fired) if isinstance(fired, dict) else {}
+
+
+def _gauges(out: list[str], slots: Iterable[MeterSlot]) -> None:
+    slots = list(slots)
+    rows = (
+        ("iemdcr_meter_powered", "1 when the meter is powered", lambda s: int(s.meter.powered)),
+        ("iemdcr_transaction_active", "1 while a transaction runs", lambda s: int(s.meter.transaction is not None)),
+        ("iemdcr_active_faults", "Meter faults currently raised", lambda s: len(s.meter.faults)),
+        ("iemdcr_signed_records", "Signed records in the meter's history", lambda s: len(s.meter.records)),
+        ("iemdcr_import_register_wh", "Absolute import register in Wh", lambda s: s.meter.import_mwh / 1000),
+    )
+    for metric, help_text, value in rows:
+        _family(out, metric, "gauge", help_text)
+        out += [_sample(metric, {"meter": s.meter.serial}, value(s)) for s in slots]
+
+
+def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
+    out.append(f"# HELP {name} {help_text}")
+    out.append(f"# TYPE {name} {kind}")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _sample(name: str, labels: dict[str, str], value: float) -> str:
+    rendered = ",".join(f'{key}="{_escape(text)}"' for key, text in labels.items())
+    return f"{name}{{{rendered}}} {_number(value)}"
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+METRICS_KEY = web.AppKey("metrics", Metrics)
+
+
+async def get_metrics(request: web.Request) -> web.StreamResponse:
+    metrics = request.app[METRICS_KEY]
+    return web.Response(body=metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def add_routes(app: web.Application, twin: Twin) -> None:
+    app[METRICS_KEY] = Metrics(twin)
+    app.router.add_get("/metrics", get_metrics, allow_head=False)

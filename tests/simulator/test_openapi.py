@@ -1,0 +1,83 @@
+"""OpenAPI 3.1 documents: every route the apps register is described, and nothing else is."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+import simulator
+from simulator.control_api import create_control_app
+from simulator.fleet import Twin
+from simulator.host import MeterHost
+from simulator.journal import Journal
+from simulator.meter_api import create_meter_app
+from simulator.openapi import CATALOGUE, METER_DOCUMENT, app_routes, control_document, operation_keys
+from tests.simulator.twin_helpers import S1, json_ok, new_twin
+
+Client = TestClient[Any, Any]
+METHODS = {"get", "put", "post", "patch", "delete", "head", "options"}
+# Routes other modules of the control plane add; described ahead so the document is complete once they land.
+MAY_BE_PENDING = {
+    ("GET", "/"),
+    ("GET", "/static/{path}"),
+    ("GET", "/api/events"),
+    ("GET", "/api/meters/{serial}/conformance"),
+}
+
+
+@pytest.fixture
+def twin() -> Twin:
+    return new_twin()
+
+
+@pytest.fixture
+async def control(aiohttp_client: Callable[[web.Application], Awaitable[Client]], twin: Twin) -> Client:
+    return await aiohttp_client(create_control_app(twin))
+
+
+def described(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(method.upper(), path) for path, item in document["paths"].items() for method in item if method in METHODS}
+
+
+def test_every_control_route_is_in_the_catalogue_and_only_pending_ones_are_missing(twin: Twin) -> None:
+    routes = app_routes(create_control_app(twin))
+    assert routes - operation_keys() == set(), "add these routes to simulator/openapi.py CATALOGUE"
+    assert operation_keys() - routes <= MAY_BE_PENDING
+    assert len(CATALOGUE) == len(operation_keys())  # no operation described twice
+
+
+async def test_served_control_document_matches_the_app_exactly(control: Client) -> None:
+    document = await json_ok(await control.get("/api/openapi.json"))
+    assert document["openapi"] == "3.1.0"
+    assert described(document) == app_routes(control.app)
+    network = document["paths"]["/api/meters/{serial}/network"]["put"]
+    assert network["requestBody"]["content"]["application/json"]["schema"]["required"] == ["rules"]
+    assert {p["name"] for p in network["parameters"]} == {"serial"}
+    assert "401" in network["responses"] and "404" in network["responses"]
+    assert document["paths"]["/healthz"]["get"]["security"] == []
+
+
+def test_operation_ids_are_unique() -> None:
+    ids = [op["operationId"] for item in control_document()["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+
+
+def test_meter_document_describes_exactly_the_meter_app(twin: Twin) -> None:
+    document = json.loads((Path(simulator.__file__).parent / METER_DOCUMENT).read_text(encoding="utf-8"))
+    assert document["openapi"] == "3.1.0"
+    slot = twin.slot(S1)
+    app = create_meter_app(MeterHost(slot.meter, twin.clock, Journal(10)))
+    assert described(document) == app_routes(app)
+    refs = json.dumps(document).split('"$ref": "#/components/schemas/')[1:]
+    assert {ref.split('"')[0] for ref in refs} <= set(document["components"]["schemas"])
+
+
+async def test_meter_document_is_served(control: Client) -> None:
+    document = await json_ok(await control.get("/api/openapi-meter.json"))
+    assert "/counter/v1/ocmf/receipt" in document["paths"]
