@@ -67,7 +67,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def read_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
+        raise ControlError(400, "bad_json", "the body could not be decoded") from None
     if not raw.strip() and optional:
         return {}
     try:

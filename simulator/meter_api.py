@@ -84,7 +84,10 @@ def _post_json(poster: JsonPoster) -> Handler:
 
 
 async def _read_object(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
+        raise Refusal(400, "bad_json", "the body could not be decoded") from None
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deeply nested arrays

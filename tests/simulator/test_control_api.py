@@ -230,6 +230,11 @@ async def test_put_load_bad_bodies_are_400_and_change_nothing(
     assert twin.slot(S1).meter.snapshot() == before
 
 
+async def test_body_not_matching_its_content_encoding_is_400(control: Client) -> None:
+    resp = await control.put(METER + "/load", data=b'{"current_A":1}', headers={"Content-Encoding": "gzip"})
+    await expect_error(resp, 400, "bad_json")
+
+
 async def test_control_body_over_64_kib_is_413(control: Client) -> None:
     raw = json.dumps({"current_A": 1, "pad": "x" * MAX_CONTROL_BODY}).encode()
     await expect_error(await control.put(METER + "/load", data=raw), 413, "body_too_large")
