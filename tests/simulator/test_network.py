@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from simulator.cli import JsonLogFormatter
 from simulator.control_api import create_control_app
 from simulator.fleet import Twin
 from simulator.network import NetworkFaults, parse_rules
@@ -228,3 +231,15 @@ def test_probability_and_count_spend_only_when_applied() -> None:
     assert sum(picks) == 3
     assert faults.rules == []
     assert picks != [True, True, True] + [False] * 37  # some draws lost before the count ran out
+
+
+async def test_injected_faults_are_logged_as_structured_json(
+    control: Client, twin: Twin, device: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    await put_rules(control, [{"action": "status", "status": 500, "count": 1}])
+    with caplog.at_level(logging.INFO, logger="iemdcr.network"):
+        assert await get_status(device, twin, "gw") == 500
+    record = next(r for r in caplog.records if r.name == "iemdcr.network")
+    line = json.loads(JsonLogFormatter().format(record))
+    assert line["meter"] == S1 and line["fault"] == "status"
+    assert line["path"] == "/counter/v1/ocmf/gw" and line["level"] == "INFO"
