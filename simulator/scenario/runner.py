@@ -302,8 +302,8 @@ class ScenarioRun:
         twin, serial = self.twin, self.meter_slot.meter.serial
         assert twin is not None
         with self.clock.hold():
-            if value in ("off", "on"):
-                await twin.set_power(serial, value == "on")
+            if isinstance(value, bool) or value in ("off", "on"):  # YAML 1.1 reads bare on/off as booleans
+                await twin.set_power(serial, value in (True, "on"))
             elif value == "cycle":
                 await twin.power_cycle(serial, 0.0)
             else:
