@@ -65,6 +65,24 @@ class HeldClient(MeterHttpClient):
                     await task
 
 
+@contextlib.asynccontextmanager
+async def held(clock: SimClock) -> AsyncIterator[None]:
+    """Keep virtual time still while the test does real I/O on the twin (closing, reopening a listener)."""
+
+    async def tick() -> None:
+        while True:
+            clock.note_activity()
+            await asyncio.sleep(0.001)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+
+
 MakeMeter = Callable[..., Awaitable[MeterSlot]]
 MakeDriver = Callable[..., IemDcrDriver]
 
@@ -259,6 +277,22 @@ async def test_meter_power_cycle_noticed_from_polls_reinitialises(
     assert [e.status for e in gw_posts] == [200]  # gw rewritten
     assert slot.meter.gw_written and slot.meter.ci == CI and slot.meter.time_status == "I"
     assert (await driver.start_transaction(make_req())).status is OK  # the C++ driver: gw_not_set forever
+
+
+async def test_start_right_after_a_power_cycle_sees_ct_empty_and_reinitialises(
+    twin: Twin, slot: MeterSlot, driver: IemDcrDriver, clock: SimClock
+) -> None:
+    """Fix 11 (and fix 2), the GET gw path: the start comes before any poll could notice the restart."""
+    async with held(clock):
+        await twin.power_cycle(slot.meter.serial)
+        with driver.subscribe(["reinitialising"]) as reinit:
+            refused = await driver.start_transaction(make_req())
+            event = reinit.get_nowait()
+    assert refused.status is UNEXPECTED and "Re-init triggered" in (refused.error or "")
+    assert event is not None and "CT empty" in event.data
+    assert slot.meter.transaction is None
+    await wait(driver, "initialised")
+    assert (await driver.start_transaction(make_req())).status is OK
 
 
 async def test_meter_power_cycle_with_off_time_raises_and_recovers(
@@ -476,3 +510,68 @@ async def test_stop_when_there_never_was_a_transaction(slot: MeterSlot, driver: 
         ("GET", "v1/ocmf/transaction", 404),
         ("GET", "v2/ocmf/transaction", 404),
     ]
+
+
+async def test_fault_ending_the_transaction_before_a_poll_stop_returns_its_record(
+    slot: MeterSlot, driver: IemDcrDriver
+) -> None:
+    """Fix 9 on the twin: the driver believes a transaction runs, E fails, a fresh poll shows XT false."""
+    assert (await driver.start_transaction(make_req())).status is OK
+    since = slot.host.journal.last_seq
+    slot.meter.raise_fault("sensor_unit_fault")  # ends it with reason A; receipts now answer 503
+    assert driver.transaction_active  # no poll since
+    stopped = await driver.stop_transaction("")
+    assert stopped.status is OK, stopped
+    assert stopped.signed_meter_value is not None
+    assert stopped.signed_meter_value.signed_meter_data == slot.meter.records[-1].ocmf
+    assert slot.meter.records[-1].reason == "A"
+    assert calls(wire(slot, since, polls=True)) == [("POST", "v1/ocmf/receipt E", 503)] * 4 + [
+        ("GET", "v1/ocmf/metervalue", 200),
+        ("GET", "v1/ocmf/transaction", 200),
+    ]
+    assert not driver.transaction_active
+
+
+async def test_signature_unit_fault_keeps_the_transaction_open_and_stop_fails(
+    slot: MeterSlot, driver: IemDcrDriver
+) -> None:
+    assert (await driver.start_transaction(make_req())).status is OK
+    slot.meter.raise_fault("signature_unit_fault")
+    stopped = await driver.stop_transaction("")
+    assert stopped.status is UNEXPECTED and "503" in (stopped.error or "")
+    assert slot.meter.transaction is not None and driver.transaction_active
+    slot.meter.clear_fault("signature_unit_fault")
+    stopped = await driver.stop_transaction("")
+    assert stopped.status is OK and stopped.signed_meter_value is not None
+    assert stopped.signed_meter_value.signed_meter_data == slot.meter.records[-1].ocmf
+
+
+async def test_signature_delay_is_covered_by_the_receipt_retries(
+    make_meter: MakeMeter, make_driver: MakeDriver
+) -> None:
+    slot = await make_meter(signature_delay_ms=700)
+    drv = make_driver(slot.url)
+    await drv.start()
+    await wait(drv, "initialised")
+    assert (await drv.start_transaction(make_req())).status is OK
+    since = slot.host.journal.last_seq
+    stopped = await drv.stop_transaction("")
+    assert stopped.status is OK, stopped
+    assert stopped.signed_meter_value is not None
+    assert stopped.signed_meter_value.signed_meter_data == slot.meter.records[-1].ocmf
+    receipts = [(e.status, e.sim_time) for e in wire(slot, since) if (e.method, e.node) == ("GET", "receipt")]
+    assert [status for status, _ in receipts] == [425, 425, 200]  # after 250, 500, 750 ms
+    assert receipts[-1][1] - receipts[0][1] == pytest.approx(0.5)
+
+
+async def test_clock_lost_resynchronises_the_time_once(slot: MeterSlot, driver: IemDcrDriver, clock: SimClock) -> None:
+    slot.meter.raise_fault("clock_lost")
+    reinit = await wait(driver, "reinitialising")
+    assert "time status is U" in reinit.data
+    await wait(driver, "initialised")
+    await clock.sleep(5)
+    assert slot.meter.time_status == "I"  # the driver wrote the time again (POST datetime while idle)
+    reinits = [e for e in driver.events.history if e.name == "reinitialising"]
+    assert len(reinits) == 1  # no re-init loop
+    datetimes = [e for e in wire(slot) if (e.method, e.node) == ("POST", "datetime")]
+    assert [e.status for e in datetimes] == [200]
