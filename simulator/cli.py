@@ -153,6 +153,11 @@ def announce(kind: str, fields: dict[str, Any], fmt: str) -> None:
 
 async def serve(args: argparse.Namespace) -> None:
     twin = build_twin(args)
+    # Handle signals before the startup lines: a supervisor may send SIGTERM as soon as it reads them.
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
     runner = web.AppRunner(
         create_control_app(twin, token=token_from_env(args.control_token)), access_log=None, handle_signals=False
     )
@@ -171,10 +176,6 @@ async def serve(args: argparse.Namespace) -> None:
             args.log_format,
         )
     announce("control", {"url": f"http://{args.host}:{site.port}", "clock": twin.clock.mode}, args.log_format)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     log.info("shutting down")
     await runner.cleanup()

@@ -225,6 +225,13 @@ async def test_three_meters_have_distinct_serials_ports_and_keys(
     listed = await Charger(session, sim).lab("GET", "/api/meters")
     assert [(m["serial"], m["url"]) for m in listed["meters"]] == [(m.serial, m.url) for m in sim.meters]
     assert sorted(p.name for p in state_dir.iterdir()) == [m.serial for m in sim.meters]
+    assert sim.signal(signal.SIGTERM) == 0
+
+
+async def test_sigterm_right_after_the_startup_lines_exits_0(sim_factory: SimFactory) -> None:
+    """A supervisor may stop the twin as soon as it reads the control line."""
+    for _ in range(3):
+        assert sim_factory("--clock", "virtual").signal(signal.SIGTERM) == 0
 
 
 async def test_json_startup_lines_and_seeded_keys(sim_factory: SimFactory, session: aiohttp.ClientSession) -> None:
