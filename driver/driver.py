@@ -196,7 +196,9 @@ class IemDcrDriver:
             return POLL_INTERVAL_S
         self._apply_reading(reading)
         if reading.time_status == "U" and self._time_written:
-            self._lose_init("meter time status is U although the driver set the time: the meter restarted")
+            self._lose_init(
+                "meter time status is U although the driver set the time: the meter restarted or lost its clock"
+            )
             return POLL_INTERVAL_S
         if not reading.transaction_active:
             await self._resync_datetime_if_due()
