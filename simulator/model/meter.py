@@ -119,7 +119,8 @@ class Meter:
         self.gw_written = False
         self.ct = ""
         self.ci = ""
-        self._time_delta = 0.0
+        self._time_written: float | None = None  # the written epoch...
+        self._time_written_at = 0.0  # ...and the simulation time it was written at
         self._tz_minutes = 0
         self.time_status = "U"
         self.tariff = ""
@@ -147,11 +148,12 @@ class Meter:
 
     def meter_tm(self, t: float | None = None) -> str:
         """Meter time with its status letter."""
-        moment = (self._now() if t is None else t) + self._time_delta
+        t = self._now() if t is None else t
+        moment = t if self._time_written is None else self._time_written + (t - self._time_written_at)
         return f"{format_tm(moment, self._tz_minutes)} {self.time_status}"
 
     def _set_time(self, epoch: float, tz_minutes: int) -> None:
-        self._time_delta = epoch - self._now()
+        self._time_written, self._time_written_at = epoch, self._now()
         self._tz_minutes = tz_minutes
         self.time_status = self.switches.time_status_after_set
 

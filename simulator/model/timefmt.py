@@ -16,7 +16,7 @@ _ZONES: dict[int, timezone] = {}
 def parse_tm(text: object, key: str = "TM") -> tuple[float, int]:
     """Return (epoch seconds, UTC offset in minutes) or refuse with 400 ``bad_time``."""
     if not isinstance(text, str):
-        raise bad_request("bad_type", f"{key} must be a string like 2025-06-06T09:26:24,000+0100")
+        raise bad_request("bad_time", f"{key} must be a string like 2025-06-06T09:26:24,000+0100")
     match = _TM.match(text)
     if match is None:
         raise bad_request("bad_time", f"{key} must look like 2025-06-06T09:26:24,000+0100, got {text[:40]!r}")
