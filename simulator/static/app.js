@@ -4,6 +4,8 @@
 
 const TOKEN_KEY = "iemdcr-control-token";
 const REQUESTS_SHOWN = 8;
+const REQUESTS_KEPT = 50; // kept per meter, so hiding the polls still leaves something to show
+const HIDE_POLLS_KEY = "iemdcr-hide-polls";
 const REFRESH_DEBOUNCE_MS = 80;
 
 const meters = new Map(); // serial -> {card, snapshot, requests, refreshTimer, loadFilled}
@@ -76,10 +78,11 @@ function kwhFromText(text) {
 }
 
 function kwhFromMwh(mwh) {
+  // integer mWh -> kWh with 3 decimals, truncated like the meter (1 kWh = 1,000,000 mWh)
   if (typeof mwh !== "number") return "–";
   const sign = mwh < 0 ? "-" : "";
-  const abs = Math.abs(mwh);
-  return `${sign}${Math.floor(abs / 1000)}.${String(abs % 1000).padStart(3, "0")} kWh`;
+  const wh = Math.floor(Math.abs(mwh) / 1000);
+  return `${sign}${Math.floor(wh / 1000)}.${String(wh % 1000).padStart(3, "0")} kWh`;
 }
 
 function clockTime(wallSeconds) {
@@ -233,14 +236,16 @@ function renderRequests(serial) {
   const m = meters.get(serial);
   const list = field(m.card, "requests");
   list.replaceChildren();
-  if (m.requests.length === 0) {
+  const hidePolls = localStorage.getItem(HIDE_POLLS_KEY) === "1";
+  const shown = m.requests.filter((e) => !(hidePolls && e.method === "GET" && /\/metervalue$/.test(e.path)));
+  if (shown.length === 0) {
     const li = document.createElement("li");
     li.className = "empty";
-    li.textContent = "no meter-API requests yet";
+    li.textContent = hidePolls && m.requests.length ? "only metervalue polls" : "no meter-API requests yet";
     list.appendChild(li);
     return;
   }
-  for (const entry of m.requests.slice().reverse()) {
+  for (const entry of shown.slice(-REQUESTS_SHOWN).reverse()) {
     const li = document.createElement("li");
     const node = String(entry.path || "").replace(/^\/counter\/v(\d)\/ocmf\//, (_, v) => (v === "1" ? "" : `v${v}/`));
     const cells = [
@@ -284,8 +289,8 @@ function scheduleRefresh(serial, delay = REFRESH_DEBOUNCE_MS) {
 async function loadRequests(serial) {
   const path = `/api/meters/${encodeURIComponent(serial)}/journal`;
   const head = await api("GET", `${path}?limit=0`);
-  const since = Math.max(0, head.last_seq - REQUESTS_SHOWN);
-  const page = await api("GET", `${path}?since=${since}&limit=${REQUESTS_SHOWN}`);
+  const since = Math.max(0, head.last_seq - REQUESTS_KEPT);
+  const page = await api("GET", `${path}?since=${since}&limit=${REQUESTS_KEPT}`);
   return page.entries;
 }
 
@@ -372,7 +377,7 @@ function onEvent(event) {
     case "request":
       if (m) {
         m.requests.push(event.data);
-        if (m.requests.length > REQUESTS_SHOWN) m.requests.splice(0, m.requests.length - REQUESTS_SHOWN);
+        if (m.requests.length > REQUESTS_KEPT) m.requests.splice(0, m.requests.length - REQUESTS_KEPT);
         renderRequests(event.serial);
       }
       break;
@@ -438,7 +443,17 @@ function setupToken() {
   });
 }
 
+function setupPollFilter() {
+  const box = document.getElementById("hide-polls");
+  box.checked = localStorage.getItem(HIDE_POLLS_KEY) === "1";
+  box.addEventListener("change", () => {
+    localStorage.setItem(HIDE_POLLS_KEY, box.checked ? "1" : "0");
+    for (const serial of meters.keys()) renderRequests(serial);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setupToken();
+  setupPollFilter();
   reload().then(connect);
 });
