@@ -154,36 +154,54 @@ def load_text(text: str, path: Path) -> Scenario:
 def schema_problems(data: Any) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
-    return [_message(error) for error in errors]
+    return [_message(error, data) for error in errors]
 
 
-def location(path: list[Any]) -> str:
-    """``['steps', 3, 'start', 'evse']`` → ``step 3 (start): key evse``; top-level keys read ``key meter.profile``."""
+def _action_of(step: Any) -> str | None:
+    if not isinstance(step, dict):
+        return None
+    actions = [key for key in step if key in ACTIONS and key != "expect"]
+    if len(actions) == 1:
+        return str(actions[0])
+    return "expect" if not actions and "expect" in step else None
+
+
+def location(path: list[Any], data: Any = None) -> str:
+    """``['steps', 3, 'start', 'evse']`` → ``step 3 (start): key evse``; top-level keys read ``key meter.profile``.
+
+    With ``data`` the step's own action is named even when the error sits in its ``expect`` or ``note``.
+    """
     parts: list[str] = []
-    keys: list[str] = []
+    keys: list[Any] = []
+    node = data
     index = 0
     while index < len(path):
         item = path[index]
-        if item in ("steps",) and index + 1 < len(path) and isinstance(path[index + 1], int):
+        if item == "steps" and index + 1 < len(path) and isinstance(path[index + 1], int):
             step_no = path[index + 1]
-            action = path[index + 2] if index + 2 < len(path) and isinstance(path[index + 2], str) else None
+            step = node[item][step_no] if isinstance(node, dict) and isinstance(node.get(item), list) else None
+            action = _action_of(step)
             parts.append(f"step {step_no}" + (f" ({action})" if action else ""))
-            index += 3 if action else 2
+            index += 2
+            if index < len(path) and path[index] == action:
+                index += 1
             if action == "repeat" and index < len(path) and path[index] == "steps":
+                node = step.get("repeat") if isinstance(step, dict) else None
                 continue
-            keys = [str(p) if not isinstance(p, int) else f"[{p}]" for p in path[index:]]
+            keys = list(path[index:])
             break
-        keys.append(str(item) if not isinstance(item, int) else f"[{item}]")
+        keys.append(item)
+        node = node.get(item) if isinstance(node, dict) else None
         index += 1
     text = " > ".join(parts)
     if keys:
-        key = ".".join(keys).replace(".[", "[")
+        key = ".".join(f"[{k}]" if isinstance(k, int) else str(k) for k in keys).replace(".[", "[")
         text = f"{text}: key {key}" if text else f"key {key}"
     return text or "top level"
 
 
-def _message(error: jsonschema.ValidationError) -> str:
-    where = location(list(error.absolute_path))
+def _message(error: jsonschema.ValidationError, data: Any) -> str:
+    where = location(list(error.absolute_path), data)
     custom = error.schema.get("x-error") if isinstance(error.schema, dict) else None
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))

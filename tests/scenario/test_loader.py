@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from simulator.scenario.loader import ScenarioFileError, load_file, load_text, schema, schema_path
+
+GOOD = """
+version: 1
+name: a minimal scenario
+steps:
+  - wait_for: {event: initialised, timeout: 1s}
+  - start: {}
+    expect: {status: OK}
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ScenarioFileError) as caught:
+        load_text(text, Path("scenarios/broken.yaml"))
+    return caught.value.messages
+
+
+def test_a_good_file_loads() -> None:
+    scenario = load_text(GOOD, Path("scenarios/minimal.yaml"))
+    assert scenario.name == "a minimal scenario"
+    assert [step.action for step in scenario.steps] == ["wait_for", "start"]
+    assert scenario.steps[1].expect == {"status": "OK"}
+    assert scenario.seed == "minimal"
+    assert scenario.driver["CI"] == "DE*ISA*E0001"
+
+
+def test_the_published_schema_is_a_valid_versioned_schema() -> None:
+    data = json.loads(schema_path().read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(data)
+    assert data["properties"]["version"] == {"const": 1, "description": "schema version of this file"}
+    assert data["$id"].endswith("/v1.json")
+    assert schema() == data
+
+
+def test_unknown_key_in_a_step_names_file_step_and_key() -> None:
+    messages = problems(GOOD.replace("start: {}", "start: {evse: X}"))
+    assert messages == [
+        "scenarios/broken.yaml: step 1 (start): unknown key evse; allowed: evse_id, identification_data, "
+        "identification_flags, identification_level, identification_status, identification_type, tariff_text, "
+        "transaction_id"
+    ]
+
+
+def test_unknown_top_level_key() -> None:
+    [message] = problems(GOOD + "colour: blue\n")
+    assert message.startswith("scenarios/broken.yaml: top level: unknown key colour; allowed: ")
+
+
+def test_unknown_step_kind_is_an_error() -> None:
+    [message] = problems(GOOD + "  - teleport: 5s\n")
+    assert message.startswith("scenarios/broken.yaml: step 2: unknown key teleport")
+
+
+def test_two_actions_in_one_step() -> None:
+    [message] = problems(GOOD + "  - load: {current_A: 1}\n    advance: 5s\n")
+    assert "step 2: one action per step (found: load, advance)" in message
+
+
+def test_bad_duration_names_step_and_key() -> None:
+    [message] = problems(GOOD.replace("timeout: 1s", "timeout: 1 minute"))
+    assert message == (
+        "scenarios/broken.yaml: step 0 (wait_for): key timeout: "
+        "'1 minute' is not a duration: write 250ms, 30s, 30m or 2h"
+    )
+
+
+def test_errors_inside_repeat_name_both_steps() -> None:
+    text = GOOD + "  - repeat:\n      times: 2\n      steps:\n        - load: {current: 5}\n"
+    [message] = problems(text)
+    assert message.startswith("scenarios/broken.yaml: step 2 (repeat) > step 0 (load): unknown key current")
+
+
+def test_wrong_type_and_wrong_enum() -> None:
+    messages = problems(GOOD.replace("status: OK", "status: FINE").replace("timeout: 1s", "timeout: 5"))
+    assert len(messages) == 2
+    assert "step 0 (wait_for): key timeout" in messages[0]
+    assert "step 1 (start): key expect.status: 'FINE' is not one of" in messages[1]
+
+
+def test_missing_required_keys() -> None:
+    [message] = problems("version: 1\nname: x\n")
+    assert message == "scenarios/broken.yaml: top level: 'steps' is a required property"
+
+
+def test_wrong_version() -> None:
+    [message] = problems(GOOD.replace("version: 1", "version: 2"))
+    assert "key version: 1 was expected" in message
+
+
+def test_driver_config_is_checked_like_the_driver_does() -> None:
+    [message] = problems(GOOD + "driver: {timezone: CET}\n")
+    assert message.startswith("scenarios/broken.yaml: key driver.timezone: 'CET' is not an offset")
+    [message] = problems(GOOD + "driver: {datetime_resync_interval: 30}\n")
+    assert "key driver.datetime_resync_interval: 30 is outside the allowed range 1..24" in message
+
+
+def test_meter_switch_values_are_checked() -> None:
+    [message] = problems(GOOD + "meter: {signature_delay_ms: 1000000}\n")
+    assert "key meter.signature_delay_ms" in message
+
+
+def test_marks_must_exist_before_use() -> None:
+    text = GOOD + "  - expect_requests: {since: later, match: [{method: GET}]}\n  - mark: later\n"
+    [message] = problems(text)
+    assert "step 2 (expect_requests): key since: 'later' names no earlier mark" in message
+
+
+def test_expect_on_a_step_other_than_start_or_stop() -> None:
+    [message] = problems(GOOD + "  - advance: 5s\n    expect: {status: OK}\n")
+    assert "step 2 (advance): key expect only follows start or stop" in message
+
+
+def test_standalone_expect_needs_an_earlier_response() -> None:
+    text = "version: 1\nname: x\nsteps:\n  - expect: {status: OK}\n"
+    [message] = problems(text)
+    assert "step 0 (expect): expect checks the previous start/stop response" in message
+
+
+def test_where_only_on_published() -> None:
+    [message] = problems(GOOD.replace("event: initialised,", "event: initialised, where: {current_A: 1},"))
+    assert "key where only applies to event published" in message
+
+
+def test_invalid_yaml_names_line() -> None:
+    [message] = problems("version: 1\nname: [unclosed\n")
+    assert message.startswith("scenarios/broken.yaml: line ")
+    assert "not valid YAML" in message
+
+
+def test_yaml_on_off_booleans_are_accepted_for_power() -> None:
+    scenario = load_text(GOOD + "  - power: off\n  - power: on\n  - power: {cycle: 2s}\n", Path("p.yaml"))
+    assert [step.value for step in scenario.steps[2:]] == [False, True, {"cycle": "2s"}]
+
+
+def test_all_problems_of_a_file_are_reported_together(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(GOOD.replace("start: {}", "start: {evse: X}") + "  - advance: soon\n", encoding="utf-8")
+    with pytest.raises(ScenarioFileError) as caught:
+        load_file(path)
+    assert len(caught.value.messages) == 2
+    assert all(message.startswith(str(path)) for message in caught.value.messages)
