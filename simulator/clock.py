@@ -9,10 +9,11 @@ threshold (like trio's MockClock), so hours of charging take milliseconds and ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 Mode = Literal["real", "virtual"]
@@ -47,6 +48,7 @@ class SimClock:
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self.activity = 0
+        self._busy = 0
         self.jumps = 0
         self.set(mode, rate if mode == "virtual" else None)
 
@@ -93,8 +95,12 @@ class SimClock:
 
     # ---- waiting -------------------------------------------------------------------------------------
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of simulation time."""
+    async def sleep(self, seconds: float, *, for_busy: bool = False) -> None:
+        """Wait ``seconds`` of simulation time.
+
+        ``for_busy``: the sleeper works on behalf of a ``busy()`` holder (a meter answering with simulated
+        latency while the driver's request is in flight), so while it sleeps that hold does not stop auto-jump.
+        """
         self.activity += 1
         if seconds <= 0:
             await asyncio.sleep(0)
@@ -102,9 +108,24 @@ class SimClock:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self.now() + seconds, next(self._order), future))
         self._reschedule()
+        if for_busy:
+            self._busy -= 1
         try:
             await future
         finally:
+            if for_busy:
+                self._busy += 1
+            self.activity += 1
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Hold auto-jump while real I/O is in flight (a client request, reopening a listener)."""
+        self._busy += 1
+        self.activity += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
             self.activity += 1
 
     def next_deadline(self) -> float | None:
@@ -147,7 +168,7 @@ class SimClock:
             seen = self.activity
             await asyncio.sleep(threshold_s)
             deadline = self.next_deadline()
-            if self.activity == seen and deadline is not None:
+            if self.activity == seen and self._busy <= 0 and deadline is not None:
                 gap = deadline - self.now()
                 if gap > 0:
                     self._anchor_sim += gap

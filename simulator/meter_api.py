@@ -21,7 +21,7 @@ BASE = "/counter/v1/ocmf/"
 V2_TRANSACTION = "/counter/v2/ocmf/transaction"
 MAX_BODY = 8 * 1024
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
-_REQUEST_BODY = "meter_api_request_body"
+_REQUEST_BODY = web.RequestKey("meter_api_request_body", object)
 
 JsonGetter = Callable[[Meter], dict[str, Any]]
 JsonPoster = Callable[[Meter, dict[str, Any]], dict[str, Any]]
@@ -134,7 +134,7 @@ async def _device_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     latency = host.meter.switches.response_latency_ms
     if latency:
-        await host.clock.sleep(latency / 1000)
+        await host.clock.sleep(latency / 1000, for_busy=True)
     try:
         if host.interceptor is not None:
             response = await host.interceptor(request, handler)

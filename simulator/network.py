@@ -227,7 +227,7 @@ class NetworkFaults:
             },
         )
         if rule.action == "delay":
-            await self.host.clock.sleep(rule.delay_ms / 1000)
+            await self.host.clock.sleep(rule.delay_ms / 1000, for_busy=True)
             return await handler(request)
         request[NETWORK_FAULT_KEY] = "network_" + rule.action
         if rule.action == "status":

@@ -52,35 +52,13 @@ class HeldClient(MeterHttpClient):
         self._clock = clock
 
     async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> HttpResponse:
-        task = asyncio.ensure_future(super().request(method, path, body))
-        try:
-            while not task.done():
-                self._clock.note_activity()
-                await asyncio.wait({task}, timeout=0.001)
-            return task.result()
-        finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        with self._clock.busy():
+            return await super().request(method, path, body)
 
 
-@contextlib.asynccontextmanager
-async def held(clock: SimClock) -> AsyncIterator[None]:
+def held(clock: SimClock) -> contextlib.AbstractContextManager[None]:
     """Keep virtual time still while the test does real I/O on the twin (closing, reopening a listener)."""
-
-    async def tick() -> None:
-        while True:
-            clock.note_activity()
-            await asyncio.sleep(0.001)
-
-    ticker = asyncio.create_task(tick())
-    try:
-        yield
-    finally:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+    return clock.busy()
 
 
 MakeMeter = Callable[..., Awaitable[MeterSlot]]
@@ -283,7 +261,7 @@ async def test_start_right_after_a_power_cycle_sees_ct_empty_and_reinitialises(
     twin: Twin, slot: MeterSlot, driver: IemDcrDriver, clock: SimClock
 ) -> None:
     """Fix 11 (and fix 2), the GET gw path: the start comes before any poll could notice the restart."""
-    async with held(clock):
+    with held(clock):
         await twin.power_cycle(slot.meter.serial)
         with driver.subscribe(["reinitialising"]) as reinit:
             refused = await driver.start_transaction(make_req())
