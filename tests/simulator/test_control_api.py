@@ -299,6 +299,8 @@ async def test_power_off_refuses_connections_and_on_restores_the_same_port(
     meters = (await ok(await control.get("/api/meters")))["meters"]
     assert [m["powered"] for m in meters] == [False, True]
     assert await ok(await control.get("/healthz")) == {"ok": True}  # an unpowered meter is not "down"
+    detail = await ok(await control.get(METER))
+    assert detail["powered"] is False and detail["clock"]["time"] is None
     assert await ok(await control.post(METER + "/power", json={"on": False})) == {"powered": False}
 
     assert await ok(await control.post(METER + "/power", json={"on": True})) == {"powered": True}

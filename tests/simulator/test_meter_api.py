@@ -450,7 +450,7 @@ BAD_FIELDS: list[tuple[str, dict[str, Any], str, str]] = [
     ("gw", {"CT": 1}, "bad_type", "CT"),
     ("gw", {"CT": True}, "bad_type", "CT"),
     ("gw", {"CI": ["x"]}, "bad_type", "CI"),
-    ("gw", {"TM": 1749194784}, "bad_type", "TM"),
+    ("gw", {"TM": 1749194784}, "bad_time", "TM"),  # any TM but the format is bad_time (meter-api.md §3.3)
     ("gw", {"CT": ""}, "bad_value", "CT"),
     ("gw", {"CI": "x" * 65}, "bad_value", "CI"),
     ("gw", {"CT": "EVSE|ID"}, "bad_value", "|"),
@@ -468,7 +468,7 @@ BAD_FIELDS: list[tuple[str, dict[str, Any], str, str]] = [
     ("tariff", {"TT": "a|b"}, "bad_value", "|"),
     ("datetime", {"TM": None}, "missing_key", "TM"),
     ("datetime", {"TM": None, "tm": GW_TM}, "missing_key", "TM"),
-    ("datetime", {"TM": 0}, "bad_type", "TM"),
+    ("datetime", {"TM": 0}, "bad_time", "TM"),
     ("datetime", {"TM": "now"}, "bad_time", "TM"),
     ("datetime", {"TM": "2025-06-06T25:26:24,000+0100"}, "bad_time", "TM"),
     ("datetime", {"TM": "2025-06-06T09:26:24,000+2400"}, "bad_time", "TM"),
