@@ -21,6 +21,7 @@ from .fleet import MeterSpec, Twin
 from .fleet_file import load_fleet
 from .model import PROFILES, Switches
 from .model.profiles import DEFAULT_PROFILE
+from .scenario import cli as scenario_cli
 from .security import TOKEN_ENV, token_from_env
 
 log = logging.getLogger("iemdcr")
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--control-token", help=f"require Authorization: Bearer TOKEN on the control API (or set {TOKEN_ENV})"
     )
     conformance_cli.add_parser(commands)
+    scenario_cli.add_parser(commands)
     return parser
 
 
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "conformance":
         return conformance_cli.run(args)
+    if args.command == "scenario":
+        return scenario_cli.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -68,10 +68,14 @@ class ScenarioClock(SimClock):
         self._settlers.append(future)
         await future
 
-    def _busy(self) -> bool:
-        if self._holds:
+    def _is_held(self) -> bool:
+        # SimClock may keep its own busy() counter; a negative one means the meter sleeps on this clock for
+        # a request in flight (SimClock.sleep(for_busy=True)), so that request must not hold time still.
+        base = getattr(self, "_busy", 0)
+        base = base if isinstance(base, int) else 0
+        if self._holds or base > 0:
             return True
-        if self._flights:
+        if self._flights and base == 0:
             return time.monotonic() - min(self._flights.values()) < FLIGHT_HOLD_S
         return False
 
@@ -80,7 +84,7 @@ class ScenarioClock(SimClock):
         while True:
             seen = self.activity
             await asyncio.sleep(threshold_s)
-            if self.activity != seen or self._busy():
+            if self.activity != seen or self._is_held():
                 continue
             if self._settlers:
                 settlers, self._settlers = self._settlers, []

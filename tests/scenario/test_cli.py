@@ -1,0 +1,88 @@
+"""``iemdcr-sim scenario run``: exit codes, selection, reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from simulator.scenario import cli
+
+PASSING = """version: 1
+name: the driver initialises
+steps:
+  - wait_for: {event: initialised, timeout: 1s}
+"""
+FAILING = """version: 1
+name: a stop with nothing to stop is not OK
+steps:
+  - wait_for: {event: initialised, timeout: 1s}
+  - stop: {}
+    expect: {status: OK}
+"""
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="iemdcr-sim")
+    cli.add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["scenario", "run", *argv])
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    (tmp_path / "passing.yaml").write_text(PASSING, encoding="utf-8")
+    (tmp_path / "failing.yaml").write_text(FAILING, encoding="utf-8")
+    return tmp_path
+
+
+def test_exit_0_when_all_pass(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(parse(str(library / "passing.yaml"))) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("PASS  passing ")
+    assert "1 passed, 0 failed" in out
+
+
+def test_exit_1_with_a_failure_story(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(parse(str(library))) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  failing " in out
+    assert "at step 1 (stop)" in out
+    assert "expected: " in out
+    assert "got:      " in out and "Maybe no transaction to return?" in out
+    assert "last requests on the wire:" in out
+    assert "1 passed, 1 failed" in out
+
+
+def test_exit_2_before_running_when_a_file_is_broken(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (library / "broken.yaml").write_text(PASSING.replace("timeout: 1s", "timeout: 1s, colour: red"), encoding="utf-8")
+    assert cli.run(parse(str(library))) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "broken.yaml: step 0 (wait_for): unknown key colour" in captured.err
+    assert "nothing was run" in captured.err
+
+
+def test_k_selects_by_stem_or_name(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(parse(str(library), "-k", "initialises")) == 0
+    assert "1 passed, 0 failed" in capsys.readouterr().out
+    assert cli.run(parse(str(library), "-k", "nothing-matches-this")) == 2
+
+
+def test_junit_and_json_reports(library: Path, tmp_path: Path) -> None:
+    junit, report = tmp_path / "out.xml", tmp_path / "out.json"
+    assert cli.run(parse(str(library), "--junit", str(junit), "--json", str(report))) == 1
+    suite = ET.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    failures = [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None]
+    assert failures == ["failing"]
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert (data["passed"], data["failed"]) == (1, 1)
+    verdicts = {Path(s["path"]).stem: s["verdict"] for s in data["scenarios"]}
+    assert verdicts == {"failing": "FAIL", "passing": "PASS"}
+    failing = next(s for s in data["scenarios"] if s["verdict"] == "FAIL")
+    assert failing["failure"]["step"] == "step 1 (stop)"
+    assert failing["sim_seconds"] >= 0
+    assert failing["failure"]["requests"]

@@ -1,0 +1,94 @@
+"""The runner's own behaviour: failure stories, checks that must fail, virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from simulator.scenario import ScenarioResult, load_text, run_all, run_scenario
+
+
+def run(text: str, name: str = "probe") -> ScenarioResult:
+    return asyncio.run(run_scenario(load_text(text, Path(f"{name}.yaml"))))
+
+
+HEAD = """
+version: 1
+name: probe
+steps:
+  - wait_for: {event: initialised, timeout: 1s}
+"""
+
+
+def test_a_failed_expect_tells_step_expected_got_and_last_requests() -> None:
+    result = run(HEAD + "  - load: {current_A: 25, voltage_V: 400}\n  - start: {}\n    expect: {status: OK}\n")
+    assert not result.passed
+    failure = result.failure
+    assert failure is not None
+    assert failure.step == "step 2 (start)"
+    assert "'status': 'OK'" in failure.expected or '"status":"OK"' in failure.expected
+    assert "status UNEXPECTED_ERROR" in failure.got
+    assert "current_above_threshold" in failure.got
+    assert any("POST /counter/v1/ocmf/receipt" in line and "428" in line for line in failure.requests)
+    assert result.steps_run == 2
+
+
+def test_wait_for_times_out_in_simulated_time() -> None:
+    result = run(HEAD + "  - wait_for: {event: reinitialising, timeout: 2h}\n")
+    assert not result.passed
+    assert result.failure is not None
+    assert "not within 2h of simulated time" in result.failure.got
+    assert result.sim_seconds >= 7200
+    assert result.wall_seconds < 30
+
+
+def test_advance_jumps_and_wait_lets_the_driver_poll() -> None:
+    text = HEAD + (
+        "  - mark: a\n  - advance: 1h\n  - expect_published: {since: a, count: {lte: 2}}\n"
+        "  - mark: b\n  - wait: 20s\n  - expect_published: {since: b, count: {gte: 19, lte: 21}}\n"
+    )
+    result = run(text)
+    assert result.passed, result.failure and result.failure.story()
+    assert 3620 <= result.sim_seconds <= 3625
+
+
+def test_expect_requests_absent_fails_when_present() -> None:
+    result = run(HEAD + "  - expect_requests: {absent: [{method: POST, path: gw}]}\n")
+    assert result.failure is not None
+    assert "POST gw should be absent, found 1" in result.failure.got
+
+
+def test_record_checks_fail_on_wrong_fields() -> None:
+    expect = "{record: {verifies: true, pagination: T7, fields: {CI: X}}}"
+    text = HEAD + f"  - start: {{}}\n  - stop: {{}}\n    expect: {expect}\n"
+    result = run(text)
+    assert result.failure is not None
+    assert "PG: expected T7, got T1" in result.failure.got
+    assert 'payload.CI: expected "X"' in result.failure.got
+
+
+def test_verifies_false_fails_for_a_good_record() -> None:
+    result = run(HEAD + "  - start: {}\n  - stop: {}\n  - expect_record: {verifies: false}\n")
+    assert result.failure is not None
+    assert "expected not to verify, but pyocmf accepts it" in result.failure.got
+
+
+def test_expect_meter_reports_the_differing_key() -> None:
+    result = run(HEAD + "  - expect_meter: {gw: {CI: nope}}\n")
+    assert result.failure is not None
+    assert result.failure.got == 'meter.gw.CI: expected "nope", got "DE*ISA*E0001"'
+
+
+def test_runner_errors_become_failures_not_crashes() -> None:
+    result = run(HEAD + "  - fault: {network: [{action: delay}]}\n")
+    assert result.failure is not None
+    assert "delay_ms is required" in result.failure.got
+
+
+def test_scenarios_run_concurrently_with_their_own_clocks() -> None:
+    quick = load_text(HEAD, Path("quick.yaml"))
+    long = load_text(HEAD + "  - advance: 5h\n", Path("long.yaml"))
+    results = asyncio.run(run_all([long, quick], limit=2))
+    assert [Path(r.path).stem for r in results] == ["long", "quick"]
+    assert all(r.passed for r in results)
+    assert results[0].sim_seconds >= 5 * 3600 > results[1].sim_seconds
