@@ -176,8 +176,8 @@ class Meter:
 
     def load_targets(self) -> dict[str, float]:
         return {
-            "current_A": self._current.end,
-            "voltage_V": self._voltage.end,
+            "target_current_A": self._current.end,
+            "target_voltage_V": self._voltage.end,
             "ramp_until": max(self._current.t1, self._voltage.t1),
         }
 

@@ -354,7 +354,7 @@ def test_load_targets_and_omitted_values_keep_their_value() -> None:
     assert meter.voltage_V == 400.0
     meter.set_load(voltage_V=800.0, ramp_s=10)
     assert meter.current_A == 20.0
-    assert meter.load_targets() == {"current_A": 20.0, "voltage_V": 800.0, "ramp_until": T0 + 10}
+    assert meter.load_targets() == {"target_current_A": 20.0, "target_voltage_V": 800.0, "ramp_until": T0 + 10}
     time.advance(5)
     assert meter.voltage_V == 600.0
     meter.set_load(voltage_V=0.0, ramp_s=6)  # a new ramp starts from where the old one is now
