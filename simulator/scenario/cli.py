@@ -19,7 +19,7 @@ from .runner import ScenarioResult, run_all
 from .vclock import wall
 
 DEFAULT_PATH = Path("scenarios")
-DEFAULT_JOBS = 4
+DEFAULT_JOBS = 8
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -36,7 +36,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="PATTERN",
         help="only scenarios whose file stem or name contains PATTERN (or glob)",
     )
-    run_parser.add_argument("-j", "--jobs", type=int, default=DEFAULT_JOBS, help="scenarios run at once (default 4)")
+    run_parser.add_argument("-j", "--jobs", type=int, default=DEFAULT_JOBS, help="scenarios run at once (default 8)")
     run_parser.add_argument("-v", "--verbose", action="store_true", help="show the driver's and the twin's logs")
     return scenario
 

@@ -174,10 +174,12 @@ def describe_pattern(pattern: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def describe_entry(entry: Any, origin: float = 0.0) -> str:
+def describe_entry(entry: Any, origin: float | None = None) -> str:
+    """``#12 t+1.250s POST /counter/v1/ocmf/receipt {"TX":"B"} -> 428 current_above_threshold``."""
     body = "" if entry.body is None else " " + show(entry.body)
     error = f" {entry.error}" if entry.error else ""
-    return f"#{entry.seq} t+{entry.sim_time - origin:.3f}s {entry.method} {entry.path}{body} -> {entry.status}{error}"
+    at = "" if origin is None else f" t+{entry.sim_time - origin:.3f}s"
+    return f"#{entry.seq}{at} {entry.method} {entry.path}{body} -> {entry.status}{error}"
 
 
 def match_subsequence(patterns: Sequence[dict[str, Any]], entries: Sequence[Any]) -> str | None:
