@@ -23,6 +23,7 @@ from simulator.model.profiles import Switches
 from .durations import parse_duration
 
 SCHEMA_VERSION = 1
+DEFAULT_REQUEST_TIMEOUT = "2s"  # wall time; hang scenarios set a shorter one
 DEFAULT_EPOCH = "2025-06-06T08:00:00+00:00"
 ACTIONS = (
     "load",
@@ -255,7 +256,7 @@ def _build(data: dict[str, Any], path: Path, problems: list[str]) -> Scenario:
 def driver_settings(driver: dict[str, Any]) -> dict[str, Any]:
     """DriverConfig keyword arguments from a scenario's driver block (durations converted)."""
     settings = {k: v for k, v in driver.items() if k not in ("request_timeout", "host_dst")}
-    settings["request_timeout_s"] = parse_duration(driver.get("request_timeout", "500ms"))
+    settings["request_timeout_s"] = parse_duration(driver.get("request_timeout", DEFAULT_REQUEST_TIMEOUT))
     host_dst = bool(driver.get("host_dst", False))
     settings["dst_probe"] = lambda _epoch: host_dst
     return settings
