@@ -52,6 +52,13 @@ def paths(known: list[str]) -> st.SearchStrategy[str]:
     return st.one_of(
         st.sampled_from(known),
         st.sampled_from(known),
+        _odd_paths(known),
+    ).map(lambda path: "/" + path.lstrip("/"))  # "//x" would make the test client see a host
+
+
+def _odd_paths(known: list[str]) -> st.SearchStrategy[str]:
+    """Known paths with an odd segment appended or swapped in, or nonsense."""
+    return st.one_of(
         st.tuples(st.sampled_from(known), ODD_SEGMENTS).map(lambda p: p[0].rstrip("/") + "/" + p[1]),
         st.tuples(st.sampled_from(known), ODD_SEGMENTS).map(lambda p: p[0].rsplit("/", 1)[0] + "/" + p[1]),
         st.lists(ODD_SEGMENTS, min_size=1, max_size=4).map(lambda parts: "/" + "/".join(parts)),

@@ -8,7 +8,9 @@ nothing. ``HYPOTHESIS_PROFILE=long`` runs many more steps.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import warnings
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -202,7 +204,12 @@ class MeterMachine(RuleBasedStateMachine):
         )
 
     def check_record(self, text: str) -> None:
-        parsed = OCMF.from_string(text, strict=True)
+        # The twin stores free-text CT as given (meter-api.md §3.2); pyocmf's strict mode refuses CT values
+        # other than the OCMF ones, so those records are parsed leniently (their signature must still verify).
+        spec_ct = json.loads(text.split("|")[1]).get("CT") in VALID_CT
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = OCMF.from_string(text, strict=spec_ct)
         assert parsed.verify_signature(self.meter.signer.public_key_hex) is True
         CHECKED["records"] += 1
         if spec_valid_e_record(parsed):
