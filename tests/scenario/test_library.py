@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,20 @@ def test_scenario(path: Path) -> None:
     scenario = load_file(path)
     result = asyncio.run(run_scenario(scenario))
     assert result.passed, "\n" + text(result)
+
+
+def test_readme_example_is_a_library_file_that_loads() -> None:
+    readme = (LIBRARY / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Writing scenarios", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    named = section.split("(it is `", 1)[1].split("`", 1)[0]
+    assert (LIBRARY / named).read_text(encoding="utf-8") == example
+    assert load_file(LIBRARY / named).name.startswith("start and stop are refused")
+
+
+def test_readme_names_only_existing_scenarios() -> None:
+    readme = (LIBRARY / "README.md").read_text(encoding="utf-8")
+    stems = {path.stem for path in FILES}
+    named = set(re.findall(r"`([a-z][a-z0-9]*(?:-[a-z0-9]+){2,})`", readme))
+    assert sorted(named - stems) == []
+    assert sorted(stems - named) == [], "every scenario is mapped in scenarios/README.md"
