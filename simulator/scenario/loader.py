@@ -53,8 +53,20 @@ DRIVER_DEFAULTS: dict[str, Any] = {"CT": "EVSEID", "CI": "DE*ISA*E0001"}
 
 
 def schema_path() -> Path:
-    """The published schema: ``scenarios/schema.json`` next to the packages."""
-    return Path(__file__).resolve().parents[2] / "scenarios" / "schema.json"
+    """The published schema ``scenarios/schema.json``: next to the packages (a source checkout or an
+    editable install), else in ``./scenarios/`` (an installed package run from a checkout)."""
+    candidates = [
+        Path(__file__).resolve().parents[2] / "scenarios" / "schema.json",
+        Path.cwd() / "scenarios" / "schema.json",
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        "the scenario schema scenarios/schema.json was not found (looked in "
+        + ", ".join(str(c.parent) for c in candidates)
+        + "); run from a source checkout of iemdcr-twin"
+    )
 
 
 @functools.cache
@@ -139,7 +151,10 @@ def load_text(text: str, path: Path) -> Scenario:
         raise ScenarioFileError(path, [f"{path}:{where}: not valid YAML: {problem}"]) from None
     if not isinstance(data, dict):
         raise ScenarioFileError(path, [f"{path}: a scenario is a mapping with version, name and steps"])
-    messages = [f"{path}: {message}" for message in schema_problems(data)]
+    try:
+        messages = [f"{path}: {message}" for message in schema_problems(data)]
+    except FileNotFoundError as exc:
+        raise ScenarioFileError(path, [f"{path}: {exc}"]) from None
     if messages:
         raise ScenarioFileError(path, messages)
     problems: list[str] = []
