@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class MeterSlot:
         self.port = port
         self._runner = web.AppRunner(create_meter_app(host), access_log=None, handle_signals=False)
         self._site: web.TCPSite | None = None
+        self._reservation: socket.socket | None = None
         self.power_task: asyncio.Task[None] | None = None
 
     @property
@@ -64,15 +66,38 @@ class MeterSlot:
     def listening(self) -> bool:
         return self._site is not None
 
+    def reserve(self) -> None:
+        """Hold the meter's port with a bound, never listening socket for the slot's whole life.
+
+        Power off closes the listener; without the reservation another process (or twin) could be given the
+        port meanwhile, and a driver would talk to a foreign meter. Connections to a bound socket that does
+        not listen are refused, like an unplugged meter; the listener shares the port (both SO_REUSEADDR,
+        only one listens), and the kernel never hands a bound port to ``bind(0)``.
+        """
+        if self._reservation is not None:
+            return
+        family, kind, proto, _, address = socket.getaddrinfo(
+            self.bind, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        reservation = socket.socket(family, kind, proto)
+        try:
+            reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            reservation.bind(address)
+        except OSError:
+            reservation.close()
+            raise
+        self._reservation = reservation
+        self.port = reservation.getsockname()[1]
+
     async def open(self) -> None:
         if self._site is not None:
             return
+        self.reserve()
         if self._runner.server is None:
             await self._runner.setup()
         site = web.TCPSite(self._runner, self.bind, self.port, reuse_address=True)
         await site.start()
         self._site = site
-        self.port = site.port
 
     async def close(self) -> None:
         """Stop listening and drop open connections, as when the meter loses power."""
@@ -88,6 +113,9 @@ class MeterSlot:
     async def shutdown(self) -> None:
         await self.close()
         await self._runner.cleanup()
+        if self._reservation is not None:
+            self._reservation.close()
+            self._reservation = None
 
 
 class Twin:
@@ -144,6 +172,7 @@ class Twin:
 
     async def start(self) -> None:
         for slot in self.slots.values():
+            slot.reserve()
             if slot.meter.powered:
                 await slot.open()
         self._checkpointer = asyncio.create_task(self._checkpoint_loop())

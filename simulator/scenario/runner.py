@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import socket
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,21 +48,6 @@ STORY_REQUESTS = 10
 EVENT_NAMES = {"powermeter": "published", "public_key_ocmf": "public_key"}
 BIND = "127.0.0.1"
 FAULT_KINDS = {"raised": "communication_fault_raised", "cleared": "communication_fault_cleared"}
-
-
-def reserve_port(host: str) -> socket.socket:
-    """A bound, never listening socket that keeps the meter's port ours while the meter is powered off.
-
-    Power off closes the meter's listener; without this, another twin (in this process or another) could
-    be given the free port and the driver would talk to a foreign meter. Connections to a bound socket that
-    does not listen are refused, like an unplugged meter; the twin can still listen on the port (both use
-    SO_REUSEADDR and only one listens), and the kernel never hands a bound port to ``bind(0)`` or
-    ``connect``.
-    """
-    reservation = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    reservation.bind((host, 0))
-    return reservation
 
 
 class StepFailure(Exception):
@@ -191,7 +175,6 @@ class ScenarioRun:
         self._current_label = "setup"
         self._wakeups: list[asyncio.Future[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
-        self._port_reservation: socket.socket | None = None
 
     # ---- the run -------------------------------------------------------------------------------------
 
@@ -234,9 +217,8 @@ class ScenarioRun:
     async def _setup(self) -> None:
         meter = self.scenario.meter
         self.twin = Twin(self.clock, bind=BIND, seed=self.scenario.seed)
-        self._port_reservation = reserve_port(BIND)
         spec = MeterSpec(
-            port=self._port_reservation.getsockname()[1],
+            port=0,
             profile=meter.get("profile", "iem-dcr-125"),
             serial=meter.get("serial"),
             switches=self.scenario.switches,
@@ -254,8 +236,6 @@ class ScenarioRun:
             await self.driver.stop()
         if self.twin is not None:
             await self.twin.stop()
-        if self._port_reservation is not None:
-            self._port_reservation.close()
 
     async def _start_driver(self) -> None:
         settings = driver_settings(self.driver_config)

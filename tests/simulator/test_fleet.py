@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -224,3 +225,24 @@ def test_state_dir_without_seed_still_keeps_one_key(tmp_path: Path, clock: SimCl
     first = Twin(clock, state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter.signer.public_key_hex
     second = Twin(clock, state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter.signer.public_key_hex
     assert first == second
+
+
+async def test_a_powered_off_meter_keeps_its_port(clock: SimClock, session: aiohttp.ClientSession) -> None:
+    """While off, connections are refused but nobody else can take the port (a driver must never reach a
+    foreign meter after a power cycle)."""
+    twin = Twin(clock)
+    slot = twin.add_meter(MeterSpec(port=0))
+    await twin.start()
+    try:
+        port = slot.port
+        await twin.set_power(slot.meter.serial, False)
+        assert await get_status(session, slot.url + V1 + "gw") is None
+        intruder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        with pytest.raises(OSError):
+            intruder.bind(("127.0.0.1", port))
+        intruder.close()
+        await twin.set_power(slot.meter.serial, True)
+        assert slot.port == port
+        assert await get_status(session, slot.url + V1 + "gw") == 200
+    finally:
+        await twin.stop()
