@@ -195,11 +195,22 @@ class IemDcrDriver:
             self._lose_init(f"poll failed: {error}")
             return POLL_INTERVAL_S
         self._apply_reading(reading)
-        if reading.time_status == "U" and self._time_written:
-            self._lose_init(
-                "meter time status is U although the driver set the time: the meter restarted or lost its clock"
-            )
-            return POLL_INTERVAL_S
+        if reading.time_status == "U":
+            if self._time_written:
+                self._lose_init(
+                    "meter time status is U although the driver set the time: the meter restarted or lost its clock"
+                )
+                return POLL_INTERVAL_S
+            # Our POST gw was refused at init (gw already set), so U alone proves nothing (clock_lost does
+            # it too); an empty CT does: the meter restarted before our first poll (fix 11).
+            try:
+                restarted = await self._meter.gw_is_empty()
+            except MeterError as error:
+                self._lose_init(f"GET gw failed: {error}")
+                return POLL_INTERVAL_S
+            if restarted:
+                self._lose_init("GET gw shows CT empty: the meter restarted and lost its configuration")
+                return POLL_INTERVAL_S
         if not reading.transaction_active:
             await self._resync_datetime_if_due()
         return POLL_INTERVAL_S

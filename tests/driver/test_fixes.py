@@ -99,7 +99,9 @@ async def test_fix06_meter_error_state_is_unexpected_error_not_not_supported(
 
 
 async def test_fix07_failing_datetime_backs_off(make_driver: MakeDriver, meter: FakeMeter, clock: VirtualClock) -> None:
-    meter.override("POST", "gw", status=428, body='{"error":"gw_already_set"}')  # so a resync is due at once
+    # gw was written by an earlier driver run (time status U only because the fake keeps none): the driver's
+    # POST gw is refused, so a resync is due at once
+    meter.ct, meter.ci, meter.gw_written = "EVSEID", "1234", True
     meter.override("POST", "datetime", status=500, body='{"error":"boom"}')
     drv = await make_driver(datetime_resync_interval=1)
     await drv.start()
@@ -188,3 +190,17 @@ async def test_fix11_meter_power_cycle_noticed_from_polls(driver: IemDcrDriver, 
     assert len([e for e in driver.events.history if e.name == "public_key_ocmf"]) == 2
     assert len(meter.requests("POST", "gw")) == 2 and meter.gw_written
     assert (await driver.start_transaction(make_req())).status is OK  # C++: gw_not_set forever
+
+
+async def test_fix11_power_cycle_right_after_a_refused_gw(make_driver: MakeDriver, meter: FakeMeter) -> None:
+    """After a driver restart POST gw is refused, so the driver never wrote the time: time status U on the
+    first poll is then checked against GET gw, and an empty CT means the meter restarted meanwhile."""
+    meter.ct, meter.ci, meter.gw_written = "EVSEID", "1234", True
+    drv = await make_driver()
+    await drv.start()
+    await drv.wait_for("initialised")
+    meter.power_cycle()
+    event = await drv.wait_for("reinitialising")
+    assert "CT empty" in event.data
+    await drv.wait_for("initialised")
+    assert meter.gw_written and len(meter.requests("POST", "gw")) == 2  # refused once, then written
