@@ -53,20 +53,8 @@ DRIVER_DEFAULTS: dict[str, Any] = {"CT": "EVSEID", "CI": "DE*ISA*E0001"}
 
 
 def schema_path() -> Path:
-    """The published schema ``scenarios/schema.json``: next to the packages (a source checkout or an
-    editable install), else in ``./scenarios/`` (an installed package run from a checkout)."""
-    candidates = [
-        Path(__file__).resolve().parents[2] / "scenarios" / "schema.json",
-        Path.cwd() / "scenarios" / "schema.json",
-    ]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        "the scenario schema scenarios/schema.json was not found (looked in "
-        + ", ".join(str(c.parent) for c in candidates)
-        + "); run from a source checkout of iemdcr-twin"
-    )
+    """The published schema: shipped inside the package (``scenarios/schema.json`` links to it)."""
+    return Path(__file__).with_name("schema.json")
 
 
 @functools.cache
