@@ -14,7 +14,7 @@ from typing import Any
 JournalListener = Callable[["JournalEntry"], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class JournalEntry:
     seq: int
     sim_time: float
@@ -26,11 +26,10 @@ class JournalEntry:
     error: str | None
     latency_ms: float
     findings: list[str] = field(default_factory=list)
+    node: str = field(init=False)  # the last path segment (gw, receipt...), which is what rules talk about
 
-    @property
-    def node(self) -> str:
-        """The last path segment (``gw``, ``receipt``...), which is what rules talk about."""
-        return self.path.rstrip("/").rsplit("/", 1)[-1]
+    def __post_init__(self) -> None:
+        self.node = self.path.rstrip("/").rsplit("/", 1)[-1]
 
     def as_dict(self) -> dict[str, Any]:
         return {

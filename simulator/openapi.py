@@ -179,11 +179,15 @@ def operation_keys(operations: tuple[Operation, ...] = CATALOGUE) -> set[tuple[s
 
 
 def app_routes(app: web.Application) -> set[tuple[str, str]]:
-    """(METHOD, OpenAPI path) of every route the app registered; HEAD twins of GET are left out."""
+    """(METHOD, OpenAPI path) of every route the app registered.
+
+    Left out: HEAD twins of GET, and the meter app's ``*`` routes, which only answer 404/405 for unknown
+    paths and methods.
+    """
     routes: set[tuple[str, str]] = set()
     for route in app.router.routes():
         resource = route.resource
-        if resource is None or route.method == "HEAD":
+        if resource is None or route.method in ("HEAD", "*"):
             continue
         info = resource.get_info()
         if "prefix" in info:  # a static folder

@@ -31,6 +31,7 @@ class Check:
     id: ClassVar[str]
     title: ClassVar[str]
     severity: ClassVar[Verdict] = Verdict.FAIL
+    judges_polls: ClassVar[bool] = False  # does a successful GET metervalue matter to this check?
 
     def __init__(self, flag: Flag) -> None:
         self.state = CheckState(self.id, self.title, self.severity)
@@ -205,6 +206,7 @@ class PollingRate(Check):
 
     id = "polling_rate"
     title = "GET metervalue near 1 Hz: not faster than 5 Hz sustained, no gap over 5 s while powered"
+    judges_polls = True
 
     def __init__(self, flag: Flag) -> None:
         super().__init__(flag)
@@ -212,6 +214,7 @@ class PollingRate(Check):
         self._last_key: tuple[int, int] = (-1, -1)
         self._disturbed = False
         self._window: deque[float] = deque()
+        self._storming = False  # one finding per storm, not one per request in it
 
     def on_entry(self, s: Situation, entry: JournalEntry) -> None:
         if not is_get(entry, "metervalue"):
@@ -231,14 +234,17 @@ class PollingRate(Check):
         self._window.append(t)
         while t - self._window[0] > POLL_WINDOW_S:
             self._window.popleft()
-        if len(self._window) > POLL_WINDOW_MAX:
+        storming = len(self._window) > POLL_WINDOW_MAX
+        if storming and not self._storming:
             self.found("poll_too_fast", f"{len(self._window)} polls within {POLL_WINDOW_S:g} s (over 5 Hz)", entry)
+        self._storming = storming
         self._last, self._last_key, self._disturbed = entry, key, entry.status >= 500
 
 
 class ReinitAfterPowerCycle(Check):
     id = "reinit_after_power_cycle"
     title = "Re-initialisation (POST gw) after a meter power cycle, before using the meter"
+    judges_polls = True
 
     def __init__(self, flag: Flag) -> None:
         super().__init__(flag)

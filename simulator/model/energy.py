@@ -58,6 +58,9 @@ def integrate(current: Ramp, voltage: Ramp, rated: float, ta: float, tb: float) 
     """
     if tb <= ta:
         return 0.0, 0.0
+    if current.t1 <= ta and voltage.t1 <= ta:  # the usual case: steady load, no ramp in progress
+        power = saturate(current.end, rated) * voltage.end
+        return (power * (tb - ta), 0.0) if power >= 0 else (0.0, -power * (tb - ta))
     cuts = {ta, tb}
     for ramp in (current, voltage):
         for t in (ramp.t0, ramp.t1):

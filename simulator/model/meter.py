@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..ocmf import FAULTY_RECORD_KINDS, RecordContent, Signer, UserBlock, sign_record
 from ..ocmf import Reading as OcmfReading
@@ -21,6 +21,39 @@ from .timefmt import format_tm, parse_tm
 
 Listener = Callable[[str, dict[str, Any]], None]
 SHUNT_OHM = 0.0001
+
+
+class LiveReading(NamedTuple):
+    """The live values of one ``GET metervalue``; ``*_shown`` are rounded the way the meter shows them."""
+
+    tm: str
+    ef: str
+    st: str
+    xt: bool
+    import_mwh: int
+    export_mwh: int
+    tx_import_mwh: int
+    tx_export_mwh: int
+    current: float
+    voltage: float
+    xs: int
+    xc: str
+
+    @property
+    def current_shown(self) -> float:
+        return round(self.current, 3)
+
+    @property
+    def voltage_shown(self) -> float:
+        return round(self.voltage, 3)
+
+    @property
+    def power_shown(self) -> float:
+        return round(self.voltage * self.current, 3)
+
+    @property
+    def shunt_voltage(self) -> float:
+        return round(self.current * SHUNT_OHM, 6)
 
 
 @dataclass(frozen=True)
@@ -56,6 +89,7 @@ class Meter:
         self._memory = memory
         self._new_signer = new_signer
         self.listeners: list[Listener] = []
+        self.state_version = 0  # bumped by every change of state (not by time passing)
         self.faults: frozenset[str] = frozenset()
         self.next_record_fault: str | None = None
         self.counters = {"transactions": 0, "signatures": 0, "faults_raised": 0, "power_cycles": 0}
@@ -289,54 +323,48 @@ class Meter:
     def get_publickey(self) -> dict[str, Any]:
         return {"SA": "ECDSA-secp256r1-SHA256", "PK": self.signer.public_key_hex}
 
-    def metervalue_key(self, tm: str) -> tuple[object, ...]:
-        """What ``get_metervalue`` shows besides meter time ``tm``: equal keys give an equal reading.
-
-        Adapters may reuse a rendered reading while the key stays the same (a reading is taken at most once
-        per meter millisecond); the registers only move when something integrates, which changes the key.
-        """
-        return (
-            self,
-            tm,
-            self.import_uj,
-            self.export_uj,
-            self._current,
-            self._voltage,
-            self.faults,
-            self.transaction,
-            self.gw_written,
-            self._tx_import_mwh,
-            self._tx_export_mwh,
-            self.switches,
-            self.powered,
-        )
-
-    def get_metervalue(self) -> dict[str, Any]:
+    def live_reading(self) -> LiveReading:
+        """What ``GET metervalue`` shows, as plain values (the meter API renders them straight to bytes)."""
         self._integrate()
         st, ef = self._status()
         tx_import, tx_export = self.transaction_mwh()
-        current = self.current_A
-        voltage = self.voltage_V
+        return LiveReading(
+            self.meter_tm(),
+            ef,
+            st,
+            self.transaction is not None,
+            self.import_mwh,
+            self.export_mwh,
+            tx_import,
+            tx_export,
+            self.current_A,
+            self.voltage_V,
+            self.status_word(),
+            faults.combined_xc(self.faults),
+        )
+
+    def get_metervalue(self) -> dict[str, Any]:
+        r = self.live_reading()
         return {
             "MS": self.serial,
-            "TM": self.meter_tm(),
-            "EF": ef,
-            "ST": st,
-            "XT": self.transaction is not None,
+            "TM": r.tm,
+            "EF": r.ef,
+            "ST": r.st,
+            "XT": r.xt,
             "RD": [
-                {"RV": energy.format_kwh(self.import_mwh), "RI": "1-b:1.8.e", "RU": "kWh", "RT": "DC"},
-                {"RV": energy.format_kwh(self.export_mwh), "RI": "1-b:2.8.e", "RU": "kWh", "RT": "DC"},
-                {"WV": energy.format_kwh(tx_import), "WI": "transaction_1-b:1.8.e", "WU": "kWh", "WT": "DC"},
-                {"WV": energy.format_kwh(tx_export), "WI": "transaction_1-b:2.8.e", "WU": "kWh", "WT": "DC"},
+                {"RV": energy.format_kwh(r.import_mwh), "RI": "1-b:1.8.e", "RU": "kWh", "RT": "DC"},
+                {"RV": energy.format_kwh(r.export_mwh), "RI": "1-b:2.8.e", "RU": "kWh", "RT": "DC"},
+                {"WV": energy.format_kwh(r.tx_import_mwh), "WI": "transaction_1-b:1.8.e", "WU": "kWh", "WT": "DC"},
+                {"WV": energy.format_kwh(r.tx_export_mwh), "WI": "transaction_1-b:2.8.e", "WU": "kWh", "WT": "DC"},
             ],
-            "U1": round(current * SHUNT_OHM, 6),
-            "U2": round(voltage, 3),
+            "U1": r.shunt_voltage,
+            "U2": r.voltage_shown,
             "U3": 0,
             "U4": 0,
-            "I": round(current, 3),
-            "P": round(voltage * current, 3),
-            "XS": f"0x{self.status_word():016X}",
-            "XC": faults.combined_xc(self.faults),
+            "I": r.current_shown,
+            "P": r.power_shown,
+            "XS": f"0x{r.xs:016X}",
+            "XC": r.xc,
         }
 
     def post_receipt(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -578,6 +606,8 @@ class Meter:
         }
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        """Every state change ends here: it bumps ``state_version`` and tells the listeners."""
+        self.state_version += 1
         for listener in self.listeners:
             listener(kind, data)
 
