@@ -25,14 +25,16 @@ class SignedRecord:
     begin_rv: str
     end_rv: str
     public_key: str = ""  # hex DER; kept so archived records stay verifiable after a factory reset
+    import_uj: int = 0  # the absolute registers at the end reading: the record alone makes TX E durable
+    export_uj: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SignedRecord:
-        """Records written before ``public_key`` existed load with it empty."""
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key != "public_key" or key in data})
+        """Records written before the optional fields existed load with their defaults."""
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,11 @@ class RamMemory:
 
 
 def reconcile(state: NonVolatile, records: list[SignedRecord], fingerprint: str) -> NonVolatile:
-    """After a crash between writing a record and the state, the records are the truth.
+    """The records are the truth where the state is older: TX E writes only its record (one atomic file),
+    and the state follows at the next checkpoint.
 
     The pagination counter resumes after the newest record of the current key, the last transaction is that
-    record, and the import register is never below a signed end value.
+    record, and the registers are never below what a record saw (never below a signed end value).
     """
     own = [record for record in records if record.key_fingerprint == fingerprint]
     if not own:
@@ -98,14 +101,15 @@ def reconcile(state: NonVolatile, records: list[SignedRecord], fingerprint: str)
     next_pg = max(state.next_pagination, newest.pagination + 1)
     last = state.last_transaction if state.next_pagination > newest.pagination else newest.ocmf
     signed_mwh = max(parse_kwh(record.end_rv) for record in own)
-    import_uj = max(state.import_uj, signed_mwh * 3_600_000)
+    import_uj = max(state.import_uj, signed_mwh * 3_600_000, *(record.import_uj for record in own))
+    export_uj = max(state.export_uj, *(record.export_uj for record in own))
     return NonVolatile(
         state.serial,
         state.profile,
         state.key_pem,
         state.key_generation,
         import_uj,
-        state.export_uj,
+        export_uj,
         next_pg,
         last,
     )

@@ -460,12 +460,13 @@ class Meter:
             tx.begin.rv,
             end.rv,
             self.signer.public_key_hex,
+            self.import_uj,
+            self.export_uj,
         )
-        self._memory.add_record(record)
+        self._memory.add_record(record)  # durable: PG, the record and the registers (reconcile reads them back)
         self.records.append(record)
         self.next_pagination += 1
         self.last_transaction = ocmf
-        self._persist()
         self.next_record_fault = None
         self._tx_import_mwh, self._tx_export_mwh = self.transaction_mwh()
         self.transaction = None

@@ -122,14 +122,18 @@ def test_p_record_verifies_and_pagination_continues() -> None:
 
 
 def test_memory_is_written_before_the_end_is_acknowledged() -> None:
+    """TX E writes one durable record; a meter rebuilt from memory right after it (a crash before the next
+    checkpoint) continues the pagination, serves that record and keeps the registers it saw."""
     time = FakeTime()
     memory = RamMemory()
     meter = ready_meter(time, memory)
     record = charge(meter, time)
     assert [saved.ocmf for saved in memory.records] == [record]
-    assert memory.state is not None
-    assert memory.state.next_pagination == 2
-    assert memory.state.last_transaction == record
+    reborn = make_meter(time, memory)
+    assert reborn.next_pagination == 2
+    assert reborn.get_transaction() == record
+    assert reborn.import_uj == meter.import_uj and reborn.export_uj == meter.export_uj
+    assert memory.state is not None and memory.state.next_pagination == 2  # reconciled on load
 
 
 def test_registers_persisted_at_begin_and_by_checkpoint() -> None:
