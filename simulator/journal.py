@@ -12,6 +12,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 JournalListener = Callable[["JournalEntry"], None]
+_SHARED: dict[str, tuple[str, str]] = {}  # (path, node) of known paths, shared by every entry and meter
+_SHARED_MAX = 64  # only the meter API's own few paths get shared; odd paths from clients are not kept
+
+
+def _path_and_node(path: str) -> tuple[str, str]:
+    shared = _SHARED.get(path)
+    if shared is not None:
+        return shared
+    pair = (path, path.rstrip("/").rsplit("/", 1)[-1])
+    if path.startswith("/counter/") and len(_SHARED) < _SHARED_MAX:
+        _SHARED[path] = pair
+    return pair
 
 
 @dataclass(slots=True)
@@ -29,7 +41,7 @@ class JournalEntry:
     node: str = field(init=False)  # the last path segment (gw, receipt...), which is what rules talk about
 
     def __post_init__(self) -> None:
-        self.node = self.path.rstrip("/").rsplit("/", 1)[-1]
+        self.path, self.node = _path_and_node(self.path)  # a fleet keeps millions of entries: share strings
 
     def as_dict(self) -> dict[str, Any]:
         return {
