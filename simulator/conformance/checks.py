@@ -213,7 +213,7 @@ class PollingRate(Check):
         self._last: JournalEntry | None = None
         self._last_key: tuple[int, int] = (-1, -1)
         self._disturbed = False
-        self._window: deque[float] = deque()
+        self._window: deque[float] = deque(maxlen=POLL_WINDOW_MAX + 1)  # the last few poll times are enough
         self._storming = False  # one finding per storm, not one per request in it
 
     def on_entry(self, s: Situation, entry: JournalEntry) -> None:
@@ -231,12 +231,13 @@ class PollingRate(Check):
                     self.found("poll_gap", f"{gap:.1f} s since the previous poll (seq {self._last.seq})", entry)
         else:
             self._window.clear()
-        self._window.append(t)
-        while t - self._window[0] > POLL_WINDOW_S:
-            self._window.popleft()
-        storming = len(self._window) > POLL_WINDOW_MAX
+        window = self._window
+        window.append(t)
+        storming = len(window) > POLL_WINDOW_MAX and t - window[0] <= POLL_WINDOW_S
         if storming and not self._storming:
-            self.found("poll_too_fast", f"{len(self._window)} polls within {POLL_WINDOW_S:g} s (over 5 Hz)", entry)
+            self.found(
+                "poll_too_fast", f"more than {POLL_WINDOW_MAX} polls within {POLL_WINDOW_S:g} s (over 5 Hz)", entry
+            )
         self._storming = storming
         self._last, self._last_key, self._disturbed = entry, key, entry.status >= 500
 
