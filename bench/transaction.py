@@ -50,6 +50,7 @@ def run(count: int) -> dict[str, Any]:
         "transaction_p90_ms": round(sorted(timings)[int(0.9 * len(timings))], 3),
         "transaction_method": (
             f"{count} B/E pairs over one keep-alive connection to serve --state-dir (tmpfs/disk of {folder.parent}); "
-            "time from sending POST receipt E to its 200 (record signed; its file written with temp, fsync, rename, folder fsync)"
+            "time from sending POST receipt E to its 200 "
+            "(record signed; its file written with temp, fsync, rename, folder fsync)"
         ),
     }

@@ -22,6 +22,9 @@ USER: dict[str, Any] = {
 }
 HEALTHY_XC = "0x0000, 0x00000000, 0x00, 0x00"
 
+# The IEM-DCR payload key order (ocmf.md §3).
+PAYLOAD_KEYS = ["FV", "GI", "GS", "GV", "MV", "MM", "MS", "CT", "CI", "IS", "IL", "IF", "IT", "ID", "PG", "TT", "RD"]
+
 
 class FakeTime:
     """Simulation time that moves only when a test moves it."""

@@ -19,7 +19,7 @@ from simulator.ocmf import (
     build_payload,
     sign_record,
 )
-from tests.simulator.helpers import assert_verifies, pyocmf_rejects
+from tests.simulator.helpers import PAYLOAD_KEYS, assert_verifies, pyocmf_rejects
 
 SIGNER = Signer.from_seed("tests", "1ISA0200000001")
 CONTENT = RecordContent(
@@ -47,25 +47,7 @@ def test_payload_is_compact_json_in_the_iem_dcr_key_order() -> None:
     payload = build_payload(CONTENT)
     assert payload.startswith('{"FV":"1.0","GI":"Isabellenhuette IEM-DCR-125-1000-32-00-006-B_000","GS":"1ISA')
     data = json.loads(payload)
-    assert list(data) == [
-        "FV",
-        "GI",
-        "GS",
-        "GV",
-        "MV",
-        "MM",
-        "MS",
-        "CT",
-        "CI",
-        "IS",
-        "IL",
-        "IF",
-        "IT",
-        "ID",
-        "PG",
-        "TT",
-        "RD",
-    ]
+    assert list(data) == PAYLOAD_KEYS
     assert data["PG"] == "T7"
     assert data["IS"] is True and data["IF"] == ["RFID_PLAIN"]
     assert [list(reading) for reading in data["RD"]] == [["TM", "TX", "EF", "ST", "RV", "RI", "RU", "RT"]] * 2

@@ -10,6 +10,7 @@ from simulator.model import Refusal, Switches
 from simulator.model.meter import Meter
 from tests.simulator.helpers import (
     GW,
+    PAYLOAD_KEYS,
     USER,
     FakeTime,
     assert_verifies,
@@ -244,25 +245,7 @@ def test_record_content() -> None:
     meter = ready_meter(time)
     record = charge(meter, time)
     payload = json.loads(payload_of(record))
-    assert list(payload) == [
-        "FV",
-        "GI",
-        "GS",
-        "GV",
-        "MV",
-        "MM",
-        "MS",
-        "CT",
-        "CI",
-        "IS",
-        "IL",
-        "IF",
-        "IT",
-        "ID",
-        "PG",
-        "TT",
-        "RD",
-    ]
+    assert list(payload) == PAYLOAD_KEYS
     assert payload["FV"] == "1.0"
     assert payload["GI"] == "Isabellenhuette IEM-DCR-125-1000-32-00-006-B_000"
     assert payload["GS"] == payload["MS"] == "1ISA0200000001"
