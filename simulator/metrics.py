@@ -74,6 +74,8 @@ class Metrics:
         return on_entry
 
     def render(self) -> str:
+        for slot in self.twin.slots.values():
+            slot.host.journal.flush()
         self.hook()
         out: list[str] = []
         slots = list(self.twin.slots.values())

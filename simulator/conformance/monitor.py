@@ -50,6 +50,7 @@ class ConformanceMonitor:
             log.exception("conformance check failed on journal entry %s", entry.seq)
 
     def on_meter_event(self, kind: str, data: dict[str, Any]) -> None:
+        self.host.journal.flush()  # the requests before this event are judged before it
         try:
             self._on_meter_event(kind, data)
         except Exception:

@@ -13,6 +13,7 @@ REPORT_FORMAT = "iemdcr-conformance/1"
 
 def build_report(monitor: ConformanceMonitor) -> dict[str, Any]:
     """The report as of now (pending situations are judged first)."""
+    monitor.host.journal.flush()
     monitor.finish()
     meter = monitor.host.meter
     checks = [check.state for check in monitor.checks]

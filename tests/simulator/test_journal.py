@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -102,3 +103,29 @@ def test_as_dict_has_every_field_and_copies_findings() -> None:
     }
     data["findings"].append("x")
     assert entry.findings == ["driver sent TX Q"]
+
+
+def _add(journal: Journal, path: str) -> None:
+    journal.add(sim_time=0.0, wall_time=0.0, method="GET", path=path, body=None, status=200, error=None, latency_ms=0.1)
+
+
+async def test_listeners_hear_a_batch_per_loop_pass_in_order_and_readers_flush_first() -> None:
+    journal = Journal(10)
+    heard: list[str] = []
+    journal.listeners.append(lambda entry: heard.append(entry.node))
+    _add(journal, "/counter/v1/ocmf/gw")
+    _add(journal, "/counter/v1/ocmf/metervalue")
+    assert heard == []  # not yet: the batch is heard when the loop comes round
+    assert [entry.node for entry in journal.entries()] == ["gw", "metervalue"]
+    assert heard == ["gw", "metervalue"]  # reading the journal flushed it
+    _add(journal, "/counter/v1/ocmf/user")
+    await asyncio.sleep(0)
+    assert heard == ["gw", "metervalue", "user"]  # and so did the next loop pass
+
+
+def test_without_an_event_loop_listeners_hear_at_once() -> None:
+    journal = Journal(10)
+    heard: list[int] = []
+    journal.listeners.append(lambda entry: heard.append(entry.seq))
+    _add(journal, "/counter/v1/ocmf/gw")
+    assert heard == [1]
