@@ -72,7 +72,6 @@ class Journal:
 
     def add(
         self,
-        *,
         sim_time: float,
         wall_time: float,
         method: str,

@@ -121,18 +121,18 @@ class _Sample:
         self.body = b""
 
 
-_SAMPLE = web.AppKey("metervalue_sample", _Sample)
+def _metervalue_handler(host: MeterHost) -> Handler:
+    """GET metervalue: the hot path of every driver's 1 Hz poll, so it keeps its meter and sample at hand."""
+    meter, clock, sample = host.meter, host.clock, _Sample()
 
+    async def get_metervalue(request: web.Request) -> web.StreamResponse:
+        key = (meter.state_version, int(clock.now() * 1000))
+        if key != sample.key:
+            sample.body = metervalue_body(meter.serial, meter.live_reading())
+            sample.key = key
+        return web.Response(body=sample.body, content_type="application/json")
 
-async def _get_metervalue(request: web.Request) -> web.StreamResponse:
-    app = request.app
-    host, sample = app[HOST_KEY], app[_SAMPLE]
-    meter = host.meter
-    key = (meter.state_version, int(host.clock.now() * 1000))
-    if key != sample.key:
-        sample.body = metervalue_body(meter.serial, meter.live_reading())
-        sample.key = key
-    return web.Response(body=sample.body, content_type="application/json")
+    return get_metervalue
 
 
 async def _get_receipt(request: web.Request) -> web.StreamResponse:
@@ -150,16 +150,15 @@ async def _get_transaction_v2(request: web.Request) -> web.StreamResponse:
     return text_response(request.app[HOST_KEY].meter.get_transaction())
 
 
-def _device(handler: Handler) -> Handler:
+def _device(handler: Handler, host: MeterHost) -> Handler:
     """Wrap a node's handler: journal the request, map refusals to their status, never leak a traceback.
 
     A wrapper per route rather than an aiohttp middleware: it is the hot path of every poll, and unknown
     paths and methods get routes of their own (below) so they are answered and journaled the same way.
     """
+    clock, journal = host.clock, host.journal
 
     async def device_handler(request: web.Request) -> web.StreamResponse:
-        host = request.app[HOST_KEY]
-        clock = host.clock
         clock.note_activity()
         started = time.perf_counter()
         latency = host.meter.switches.response_latency_ms
@@ -179,15 +178,15 @@ def _device(handler: Handler) -> Handler:
             response = error_response(exc.status, error, _http_message(request, exc.status))
         clock.note_activity()
         method = request.method
-        host.journal.add(
-            sim_time=clock.now(),
-            wall_time=time.time(),
-            method=method,
-            path=request.path,
-            body=None if method == "GET" else request.get(_REQUEST_BODY),
-            status=response.status,
-            error=error,
-            latency_ms=(time.perf_counter() - started) * 1000,
+        journal.add(  # positional: this runs on every poll
+            clock.now(),
+            time.time(),
+            method,
+            request.path,
+            None if method == "GET" else request.get(_REQUEST_BODY),
+            response.status,
+            error,
+            (time.perf_counter() - started) * 1000,
         )
         return response
 
@@ -212,11 +211,12 @@ def _http_message(request: web.Request, status: int) -> str:
     return "the request was refused"
 
 
-def _routes() -> dict[str, dict[str, Handler]]:
+def _routes(host: MeterHost) -> dict[str, dict[str, Handler]]:
     """Every node's handlers by path and method."""
     routes: dict[str, dict[str, Handler]] = {}
     for node, getter in JSON_GET.items():
-        routes.setdefault(BASE + node, {})["GET"] = _get_metervalue if node == "metervalue" else _get_json(getter)
+        handler = _metervalue_handler(host) if node == "metervalue" else _get_json(getter)
+        routes.setdefault(BASE + node, {})["GET"] = handler
     for node, poster in JSON_POST.items():
         routes.setdefault(BASE + node, {})["POST"] = _post_json(poster)
     routes[BASE + "receipt"]["GET"] = _get_receipt
@@ -229,12 +229,11 @@ def create_meter_app(host: MeterHost) -> web.Application:
     """The app one meter serves on its own port."""
     app = web.Application(client_max_size=MAX_BODY)
     app[HOST_KEY] = host
-    app[_SAMPLE] = _Sample()
     router = app.router
-    for path, by_method in _routes().items():
+    for path, by_method in _routes(host).items():
         resource = router.add_resource(path)
         for method, handler in by_method.items():
-            resource.add_route(method, _device(handler))
-        resource.add_route("*", _device(_method_not_allowed))
-    router.add_route("*", "/{anything:.*}", _device(_not_found))
+            resource.add_route(method, _device(handler, host))
+        resource.add_route("*", _device(_method_not_allowed, host))
+    router.add_route("*", "/{anything:.*}", _device(_not_found, host))
     return app
