@@ -14,9 +14,10 @@ from aiohttp.test_utils import TestClient
 
 from simulator.clock import SimClock
 from simulator.control_api import MAX_CONTROL_BODY, create_control_app
-from simulator.fleet import MeterSpec, Twin
+from simulator.fleet import Twin
 from simulator.model import CATALOGUE
 from tests.simulator.helpers import GW, HEALTHY_XC, T0, USER
+from tests.simulator.twin_helpers import new_twin, until
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 Client = TestClient[Any, Any]
@@ -29,16 +30,8 @@ FAULT_NAMES = ["sensor_unit_fault", "voltage_out_of_range", "tamper_detected", "
 
 
 @pytest.fixture
-def clock() -> SimClock:
-    return SimClock("virtual", 0, T0)
-
-
-@pytest.fixture
 def twin(clock: SimClock) -> Twin:
-    twin = Twin(clock, seed="tests", journal_size=50)
-    twin.add_meter(MeterSpec(port=0), 0)
-    twin.add_meter(MeterSpec(port=0), 1)
-    return twin
+    return new_twin(2, clock, journal_size=50)
 
 
 @pytest.fixture
@@ -94,15 +87,6 @@ async def refused(device: aiohttp.ClientSession, twin: Twin, serial: str = S1) -
             return False
     except aiohttp.ClientConnectorError:
         return True
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    """Tiny polling for work the event loop finishes on its own (background tasks)."""
-    for _ in range(500):
-        if predicate():
-            return
-        await asyncio.sleep(0.002)
-    raise AssertionError("condition not reached")
 
 
 # ---- health, meters --------------------------------------------------------------------------------------
@@ -368,7 +352,7 @@ async def test_power_cycle_off_ms_runs_in_virtual_time(
     assert not twin.slot(S1).meter.powered
     assert await refused(device, twin)
     clock.advance(0.001)
-    await until(lambda: twin.slot(S1).listening)
+    await until(lambda: twin.slot(S1).listening, limit_s=1.0)
     assert twin.slot(S1).meter.powered
     assert (await meter_get(device, twin, "gw"))["TM"].endswith(" U")
 
@@ -493,7 +477,7 @@ async def test_rate_zero_freezes_and_rate_runs(control: Client, clock: SimClock)
     assert (await ok(await control.get("/api/clock")))["now"] == frozen
     body = await ok(await control.put("/api/clock", json={"rate": 100_000}))
     assert (body["mode"], body["rate"]) == ("virtual", 100_000.0)
-    await until(lambda: clock.now() > frozen + 100)
+    await until(lambda: clock.now() > frozen + 100, limit_s=1.0)
     body = await ok(await control.put("/api/clock", json={"mode": "virtual", "rate": 0}))
     now = body["now"]
     await asyncio.sleep(0.01)

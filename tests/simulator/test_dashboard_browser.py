@@ -9,10 +9,9 @@ to a path to keep the final screenshot (that is how docs/dashboard.png is made).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from simulator.events import EVENTS_KEY
 from simulator.fleet import MeterSpec, Twin
 from tests.simulator.cdp import Browser, find_chromium
 from tests.simulator.helpers import GW, T0, USER
+from tests.simulator.twin_helpers import until
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -89,13 +89,6 @@ async def wait_text(browser: Browser, serial: str, field: str, expected: str) ->
     await browser.wait_for(f"{text_of(serial, field)} === {json.dumps(expected)}", describe=card_text(serial))
 
 
-async def wait_until(condition: Callable[[], bool], limit_s: float = 20.0) -> None:
-    """Wait for the twin to see what the page asked for (the page's request is real I/O)."""
-    async with asyncio.timeout(limit_s):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
 async def test_dashboard_controls_and_live_updates(
     lab: tuple[Twin, SimClock, str], browser: Browser, tmp_path: Path
 ) -> None:
@@ -139,7 +132,7 @@ async def test_dashboard_controls_and_live_updates(
 
     # 4. power-cycle from the page; then a driver-like init shows the tariff text on the idle display
     await browser.click(card(S2, '[data-action="power-cycle"]'))
-    await wait_until(lambda: twin.slot(S2).meter.counters["power_cycles"] == 1)
+    await until(lambda: twin.slot(S2).meter.counters["power_cycles"] == 1, limit_s=20.0)
     await browser.wait_for(f"{text_of(S2, 'power-badge')} === 'on'", describe=card_text(S2))
     async with aiohttp.ClientSession() as session:
         await meter_api(session, twin, S2, "gw", GW)

@@ -15,8 +15,9 @@ from aiohttp.test_utils import TestClient
 from simulator.clock import SimClock
 from simulator.control_api import create_control_app
 from simulator.events import EVENTS_KEY, EventHub, StreamClosed
-from simulator.fleet import MeterSpec, Twin
-from tests.simulator.helpers import GW, T0
+from simulator.fleet import Twin
+from tests.simulator.helpers import GW
+from tests.simulator.twin_helpers import new_twin
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 Client = TestClient[Any, Any]
@@ -27,16 +28,8 @@ LIMIT_S = 10  # a safety bound on reads that a correct server answers at once; n
 
 
 @pytest.fixture
-def clock() -> SimClock:
-    return SimClock("virtual", 0, T0)
-
-
-@pytest.fixture
 def twin(clock: SimClock) -> Twin:
-    twin = Twin(clock, seed="tests", journal_size=50)
-    twin.add_meter(MeterSpec(port=0), 0)
-    twin.add_meter(MeterSpec(port=0), 1)
-    return twin
+    return new_twin(2, clock, journal_size=50)
 
 
 @pytest.fixture

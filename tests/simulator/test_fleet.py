@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -14,14 +14,10 @@ import pytest
 from simulator import fleet
 from simulator.clock import SimClock
 from simulator.fleet import MeterSpec, Twin, UnknownMeter
-from tests.simulator.helpers import GW, T0, USER
+from tests.simulator.helpers import GW, USER
+from tests.simulator.twin_helpers import until
 
 V1 = "/counter/v1/ocmf/"
-
-
-@pytest.fixture
-def clock() -> SimClock:
-    return SimClock("virtual", 0, T0)
 
 
 @pytest.fixture
@@ -37,14 +33,6 @@ async def get_status(session: aiohttp.ClientSession, url: str) -> int | None:
             return resp.status
     except aiohttp.ClientConnectorError:
         return None
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    for _ in range(500):
-        if predicate():
-            return
-        await asyncio.sleep(0.002)
-    raise AssertionError("condition not reached")
 
 
 # ---- building ---------------------------------------------------------------------------------------------
@@ -155,7 +143,7 @@ async def test_power_cycle_in_virtual_time(clock: SimClock, session: aiohttp.Cli
         await asyncio.sleep(0.01)
         assert not slot.listening
         clock.advance(0.1)
-        await until(lambda: slot.listening)
+        await until(lambda: slot.listening, limit_s=1.0)
         assert slot.meter.powered and not slot.meter.gw_written and slot.power_task is None
         assert await get_status(session, slot.url + V1 + "gw") == 200
         await twin.power_cycle(slot.meter.serial)
@@ -216,7 +204,7 @@ async def test_checkpoint_loop_persists_moving_registers(
         meter.set_load(100.0, 400.0)
         clock.advance(90)  # 1 kWh
         expected = 3_600_000 * 1_000_000  # 3.6 MJ in µJ
-        await until(lambda: json.loads(state.read_text())["import_uj"] == expected)
+        await until(lambda: json.loads(state.read_text())["import_uj"] == expected, limit_s=1.0)
     finally:
         await twin.stop()
 

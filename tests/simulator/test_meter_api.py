@@ -38,11 +38,6 @@ DER_P256_PREFIX = "3059301306072a8648ce3d020106082a8648ce3d030107034200"
 
 
 @pytest.fixture
-def clock() -> SimClock:
-    return SimClock("virtual", 0, T0)
-
-
-@pytest.fixture
 def host(clock: SimClock) -> MeterHost:
     meter = Meter(get_profile("iem-dcr-125"), SERIAL, clock.now, RamMemory(), seeded_signer(SERIAL), Switches())
     return MeterHost(meter, clock, Journal(100))

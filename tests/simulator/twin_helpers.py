@@ -19,9 +19,9 @@ S2 = "1ISA0200000002"
 V1 = "/counter/v1/ocmf/"
 
 
-def new_twin(meters: int = 1) -> Twin:
-    """A seeded twin on a frozen virtual clock, its meters on free ports."""
-    twin = Twin(SimClock("virtual", 0, T0), seed="tests", journal_size=100)
+def new_twin(meters: int = 1, clock: SimClock | None = None, journal_size: int = 100) -> Twin:
+    """A seeded twin on a frozen virtual clock (its own unless given), its meters on free ports."""
+    twin = Twin(clock or SimClock("virtual", 0, T0), seed="tests", journal_size=journal_size)
     for index in range(meters):
         twin.add_meter(MeterSpec(port=0), index)
     return twin
@@ -75,9 +75,10 @@ async def raw_get(twin: Twin, node: str, serial: str = S1) -> bytes:
         writer.close()
 
 
-async def until(predicate: Callable[[], bool]) -> None:
-    """Let the event loop finish work it does on its own (a request reaching its wait), polling briefly."""
-    for _ in range(1000):
+async def until(predicate: Callable[[], bool], limit_s: float = 2.0) -> None:
+    """Let the event loop finish work it does on its own (a request reaching its wait, a background task, a
+    browser's click), polling every 2 ms for at most ``limit_s`` of wall time."""
+    for _ in range(round(limit_s / 0.002)):
         if predicate():
             return
         await asyncio.sleep(0.002)
