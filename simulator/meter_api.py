@@ -27,7 +27,6 @@ _REQUEST_BODY = web.RequestKey("meter_api_request_body", object)
 
 JsonGetter = Callable[[Meter], dict[str, Any]]
 JsonPoster = Callable[[Meter, dict[str, Any]], dict[str, Any]]
-TextGetter = Callable[[Meter], str]
 
 JSON_GET: dict[str, JsonGetter] = {
     "gw": Meter.get_gw,
