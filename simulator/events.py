@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from .fleet import MeterSlot, Twin, UnknownMeter
-from .journal import JournalEntry
+from .journal import JournalEntry, PollRun
 
 log = logging.getLogger("iemdcr.events")
 
@@ -171,10 +171,7 @@ class EventHub:
         def on_state(kind: str, data: dict[str, Any]) -> None:
             self.publish("state", serial, kind=kind, data=_jsonable(data))
 
-        def on_request(entry: JournalEntry) -> None:
-            if self._subscribers:
-                self.publish("request", serial, data=entry.as_dict())
-
+        on_request = _RequestEvents(self, serial)
         meter.listeners.append(on_state)
         journal.listeners.append(on_request)
         self._attached.add(id(meter))
@@ -345,3 +342,20 @@ def add_routes(
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(on_shutdown)
     return hub
+
+
+class _RequestEvents:
+    """A journal listener that publishes each request as a ``request`` event while anyone subscribes."""
+
+    def __init__(self, hub: EventHub, serial: str) -> None:
+        self.hub = hub
+        self.serial = serial
+
+    def on_entry(self, entry: JournalEntry) -> None:
+        if self.hub.has_subscribers:
+            self.hub.publish("request", self.serial, data=entry.as_dict())
+
+    def on_polls(self, run: PollRun) -> None:
+        if self.hub.has_subscribers:  # entries are made only for someone who listens
+            for entry in run.entries():
+                self.hub.publish("request", self.serial, data=entry.as_dict())

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from .host import NETWORK_FAULT_KEY, Handler, MeterHost
+from .journal import Route, route_of
 from .model import Meter, Refusal
 from .model.energy import format_kwh
 from .model.meter import LiveReading
@@ -149,18 +150,19 @@ async def _get_transaction_v2(request: web.Request) -> web.StreamResponse:
     return text_response(request.app[HOST_KEY].meter.get_transaction())
 
 
-def _device(handler: Handler, host: MeterHost) -> Handler:
+def _device(handler: Handler, host: MeterHost, route: Route | None = None) -> Handler:
     """Wrap a node's handler: journal the request, map refusals to their status, never leak a traceback.
 
     A wrapper per route rather than an aiohttp middleware: it is the hot path of every poll, and unknown
     paths and methods get routes of their own (below) so they are answered and journaled the same way.
+    ``route`` is the journal's shared method and path when the route has one fixed method.
     """
-    clock, journal = host.clock, host.journal
+    clock, journal, meter = host.clock, host.journal, host.meter
 
     async def device_handler(request: web.Request) -> web.StreamResponse:
         clock.note_activity()
         started = time.perf_counter()
-        latency = host.meter.switches.response_latency_ms
+        latency = meter.switches.response_latency_ms
         if latency:
             await clock.sleep(latency / 1000, for_busy=True)
         try:
@@ -176,13 +178,11 @@ def _device(handler: Handler, host: MeterHost) -> Handler:
             error = _HTTP_CODES.get(exc.status, "http_error")
             response = error_response(exc.status, error, _http_message(request, exc.status))
         clock.note_activity()
-        method = request.method
-        journal.add(  # positional: this runs on every poll
+        journal.record(  # positional: this runs on every poll
+            route or route_of(request.method, request.path),
             clock.now(),
             time.time(),
-            method,
-            request.path,
-            None if method == "GET" else request.get(_REQUEST_BODY),
+            None if request.method == "GET" else request.get(_REQUEST_BODY),
             response.status,
             error,
             (time.perf_counter() - started) * 1000,
@@ -232,7 +232,7 @@ def create_meter_app(host: MeterHost) -> web.Application:
     for path, by_method in _routes(host).items():
         resource = router.add_resource(path)
         for method, handler in by_method.items():
-            resource.add_route(method, _device(handler, host))
+            resource.add_route(method, _device(handler, host, route_of(method, path)))
         resource.add_route("*", _device(_method_not_allowed, host))
     router.add_route("*", "/{anything:.*}", _device(_not_found, host))
     return app

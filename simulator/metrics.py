@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from aiohttp import web
 
 from .fleet import MeterSlot, Twin
 from .host import MeterHost
-from .journal import JournalEntry
+from .journal import JournalEntry, PollRun
 from .meter_api import JSON_GET, JSON_POST
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LATENCY_BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+LATENCY_BUCKETS_S = tuple(bound / 1000 for bound in LATENCY_BUCKETS_MS)  # Prometheus shows seconds
 KNOWN_NODES = frozenset(JSON_GET) | frozenset(JSON_POST) | {"receipt", "transaction"}
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 METER_COUNTERS = {
@@ -39,10 +39,33 @@ class Histogram:
         self.count = 0
         self.total = 0.0
 
-    def observe(self, seconds: float) -> None:
-        self.buckets[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
-        self.count += 1
-        self.total += seconds
+    def observe_ms(self, latencies_ms: Sequence[float]) -> None:
+        """Observations in milliseconds, as the journal keeps them (a whole run of polls at once)."""
+        buckets, bounds, find = self.buckets, LATENCY_BUCKETS_MS, bisect.bisect_left
+        for latency in latencies_ms:
+            buckets[find(bounds, latency)] += 1
+        self.count += len(latencies_ms)
+        self.total += sum(latencies_ms) / 1000
+
+
+class _MeterRequests:
+    """One meter's journal listener: counts requests by node, method and status, and their latencies."""
+
+    def __init__(self, requests: Counter[tuple[str, str, str, int]], serial: str, latency: Histogram) -> None:
+        self.requests = requests
+        self.serial = serial
+        self.latency = latency
+        self.poll_key = (serial, "metervalue", "GET", 200)
+
+    def on_entry(self, entry: JournalEntry) -> None:
+        node = entry.node if entry.node in KNOWN_NODES else "other"
+        method = entry.method if entry.method in KNOWN_METHODS else "other"
+        self.requests[(self.serial, node, method, entry.status)] += 1
+        self.latency.observe_ms((entry.latency_ms,))
+
+    def on_polls(self, run: PollRun) -> None:
+        self.requests[self.poll_key] += len(run)
+        self.latency.observe_ms(run.latencies_ms)
 
 
 class Metrics:
@@ -61,17 +84,8 @@ class Metrics:
             journal = slot.host.journal
             if id(journal) not in self._hooked:
                 self._hooked.add(id(journal))
-                self.latency.setdefault(serial, Histogram())
-                journal.listeners.append(self._listener(serial))
-
-    def _listener(self, serial: str) -> Any:
-        def on_entry(entry: JournalEntry) -> None:
-            node = entry.node if entry.node in KNOWN_NODES else "other"
-            method = entry.method if entry.method in KNOWN_METHODS else "other"
-            self.requests[(serial, node, method, entry.status)] += 1
-            self.latency[serial].observe(entry.latency_ms / 1000)
-
-        return on_entry
+                histogram = self.latency.setdefault(serial, Histogram())
+                journal.listeners.append(_MeterRequests(self.requests, serial, histogram))
 
     def render(self) -> str:
         for slot in self.twin.slots.values():

@@ -9,7 +9,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import ClassVar
 
-from ..journal import JournalEntry
+from ..journal import JournalEntry, PollRun
 from .situation import Situation, is_get, is_meter_request, is_post, ok, tx_of
 from .verdicts import CheckState, Verdict
 
@@ -42,6 +42,11 @@ class Check:
 
     def on_entry(self, s: Situation, entry: JournalEntry) -> None:
         """Judge a request (``s`` is the situation before it)."""
+
+    def on_polls(self, s: Situation, run: PollRun) -> None:
+        """Judge a run of successful polls (only checks that judge polls hear them)."""
+        for entry in run.entries():
+            self.on_entry(s, entry)
 
     def on_power(self, s: Situation, on: bool, sim_time: float) -> None:
         """The meter was switched off or on (``s`` is the situation before the event)."""
@@ -210,7 +215,8 @@ class PollingRate(Check):
 
     def __init__(self, flag: Flag) -> None:
         super().__init__(flag)
-        self._last: JournalEntry | None = None
+        self._last_seq = 0  # the previous poll (0: none yet)
+        self._last_time = 0.0
         self._last_key: tuple[int, int] = (-1, -1)
         self._disturbed = False
         self._window: deque[float] = deque(maxlen=POLL_WINDOW_MAX + 1)  # the last few poll times are enough
@@ -221,25 +227,44 @@ class PollingRate(Check):
             if entry.status >= 500:
                 self._disturbed = True
             return
-        t = entry.sim_time
+        self._report(self._poll(s, entry.seq, entry.sim_time), entry)
+        self._disturbed = entry.status >= 500
+
+    def on_polls(self, s: Situation, run: PollRun) -> None:
+        first = run.first_seq
+        for k, t in enumerate(run.sim_times):
+            found = self._poll(s, first + k, t)
+            if found:
+                self._report(found, run.entry(k))
+            self._disturbed = False
+
+    def _poll(self, s: Situation, seq: int, t: float) -> list[tuple[str, str]] | None:
+        """Take one poll at simulated time ``t``; returns what it shows as (code, message), usually nothing."""
+        found = None
         key = (s.jumps, s.power_epoch)
-        if self._last is not None and key == self._last_key:
+        if self._last_seq and key == self._last_key:
             if not self._disturbed:
                 self.state.exercised += 1
-                gap = t - self._last.sim_time
+                gap = t - self._last_time
                 if gap > POLL_GAP_S:
-                    self.found("poll_gap", f"{gap:.1f} s since the previous poll (seq {self._last.seq})", entry)
+                    found = [("poll_gap", f"{gap:.1f} s since the previous poll (seq {self._last_seq})")]
         else:
             self._window.clear()
+            self._last_key = key
         window = self._window
         window.append(t)
         storming = len(window) > POLL_WINDOW_MAX and t - window[0] <= POLL_WINDOW_S
         if storming and not self._storming:
-            self.found(
-                "poll_too_fast", f"more than {POLL_WINDOW_MAX} polls within {POLL_WINDOW_S:g} s (over 5 Hz)", entry
-            )
+            too_fast = f"more than {POLL_WINDOW_MAX} polls within {POLL_WINDOW_S:g} s (over 5 Hz)"
+            found = [*(found or []), ("poll_too_fast", too_fast)]
         self._storming = storming
-        self._last, self._last_key, self._disturbed = entry, key, entry.status >= 500
+        self._last_seq, self._last_time = seq, t
+        return found
+
+    def _report(self, found: list[tuple[str, str]] | None, entry: JournalEntry) -> None:
+        if found:
+            for code, message in found:
+                self.found(code, message, entry)
 
 
 class ReinitAfterPowerCycle(Check):
@@ -255,6 +280,10 @@ class ReinitAfterPowerCycle(Check):
     def on_power(self, s: Situation, on: bool, sim_time: float) -> None:
         self._since = sim_time if on else None
         self._requests = 0
+
+    def on_polls(self, s: Situation, run: PollRun) -> None:
+        if self._since is not None:  # only while re-initialisation is awaited
+            super().on_polls(s, run)
 
     def on_entry(self, s: Situation, entry: JournalEntry) -> None:
         if self._since is None or not is_meter_request(entry):

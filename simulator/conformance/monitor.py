@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from ..host import MeterHost
-from ..journal import JournalEntry
+from ..journal import JournalEntry, PollRun
 from .checks import PROTOCOL_CHECKS, Check
 from .input_checks import INPUT_CHECKS
 from .situation import Situation, is_meter_request
@@ -38,7 +38,7 @@ class ConformanceMonitor:
         self.last_seq: int | None = None
         self.requests = 0
         self.power_events = 0
-        host.journal.listeners.append(self.on_entry)
+        host.journal.listeners.append(self)
         host.meter.listeners.append(self.on_meter_event)
 
     # ---- listeners: never let a checker bug break the meter ----------------------------------------------
@@ -48,6 +48,12 @@ class ConformanceMonitor:
             self._on_entry(entry)
         except Exception:
             log.exception("conformance check failed on journal entry %s", entry.seq)
+
+    def on_polls(self, run: PollRun) -> None:
+        try:
+            self._on_polls(run)
+        except Exception:
+            log.exception("conformance check failed on polls %s..%s", run.first_seq, run.last_seq)
 
     def on_meter_event(self, kind: str, data: dict[str, Any]) -> None:
         self.host.journal.flush()  # the requests before this event are judged before it
@@ -65,13 +71,20 @@ class ConformanceMonitor:
         self.requests += 1
         s = self.situation
         s.jumps = self.host.clock.jumps
-        if entry.node == "metervalue" and entry.status == 200 and entry.method == "GET":
-            for check in self._poll_checks:  # the 1 Hz fast path: a good poll changes no situation
-                check.on_entry(s, entry)
-            return
         for check in self.checks:
             check.on_entry(s, entry)
         s.apply(entry)
+
+    def _on_polls(self, run: PollRun) -> None:
+        """The 1 Hz fast path: successful polls change no situation, and only the checks that judge them hear."""
+        if self.first_seq is None:
+            self.first_seq = run.first_seq
+        self.last_seq = run.last_seq
+        self.requests += len(run)
+        s = self.situation
+        s.jumps = self.host.clock.jumps
+        for check in self._poll_checks:
+            check.on_polls(s, run)
 
     def _on_meter_event(self, kind: str, data: dict[str, Any]) -> None:
         s = self.situation
@@ -92,8 +105,8 @@ class ConformanceMonitor:
         finding = Finding(state.id, code, state.severity, message, sim_time, None if entry is None else snapshot(entry))
         state.add(finding)
         self.counts[code] += 1
-        if entry is not None and code not in entry.findings:
-            entry.findings.append(code)
+        if entry is not None:
+            self.host.journal.add_finding(entry, code)
         if len(self.findings) < MAX_FINDINGS:
             self.findings.append(finding)
         else:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from simulator.journal import Journal, JournalEntry
+from simulator.journal import EveryEntry, Journal, JournalEntry, PollRun, route_of
 
 
 def add(journal: Journal, path: str = "/counter/v1/ocmf/gw", status: int = 200, **extra: Any) -> JournalEntry:
@@ -65,7 +65,7 @@ def test_clear_keeps_seq_going() -> None:
 def test_listeners_hear_every_entry() -> None:
     journal = Journal()
     heard: list[int] = []
-    journal.listeners.append(lambda entry: heard.append(entry.seq))
+    journal.listeners.append(EveryEntry(lambda entry: heard.append(entry.seq)))
     add(journal)
     add(journal, status=428, error="gw_already_set")
     assert heard == [1, 2]
@@ -86,9 +86,10 @@ def test_node_is_the_last_path_segment(path: str, node: str) -> None:
 
 
 def test_as_dict_has_every_field_and_copies_findings() -> None:
-    entry = add(Journal(), status=400, error="bad_tx", body={"TX": "Q"}, method="POST")
-    entry.findings.append("driver sent TX Q")
-    data = entry.as_dict()
+    journal = Journal()
+    entry = add(journal, status=400, error="bad_tx", body={"TX": "Q"}, method="POST")
+    journal.add_finding(entry, "driver sent TX Q")
+    data = journal.entries()[0].as_dict()
     assert data == {
         "seq": 1,
         "sim_time": 10.0,
@@ -112,7 +113,7 @@ def _add(journal: Journal, path: str) -> None:
 async def test_listeners_hear_a_batch_per_loop_pass_in_order_and_readers_flush_first() -> None:
     journal = Journal(10)
     heard: list[str] = []
-    journal.listeners.append(lambda entry: heard.append(entry.node))
+    journal.listeners.append(EveryEntry(lambda entry: heard.append(entry.node)))
     _add(journal, "/counter/v1/ocmf/gw")
     _add(journal, "/counter/v1/ocmf/metervalue")
     assert heard == []  # not yet: the batch is heard when the loop comes round
@@ -126,6 +127,100 @@ async def test_listeners_hear_a_batch_per_loop_pass_in_order_and_readers_flush_f
 def test_without_an_event_loop_listeners_hear_at_once() -> None:
     journal = Journal(10)
     heard: list[int] = []
-    journal.listeners.append(lambda entry: heard.append(entry.seq))
+    journal.listeners.append(EveryEntry(lambda entry: heard.append(entry.seq)))
     _add(journal, "/counter/v1/ocmf/gw")
     assert heard == [1]
+
+
+class Recorder:
+    """A listener that keeps what it heard: ("entry", seq) or ("polls", first seq, times, latencies)."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[Any, ...]] = []
+
+    def on_entry(self, entry: JournalEntry) -> None:
+        self.heard.append(("entry", entry.seq))
+
+    def on_polls(self, run: PollRun) -> None:
+        self.heard.append(("polls", run.first_seq, list(run.sim_times), list(run.latencies_ms)))
+        assert [entry.seq for entry in run.entries()] == list(range(run.first_seq, run.last_seq + 1))
+
+
+POLL = route_of("GET", "/counter/v1/ocmf/metervalue")
+GW = route_of("POST", "/counter/v1/ocmf/gw")
+
+
+async def test_successful_polls_are_heard_as_runs_and_everything_else_as_entries() -> None:
+    journal = Journal(100)
+    recorder = Recorder()
+    journal.listeners.append(recorder)
+    for t in (1.0, 2.0):
+        journal.record(POLL, t, 0.0, None, 200, None, t / 10)
+    journal.record(GW, 3.0, 0.0, {"CT": "EVSEID"}, 200, None, 0.3)
+    journal.record(POLL, 4.0, 0.0, None, 503, "network_status", 0.4)  # not a successful poll
+    journal.record(POLL, 5.0, 0.0, None, 200, "network_malformed", 0.5)  # a 200 with a network fault: neither
+    journal.record(POLL, 6.0, 0.0, None, 200, None, 0.6)
+    journal.flush()
+    assert recorder.heard == [
+        ("polls", 1, [1.0, 2.0], [0.1, 0.2]),
+        ("entry", 3),
+        ("entry", 4),
+        ("entry", 5),
+        ("polls", 6, [6.0], [0.6]),
+    ]
+
+
+async def test_a_run_across_the_ring_wrap_is_heard_whole_and_in_order() -> None:
+    journal = Journal(4)
+    for t in range(3):  # nobody listens yet: these are not heard
+        journal.record(POLL, float(t), 0.0, None, 200, None, 0.0)
+    recorder = Recorder()
+    journal.listeners.append(recorder)
+    for t in range(3, 7):  # seqs 4..7 sit in slots 3, 0, 1, 2
+        journal.record(POLL, float(t), 0.0, None, 200, None, 0.0)
+    journal.flush()
+    assert recorder.heard == [("polls", 4, [3.0, 4.0, 5.0, 6.0], [0.0] * 4)]
+
+
+async def test_entries_nobody_heard_yet_are_heard_before_the_ring_drops_them() -> None:
+    journal = Journal(3)
+    recorder = Recorder()
+    journal.listeners.append(recorder)
+    journal.record(GW, 0.0, 0.0, {}, 200, None, 0.0)
+    for t in range(1, 6):
+        journal.record(POLL, float(t), 0.0, None, 200, None, 0.0)
+    early = [seq for item in recorder.heard for seq in _seqs(item)]
+    assert early and early == list(range(1, len(early) + 1))  # heard before the loop came round: not lost
+    journal.flush()
+    assert [seq for item in recorder.heard for seq in _seqs(item)] == [1, 2, 3, 4, 5, 6]
+
+
+def _seqs(item: tuple[Any, ...]) -> list[int]:
+    return [item[1]] if item[0] == "entry" else list(range(item[1], item[1] + len(item[2])))
+
+
+def test_findings_stay_with_their_entry_until_the_ring_drops_it() -> None:
+    journal = Journal(2)
+    entry = journal.add(0.0, 0.0, "POST", "/counter/v1/ocmf/gw", {}, 200, None, 0.0)
+    journal.add_finding(entry, "gw_repeated")
+    journal.add_finding(entry, "gw_repeated")  # once per code
+    assert journal.entries()[0].findings == ["gw_repeated"]
+    journal.record(POLL, 1.0, 0.0, None, 200, None, 0.0)
+    assert journal.entries()[0].findings == ["gw_repeated"]
+    journal.record(POLL, 2.0, 0.0, None, 200, None, 0.0)  # drops seq 1
+    assert [e.seq for e in journal.entries()] == [2, 3]
+    assert all(e.findings == [] for e in journal.entries())
+    with pytest.raises(KeyError, match="1 is not in the journal"):
+        journal.entry(1)
+
+
+def test_clear_drops_findings_and_entries_but_keeps_listening() -> None:
+    journal = Journal(5)
+    recorder = Recorder()
+    journal.listeners.append(recorder)
+    entry = journal.add(0.0, 0.0, "POST", "/counter/v1/ocmf/gw", {}, 200, None, 0.0)
+    journal.add_finding(entry, "x")
+    journal.clear()
+    assert recorder.heard == [("entry", 1)]  # heard before it was cleared
+    journal.record(GW, 1.0, 0.0, {}, 200, None, 0.0)
+    assert [(e.seq, e.findings) for e in journal.entries()] == [(2, [])]
