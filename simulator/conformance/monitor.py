@@ -39,6 +39,7 @@ class ConformanceMonitor:
         self.requests = 0
         self.power_events = 0
         host.journal.listeners.append(self)
+        host.clock.before_jump.append(host.journal.flush)  # requests before a jump are judged before it
         host.meter.listeners.append(self.on_meter_event)
 
     # ---- listeners: never let a checker bug break the meter ----------------------------------------------

@@ -293,3 +293,17 @@ async def test_autojump_does_not_jump_while_there_is_activity() -> None:
         assert clock.now() == 3600.0
     finally:
         jumper.cancel()
+
+
+async def test_before_jump_hears_every_jump_while_time_is_still_before_it() -> None:
+    clock = SimClock("virtual", 0.0, epoch=0.0)
+    heard: list[tuple[float, int]] = []
+    clock.before_jump.append(lambda: heard.append((clock.now(), clock.jumps)))
+    clock.advance(10)
+    jumper = asyncio.create_task(clock.autojump(0.001))
+    try:
+        await asyncio.wait_for(clock.sleep(5), 2.0)
+    finally:
+        jumper.cancel()
+    clock.set(rate=2)  # a new rate is not a jump
+    assert heard == [(0.0, 0), (10.0, 1)]
