@@ -91,6 +91,26 @@ def test_unreadable_state_names_the_file(tmp_path: Path) -> None:
         memory.load()
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"{torn", "Expecting"), (b"[1]", "JSON object"), (b'{"pagination": 1}', "missing")],
+)
+def test_unreadable_record_names_its_file_and_the_problem(tmp_path: Path, content: bytes, problem: str) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    memory.add_record(record(1))
+    name = "00000001-ffffffffffffffff-T0000000002.json"
+    (memory.folder / "records" / name).write_bytes(content)
+    with pytest.raises(RuntimeError, match=rf"{name}: unreadable meter memory \(.*{problem}"):
+        memory.load()
+
+
+def test_records_load_in_sequence_order_whatever_the_listing_order(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    for pagination in range(12):  # sequence numbers 0..11: 00000010 sorts after 00000009 as text too
+        memory.add_record(record(pagination, fingerprint="ab" * 8 if pagination % 2 else "cd" * 8))
+    assert [r.pagination for r in FileMemory(tmp_path, SERIAL).load()[1]] == list(range(12))
+
+
 def test_state_file_is_json(tmp_path: Path) -> None:
     memory = FileMemory(tmp_path, SERIAL)
     memory.save(STATE)
