@@ -46,7 +46,7 @@ def measure(quick: bool) -> dict[str, Any]:
         results |= {"scenario_suite_s": None, "scenario_suite_method": "skipped in --quick"}
     else:
         results |= ratio.run(seconds=3, rounds=7)
-        results |= fleet.run([250, 500, 1000, 1500, 2000], seconds=15)
+        results |= fleet.run([250, 500, 1000, 2000, 3000, 4000], seconds=15)
         results |= memory.run(1000)
         results |= transaction.run(200)
         results |= ready.run(5)
