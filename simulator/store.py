@@ -46,22 +46,33 @@ class FileMemory:
         self._records.mkdir(parents=True, exist_ok=True)
         # Records are named by a running sequence number first, so listing them gives signing order even
         # across factory resets (a fingerprint first would sort keys by their hex, not by their age).
-        self._sequence = len(self._record_names())
+        with os.scandir(self._records) as entries:
+            self._sequence = sum(1 for entry in entries if entry.name.endswith(".json"))
 
     def _record_names(self) -> list[str]:
         """Record file names in signing order (sorting names, not Path objects: 23k records in 15 ms, not 0.3 s)."""
         with os.scandir(self._records) as entries:
             return sorted(entry.name for entry in entries if entry.name.endswith(".json"))
 
-    def load(self) -> tuple[NonVolatile | None, list[SignedRecord]]:
+    def load(self) -> NonVolatile | None:
         state_path = self.folder / STATE_FILE
-        state = NonVolatile.from_dict(_read_json(state_path)) if state_path.exists() else None
+        return NonVolatile.from_dict(_read_json(state_path)) if state_path.exists() else None
+
+    def records_since(self, fingerprint: str, pagination: int) -> list[SignedRecord]:
+        """Chosen by file name first (``...-<fingerprint>-T<pagination>.json``): start-up reads only these."""
+        names = [name for name in self._record_names() if _may_be_since(name, fingerprint, pagination)]
+        records = self._read(names)
+        return [r for r in records if r.key_fingerprint == fingerprint and r.pagination >= pagination]
+
+    def history(self) -> list[SignedRecord]:
+        return self._read(self._record_names())
+
+    def _read(self, names: list[str]) -> list[SignedRecord]:
         folder = os.open(self._records, os.O_RDONLY)
         try:
-            records = [_read_record(self._records, folder, name) for name in self._record_names()]
+            return [_read_record(self._records, folder, name) for name in names]
         finally:
             os.close(folder)
-        return state, records
 
     def save(self, state: NonVolatile) -> None:
         write_atomic(self.folder / STATE_FILE, json.dumps(state.as_dict(), indent=1).encode())
@@ -70,6 +81,14 @@ class FileMemory:
         name = f"{self._sequence:08d}-{record.key_fingerprint}-T{record.pagination:010d}.json"
         write_atomic(self._records / name, json.dumps(record.as_dict()).encode())
         self._sequence += 1
+
+
+def _may_be_since(name: str, fingerprint: str, pagination: int) -> bool:
+    """False only for a record file whose name says it is of another key or older (odd names are read)."""
+    parts = name[: -len(".json")].split("-")
+    if len(parts) != 3 or not parts[2].startswith("T") or not parts[2][1:].isdigit():
+        return True
+    return parts[1] == fingerprint and int(parts[2][1:]) >= pagination
 
 
 def _read_at(folder: int, name: str) -> bytes:

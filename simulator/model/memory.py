@@ -61,7 +61,14 @@ class NonVolatile:
 class Memory(Protocol):
     """Durable storage for one meter; every call returns only once the data is safe."""
 
-    def load(self) -> tuple[NonVolatile | None, list[SignedRecord]]: ...
+    def load(self) -> NonVolatile | None:
+        """The state last saved (None: factory new)."""
+
+    def records_since(self, fingerprint: str, pagination: int) -> list[SignedRecord]:
+        """The records of one key from a pagination on: what a state saved at that PG may not count yet."""
+
+    def history(self) -> list[SignedRecord]:
+        """Every record, in signing order (read when first asked for: a long history must not slow start-up)."""
 
     def save(self, state: NonVolatile) -> None: ...
 
@@ -76,8 +83,14 @@ class RamMemory:
         self.records: list[SignedRecord] = []
         self.saves = 0
 
-    def load(self) -> tuple[NonVolatile | None, list[SignedRecord]]:
-        return self.state, list(self.records)
+    def load(self) -> NonVolatile | None:
+        return self.state
+
+    def records_since(self, fingerprint: str, pagination: int) -> list[SignedRecord]:
+        return [r for r in self.records if r.key_fingerprint == fingerprint and r.pagination >= pagination]
+
+    def history(self) -> list[SignedRecord]:
+        return list(self.records)
 
     def save(self, state: NonVolatile) -> None:
         self.state = state
@@ -92,7 +105,8 @@ def reconcile(state: NonVolatile, records: list[SignedRecord], fingerprint: str)
     and the state follows at the next checkpoint.
 
     The pagination counter resumes after the newest record of the current key, the last transaction is that
-    record, and the registers are never below what a record saw (never below a signed end value).
+    record, and the registers are never below what a record saw (never below a signed end value). Records
+    signed before the state was saved change nothing, so ``Memory.records_since`` the state's PG is enough.
     """
     own = [record for record in records if record.key_fingerprint == fingerprint]
     if not own:

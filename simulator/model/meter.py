@@ -103,8 +103,15 @@ class Meter:
 
     # ---- non-volatile memory -------------------------------------------------------------------------
 
+    @property
+    def records(self) -> list[SignedRecord]:
+        """Every signed record, in signing order; read from memory on first use, so start-up does not wait."""
+        if self._history is None:
+            self._history = self._memory.history()
+        return self._history
+
     def _restore(self) -> None:
-        state, records = self._memory.load()
+        state = self._memory.load()
         if state is None:
             signer = self._new_signer(0)
             state = NonVolatile(
@@ -113,12 +120,13 @@ class Meter:
             self._memory.save(state)
         else:
             signer = Signer.from_pem(state.key_pem)
-            reconciled = reconcile(state, records, signer.fingerprint)
+            recent = self._memory.records_since(signer.fingerprint, state.next_pagination)
+            reconciled = reconcile(state, recent, signer.fingerprint)
             if reconciled != state:
                 state = reconciled
                 self._memory.save(state)
         self.signer = signer
-        self.records = records
+        self._history: list[SignedRecord] | None = None  # read from memory when first asked for
         self.import_uj = state.import_uj
         self.export_uj = state.export_uj
         self.next_pagination = state.next_pagination
@@ -464,7 +472,8 @@ class Meter:
             self.export_uj,
         )
         self._memory.add_record(record)  # durable: PG, the record and the registers (reconcile reads them back)
-        self.records.append(record)
+        if self._history is not None:  # else memory has it for when the history is first read
+            self._history.append(record)
         self.next_pagination += 1
         self.last_transaction = ocmf
         self.next_record_fault = None

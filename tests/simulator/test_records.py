@@ -165,4 +165,4 @@ def test_records_written_before_public_keys_were_kept_still_load() -> None:
     assert SignedRecord.from_dict(data).public_key == ""
     memory = RamMemory()
     memory.add_record(record)
-    assert memory.load()[1] == [record]
+    assert memory.history() == [record]

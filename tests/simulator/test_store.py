@@ -24,6 +24,16 @@ def stray_files(root: Path) -> list[Path]:
     return [path for path in root.rglob("*") if path.name.startswith(".") or path.name.endswith(".tmp")]
 
 
+class CountingMemory(FileMemory):
+    """FileMemory that counts how often the whole history is read."""
+
+    history_reads = 0
+
+    def history(self) -> list[SignedRecord]:
+        self.history_reads += 1
+        return super().history()
+
+
 class Crash(Exception):
     """The process died here."""
 
@@ -34,7 +44,7 @@ class Crash(Exception):
 def test_empty_folder_loads_as_factory_new(tmp_path: Path) -> None:
     memory = FileMemory(tmp_path, SERIAL)
     assert memory.folder == tmp_path / SERIAL
-    assert memory.load() == (None, [])
+    assert memory.load() is None and memory.history() == []
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -42,9 +52,9 @@ def test_round_trip(tmp_path: Path) -> None:
     memory.save(STATE)
     memory.add_record(record(1))
     memory.add_record(record(2))
-    state, records = FileMemory(tmp_path, SERIAL).load()
-    assert state == STATE
-    assert records == [record(1), record(2)]
+    reopened = FileMemory(tmp_path, SERIAL)
+    assert reopened.load() == STATE
+    assert reopened.history() == [record(1), record(2)]
 
 
 def test_save_replaces_the_state(tmp_path: Path) -> None:
@@ -52,12 +62,13 @@ def test_save_replaces_the_state(tmp_path: Path) -> None:
     memory.save(STATE)
     newer = NonVolatile(SERIAL, "iem-dcr-125", "-----PEM-----", 0, 999, 0, 6, None)
     memory.save(newer)
-    assert memory.load()[0] == newer
+    assert memory.load() == newer
 
 
 def test_meters_live_in_their_own_folders(tmp_path: Path) -> None:
     FileMemory(tmp_path, SERIAL).save(STATE)
-    assert FileMemory(tmp_path, "1ISA0200000002").load() == (None, [])
+    other = FileMemory(tmp_path, "1ISA0200000002")
+    assert other.load() is None and other.history() == []
 
 
 def test_atomic_writes_leave_no_temporary_files(tmp_path: Path) -> None:
@@ -78,7 +89,7 @@ def test_a_torn_temporary_file_is_ignored(tmp_path: Path) -> None:
     memory = FileMemory(tmp_path, SERIAL)
     memory.save(STATE)
     (memory.folder / ".state.json.tmp").write_bytes(b'{"serial": "1IS')
-    assert memory.load()[0] == STATE
+    assert memory.load() == STATE
 
 
 def test_unreadable_state_names_the_file(tmp_path: Path) -> None:
@@ -101,14 +112,28 @@ def test_unreadable_record_names_its_file_and_the_problem(tmp_path: Path, conten
     name = "00000001-ffffffffffffffff-T0000000002.json"
     (memory.folder / "records" / name).write_bytes(content)
     with pytest.raises(RuntimeError, match=rf"{name}: unreadable meter memory \(.*{problem}"):
-        memory.load()
+        memory.history()
+    with pytest.raises(RuntimeError, match=rf"{name}: unreadable meter memory \(.*{problem}"):
+        memory.records_since("f" * 16, 2)  # start-up reads it too: its name says it may be unsaved
+
+
+def test_records_since_reads_only_what_the_state_may_not_count(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    for pagination in range(5):
+        memory.add_record(record(pagination))
+    memory.add_record(record(3, fingerprint="a" * 16))  # another key's record
+    for name in ("00000001-ffffffffffffffff-T0000000001.json", "00000002-ffffffffffffffff-T0000000002.json"):
+        (memory.folder / "records" / name).write_bytes(b"{torn")  # older: never opened at start-up
+    assert [r.pagination for r in memory.records_since("f" * 16, 3)] == [3, 4]
+    assert [r.pagination for r in memory.records_since("a" * 16, 0)] == [3]
+    assert memory.records_since("f" * 16, 5) == []
 
 
 def test_records_load_in_sequence_order_whatever_the_listing_order(tmp_path: Path) -> None:
     memory = FileMemory(tmp_path, SERIAL)
     for pagination in range(12):  # sequence numbers 0..11: 00000010 sorts after 00000009 as text too
         memory.add_record(record(pagination, fingerprint="ab" * 8 if pagination % 2 else "cd" * 8))
-    assert [r.pagination for r in FileMemory(tmp_path, SERIAL).load()[1]] == list(range(12))
+    assert [r.pagination for r in FileMemory(tmp_path, SERIAL).history()] == list(range(12))
 
 
 def test_state_file_is_json(tmp_path: Path) -> None:
@@ -169,6 +194,21 @@ def test_meter_rebuilt_on_the_same_folder_is_the_same_meter(tmp_path: Path) -> N
     assert_verifies(record3, key["PK"])
 
 
+def test_meter_reads_its_history_only_when_first_asked_and_keeps_it_whole(tmp_path: Path) -> None:
+    time = FakeTime()
+    meter = ready_meter(time, FileMemory(tmp_path, SERIAL))
+    first = charge(meter, time)
+    memory = CountingMemory(tmp_path, SERIAL)
+    again = make_meter(time, memory)
+    assert memory.history_reads == 0  # start-up did not read the history
+    again.post_gw(dict(GW))
+    again.post_user(dict(USER))
+    second = charge(again, time)  # signed before anyone asked: memory has it
+    assert [r.ocmf for r in again.records] == [first, second] and memory.history_reads == 1
+    third = charge(again, time)  # signed after: appended to what was read
+    assert [r.ocmf for r in again.records] == [first, second, third] and memory.history_reads == 1
+
+
 def test_meter_repairs_a_crash_after_the_record_before_the_state(tmp_path: Path) -> None:
     time = FakeTime()
     memory = FileMemory(tmp_path, SERIAL)
@@ -192,7 +232,7 @@ def test_meter_repairs_a_crash_after_the_record_before_the_state(tmp_path: Path)
     assert again.import_mwh >= parse_kwh(signed.end_rv)
     assert again.get_metervalue()["RD"][0]["RV"] == "00000008.000"
     assert [r.pagination for r in again.records] == [1, 2]
-    on_disk = FileMemory(tmp_path, SERIAL).load()[0]
+    on_disk = FileMemory(tmp_path, SERIAL).load()
     assert on_disk is not None and on_disk.next_pagination == 3  # the repair was written back
 
 
