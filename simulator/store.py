@@ -46,8 +46,7 @@ class FileMemory:
         self._records.mkdir(parents=True, exist_ok=True)
         # Records are named by a running sequence number first, so listing them gives signing order even
         # across factory resets (a fingerprint first would sort keys by their hex, not by their age).
-        with os.scandir(self._records) as entries:
-            self._sequence = sum(1 for entry in entries if entry.name.endswith(".json"))
+        self._sequence = len(self._record_names())
 
     def _record_names(self) -> list[str]:
         """Record file names in signing order (sorting names, not Path objects: 23k records in 15 ms, not 0.3 s)."""
