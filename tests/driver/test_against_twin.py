@@ -2,7 +2,7 @@
 
 Nothing here waits on wall-clock seconds: the twin's SimClock is virtual at rate 0 and jumps to the next
 pending wake-up whenever nothing happened for a few real milliseconds (`SimClock.autojump`). The driver
-gets the same clock, and an HTTP client that keeps noting activity while a request is in flight, so time
+gets the same clock, and an HTTP client that holds auto-jump while a request is in flight, so time
 never jumps in the middle of an exchange. The driver never imports the simulator; only this test does.
 """
 
@@ -18,42 +18,22 @@ from typing import Any
 import pytest
 from pyocmf import OCMF
 
-from driver.client import HttpResponse, MeterHttpClient
 from driver.config import DriverConfig
 from driver.driver import IemDcrDriver
 from driver.events import DriverEvent
-from driver.types import (
-    OCMFIdentificationFlags,
-    OCMFIdentificationLevel,
-    OCMFIdentificationType,
-    OCMFUserIdentificationStatus,
-    TransactionReq,
-    TransactionRequestStatus,
-)
+from driver.types import TransactionRequestStatus
 from simulator.clock import SimClock
 from simulator.fleet import MeterSlot, MeterSpec, Twin
 from simulator.journal import JournalEntry
+
+from .on_twin import CI, RFID, HeldClient, make_req
 
 OK = TransactionRequestStatus.OK
 UNEXPECTED = TransactionRequestStatus.UNEXPECTED_ERROR
 NOT_SUPPORTED = TransactionRequestStatus.NOT_SUPPORTED
 EPOCH = 1_750_000_000.0  # 2025-06-15T15:06:40Z
-CI = "DE*ISA*E0001"  # an EVSEID, so records pass pyocmf's Eichrecht checks with CT EVSEID
-RFID = "04A1B2C3"  # an ISO14443 UID: 8 hex characters
 HEALTHY_XC = "0x0000, 0x00000000, 0x00, 0x00"
 TM_WITHOUT_LETTER = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d{3}[+-]\d{4}$")
-
-
-class HeldClient(MeterHttpClient):
-    """The driver's HTTP client, noting activity on the shared clock while a request is in flight."""
-
-    def __init__(self, base_url: str, timeout_s: float, clock: SimClock) -> None:
-        super().__init__(base_url, timeout_s)
-        self._clock = clock
-
-    async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> HttpResponse:
-        with self._clock.busy():
-            return await super().request(method, path, body)
 
 
 def held(clock: SimClock) -> contextlib.AbstractContextManager[None]:
@@ -128,20 +108,6 @@ async def driver(slot: MeterSlot, make_driver: MakeDriver) -> IemDcrDriver:
 
 
 # ----- helpers --------------------------------------------------------------------------------------------
-
-
-def make_req(**overrides: Any) -> TransactionReq:
-    fields: dict[str, Any] = {
-        "evse_id": CI,
-        "transaction_id": "tx-1",
-        "identification_status": OCMFUserIdentificationStatus.ASSIGNED,
-        "identification_type": OCMFIdentificationType.ISO14443,
-        "identification_flags": [OCMFIdentificationFlags.RFID_PLAIN],
-        "identification_level": OCMFIdentificationLevel.VERIFIED,
-        "identification_data": RFID,
-    }
-    fields.update(overrides)
-    return TransactionReq(**fields)
 
 
 def wire(slot: MeterSlot, since: int = 0, *, polls: bool = False) -> list[JournalEntry]:

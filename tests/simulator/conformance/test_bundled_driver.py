@@ -9,42 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from driver.client import HttpResponse, MeterHttpClient
 from driver.config import DriverConfig
 from driver.driver import IemDcrDriver
-from driver.types import (
-    OCMFIdentificationFlags,
-    OCMFIdentificationLevel,
-    OCMFIdentificationType,
-    OCMFUserIdentificationStatus,
-    TransactionReq,
-    TransactionRequestStatus,
-)
+from driver.types import TransactionReq, TransactionRequestStatus
 from simulator.clock import SimClock
 from simulator.conformance import attach, build_report
 from simulator.fleet import MeterSlot, MeterSpec, Twin
+from tests.driver.on_twin import CI, HeldClient, make_req
 from tests.simulator.helpers import T0
-
-CI = "DE*ISA*E0001"
-
-
-class HeldClient(MeterHttpClient):
-    """Notes activity on the shared clock while a request is in flight, so time never jumps mid-exchange."""
-
-    def __init__(self, base_url: str, timeout_s: float, clock: SimClock) -> None:
-        super().__init__(base_url, timeout_s)
-        self._clock = clock
-
-    async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> HttpResponse:
-        task = asyncio.ensure_future(super().request(method, path, body))
-        while not task.done():
-            self._clock.note_activity()
-            await asyncio.wait({task}, timeout=0.001)
-        return task.result()
 
 
 @pytest.fixture
@@ -65,18 +40,6 @@ async def setup() -> AsyncIterator[tuple[SimClock, Twin, MeterSlot, IemDcrDriver
         await jumper
 
 
-def request(level: OCMFIdentificationLevel | None = OCMFIdentificationLevel.VERIFIED) -> TransactionReq:
-    return TransactionReq(
-        evse_id=CI,
-        transaction_id="tx-1",
-        identification_status=OCMFUserIdentificationStatus.ASSIGNED,
-        identification_type=OCMFIdentificationType.ISO14443,
-        identification_flags=[OCMFIdentificationFlags.RFID_PLAIN],
-        identification_level=level,
-        identification_data="04A1B2C3",
-    )
-
-
 async def one_charge(clock: SimClock, slot: MeterSlot, drv: IemDcrDriver, req: TransactionReq) -> None:
     assert (await drv.start_transaction(req)).status == TransactionRequestStatus.OK
     slot.meter.set_load(50.0, 400.0)
@@ -89,13 +52,13 @@ async def test_bundled_driver_earns_no_fail(setup: tuple[SimClock, Twin, MeterSl
     clock, twin, slot, drv = setup
     await drv.start()
     await asyncio.wait_for(drv.wait_for("initialised"), 10)
-    await one_charge(clock, slot, drv, request())
+    await one_charge(clock, slot, drv, make_req())
     await clock.sleep(30)
-    await one_charge(clock, slot, drv, request())
+    await one_charge(clock, slot, drv, make_req())
     with drv.subscribe(["initialised"]) as events:
         await twin.power_cycle(slot.meter.serial)
         await asyncio.wait_for(events.get(), 10)
-    await one_charge(clock, slot, drv, request())
+    await one_charge(clock, slot, drv, make_req())
     await clock.sleep(30)
 
     report = build_report(attach(slot.host))
@@ -120,7 +83,7 @@ async def test_bundled_driver_without_a_level_warns_not_billable(
     clock, _, slot, drv = setup
     await drv.start()
     await asyncio.wait_for(drv.wait_for("initialised"), 10)
-    await one_charge(clock, slot, drv, request(level=None))
+    await one_charge(clock, slot, drv, make_req(identification_level=None))
     report = build_report(attach(slot.host))
     verdicts = {check["id"]: check["verdict"] for check in report["checks"]}
     assert verdicts["identification_level"] == "WARN"
