@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from simulator.clock import SimClock
+from simulator.control_api import create_control_app
+from simulator.fleet import Twin
 from tests.simulator.helpers import T0
 
 
@@ -12,3 +19,11 @@ from tests.simulator.helpers import T0
 def clock() -> SimClock:
     """A frozen virtual clock at T0: time moves only when a test advances it."""
     return SimClock("virtual", 0, T0)
+
+
+@pytest.fixture
+async def control(
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]], twin: Twin
+) -> TestClient[Any, Any]:
+    """The control app of the module's ``twin`` fixture; starting it starts the twin's meter listeners."""
+    return await aiohttp_client(create_control_app(twin))

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from simulator.clock import SimClock
-from simulator.control_api import MAX_CONTROL_BODY, create_control_app
+from simulator.control_api import MAX_CONTROL_BODY
 from simulator.fleet import Twin
 from simulator.model import CATALOGUE
 from tests.simulator.helpers import GW, HEALTHY_XC, T0, USER
 from tests.simulator.twin_helpers import new_twin, until
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 Client = TestClient[Any, Any]
 
 S1 = "1ISA0200000001"
@@ -32,12 +30,6 @@ FAULT_NAMES = ["sensor_unit_fault", "voltage_out_of_range", "tamper_detected", "
 @pytest.fixture
 def twin(clock: SimClock) -> Twin:
     return new_twin(2, clock, journal_size=50)
-
-
-@pytest.fixture
-async def control(aiohttp_client: ClientFactory, twin: Twin) -> Client:
-    """The control app; starting it starts the twin's meter listeners."""
-    return await aiohttp_client(create_control_app(twin))
 
 
 @pytest.fixture

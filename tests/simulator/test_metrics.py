@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from simulator.control_api import create_control_app
 from simulator.fleet import Twin
 from simulator.metrics import findings_by_code
 from tests.simulator.twin_helpers import S1, S2, charge, json_ok, meter_url, new_twin
@@ -23,11 +20,6 @@ SAMPLE = re.compile(r'^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+Inf-]
 @pytest.fixture
 def twin() -> Twin:
     return new_twin(2)
-
-
-@pytest.fixture
-async def control(aiohttp_client: Callable[[web.Application], Awaitable[Client]], twin: Twin) -> Client:
-    return await aiohttp_client(create_control_app(twin))
 
 
 async def scrape(control: Client) -> dict[str, float]:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from simulator.cli import JsonLogFormatter
-from simulator.control_api import create_control_app
 from simulator.fleet import Twin
 from simulator.network import NetworkFaults, parse_rules
 from tests.simulator.twin_helpers import S1, S2, json_error, json_ok, meter_url, new_twin, raw_get, until
@@ -26,11 +24,6 @@ NETWORK = f"/api/meters/{S1}/network"
 @pytest.fixture
 def twin() -> Twin:
     return new_twin(2)
-
-
-@pytest.fixture
-async def control(aiohttp_client: Callable[[web.Application], Awaitable[Client]], twin: Twin) -> Client:
-    return await aiohttp_client(create_control_app(twin))
 
 
 @pytest.fixture

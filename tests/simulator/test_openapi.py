@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 import simulator
@@ -34,11 +32,6 @@ MAY_BE_PENDING = {
 @pytest.fixture
 def twin() -> Twin:
     return new_twin()
-
-
-@pytest.fixture
-async def control(aiohttp_client: Callable[[web.Application], Awaitable[Client]], twin: Twin) -> Client:
-    return await aiohttp_client(create_control_app(twin))
 
 
 def described(document: dict[str, Any]) -> set[tuple[str, str]]:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pyocmf import OcmfContainer
 
-from simulator.control_api import create_control_app
 from simulator.fleet import Twin
 from simulator.model import RamMemory, SignedRecord
 from simulator.ocmf import FAULTY_RECORD_KINDS
@@ -25,11 +22,6 @@ METER = f"/api/meters/{S1}"
 @pytest.fixture
 def twin() -> Twin:
     return new_twin()
-
-
-@pytest.fixture
-async def control(aiohttp_client: Callable[[web.Application], Awaitable[Client]], twin: Twin) -> Client:
-    return await aiohttp_client(create_control_app(twin))
 
 
 async def records(control: Client, query: str = "") -> list[dict[str, Any]]:
