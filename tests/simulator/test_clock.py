@@ -10,6 +10,7 @@ import pytest
 from simulator.clock import ClockError, SimClock
 
 WALL0 = 1_750_000_000.0
+GUARD_S = 60.0  # a guard against a hang, never a measure of speed
 
 
 class FakeMonotonic:
@@ -43,8 +44,11 @@ def test_real_mode_follows_wall_time() -> None:
 
 
 def test_real_clock_without_injection_is_host_time() -> None:
+    before = time.time()
     clock = SimClock()
-    assert abs(clock.now() - time.time()) < 1.0
+    now = clock.now()
+    after = time.time()
+    assert before <= now <= after  # read from the host clock (an ordering, not a measure of speed)
 
 
 def test_virtual_mode_starts_at_epoch_and_runs_at_its_rate() -> None:
@@ -187,16 +191,25 @@ async def test_advance_wakes_sleepers_whose_deadline_passed() -> None:
 
 async def test_sleep_zero_returns_at_once() -> None:
     clock = SimClock("virtual", 0.0, epoch=0.0)
-    await asyncio.wait_for(clock.sleep(0), 0.5)
-    await asyncio.wait_for(clock.sleep(-1), 0.5)
+    await asyncio.wait_for(clock.sleep(0), GUARD_S)
+    await asyncio.wait_for(clock.sleep(-1), GUARD_S)
 
 
 async def test_sleep_runs_at_the_rate() -> None:
     clock = SimClock("virtual", 10_000.0, epoch=0.0)
-    start = time.monotonic()
-    await asyncio.wait_for(clock.sleep(50), 1.0)  # 5 ms of real time
+    await asyncio.wait_for(clock.sleep(50), GUARD_S)  # woken by the rate alone: nothing advances the clock
     assert clock.now() >= 50.0
-    assert time.monotonic() - start < 1.0
+    assert clock.jumps == 0
+
+
+async def test_a_sleeper_at_rate_zero_wakes_only_by_advance() -> None:
+    clock = SimClock("virtual", 0.0, epoch=0.0)
+    sleeper = asyncio.create_task(clock.sleep(50))
+    await spin()
+    assert not sleeper.done() and clock.now() == 0.0
+    clock.advance(50)
+    await asyncio.wait_for(sleeper, GUARD_S)
+    assert clock.now() == 50.0
 
 
 async def test_raising_the_rate_reschedules_a_waiting_sleeper() -> None:
@@ -204,7 +217,7 @@ async def test_raising_the_rate_reschedules_a_waiting_sleeper() -> None:
     sleeper = asyncio.create_task(clock.sleep(100))
     await spin()
     clock.set(rate=100_000.0)
-    await asyncio.wait_for(sleeper, 1.0)
+    await asyncio.wait_for(sleeper, GUARD_S)
     assert clock.now() >= 100.0
 
 
@@ -245,11 +258,9 @@ async def test_autojump_makes_an_hour_take_milliseconds() -> None:
     clock = SimClock("virtual", 1.0, epoch=0.0)
     jumper = asyncio.create_task(clock.autojump(0.001))
     try:
-        start = time.monotonic()
-        await asyncio.wait_for(clock.sleep(3600), 2.0)
-        assert time.monotonic() - start < 1.0
+        await asyncio.wait_for(clock.sleep(3600), GUARD_S)
         assert clock.now() >= 3600.0
-        assert clock.jumps >= 1
+        assert clock.jumps == 1  # the hour passed by one jump to the deadline, not by waiting at rate 1
     finally:
         jumper.cancel()
 
@@ -260,7 +271,7 @@ async def test_autojump_jumps_exactly_to_each_deadline_in_turn() -> None:
     seen: list[float] = []
     try:
         for seconds in (7200, 10, 0.5):
-            await asyncio.wait_for(clock.sleep(seconds), 2.0)
+            await asyncio.wait_for(clock.sleep(seconds), GUARD_S)
             seen.append(clock.now())
     finally:
         jumper.cancel()
@@ -272,7 +283,7 @@ async def test_autojump_turns_a_real_clock_virtual() -> None:
     before = clock.now()
     jumper = asyncio.create_task(clock.autojump(0.001))
     try:
-        await asyncio.wait_for(clock.sleep(600), 2.0)
+        await asyncio.wait_for(clock.sleep(600), GUARD_S)
     finally:
         jumper.cancel()
     assert clock.mode == "virtual"
@@ -289,7 +300,7 @@ async def test_autojump_does_not_jump_while_there_is_activity() -> None:
             await asyncio.sleep(0.002)
         assert not sleeper.done()
         assert clock.now() == 0.0
-        await asyncio.wait_for(sleeper, 2.0)
+        await asyncio.wait_for(sleeper, GUARD_S)
         assert clock.now() == 3600.0
     finally:
         jumper.cancel()
@@ -302,7 +313,7 @@ async def test_before_jump_hears_every_jump_while_time_is_still_before_it() -> N
     clock.advance(10)
     jumper = asyncio.create_task(clock.autojump(0.001))
     try:
-        await asyncio.wait_for(clock.sleep(5), 2.0)
+        await asyncio.wait_for(clock.sleep(5), GUARD_S)
     finally:
         jumper.cancel()
     clock.set(rate=2)  # a new rate is not a jump

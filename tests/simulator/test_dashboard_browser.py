@@ -132,7 +132,7 @@ async def test_dashboard_controls_and_live_updates(
 
     # 4. power-cycle from the page; then a driver-like init shows the tariff text on the idle display
     await browser.click(card(S2, '[data-action="power-cycle"]'))
-    await until(lambda: twin.slot(S2).meter.counters["power_cycles"] == 1, limit_s=20.0)
+    await until(lambda: twin.slot(S2).meter.counters["power_cycles"] == 1)
     await browser.wait_for(f"{text_of(S2, 'power-badge')} === 'on'", describe=card_text(S2))
     async with aiohttp.ClientSession() as session:
         await meter_api(session, twin, S2, "gw", GW)

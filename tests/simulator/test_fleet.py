@@ -143,7 +143,7 @@ async def test_power_cycle_in_virtual_time(clock: SimClock, session: aiohttp.Cli
         await asyncio.sleep(0.01)
         assert not slot.listening
         clock.advance(0.1)
-        await until(lambda: slot.listening, limit_s=1.0)
+        await until(lambda: slot.listening)
         assert slot.meter.powered and not slot.meter.gw_written and slot.power_task is None
         assert await get_status(session, slot.url + V1 + "gw") == 200
         await twin.power_cycle(slot.meter.serial)
@@ -204,7 +204,7 @@ async def test_checkpoint_loop_persists_moving_registers(
         meter.set_load(100.0, 400.0)
         clock.advance(90)  # 1 kWh
         expected = 3_600_000 * 1_000_000  # 3.6 MJ in µJ
-        await until(lambda: json.loads(state.read_text())["import_uj"] == expected, limit_s=1.0)
+        await until(lambda: json.loads(state.read_text())["import_uj"] == expected)
     finally:
         await twin.stop()
 
