@@ -13,7 +13,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/iemdcr/bin:$PATH
 
 # Install into a virtual environment (Debian-based images refuse pip into the system Python, PEP 668).
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md LICENSE /src/
+COPY iemdcr_twin /src/iemdcr_twin
 COPY simulator /src/simulator
 COPY driver /src/driver
 RUN python3 -m venv /opt/iemdcr \

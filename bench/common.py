@@ -32,7 +32,11 @@ def pinned(command: list[str], core: int | None) -> list[str]:
 
 
 def sim_command() -> list[str]:
-    return [sys.executable, "-m", "simulator"]
+    """The installed ``iemdcr-sim`` console script beside this interpreter (what ``pip install`` made)."""
+    script = Path(sys.executable).with_name("iemdcr-sim")
+    if not script.exists():
+        raise SystemExit(f"bench: {script} is not installed; run pip install -e '.[test]' first")
+    return [str(script)]
 
 
 @dataclass

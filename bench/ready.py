@@ -29,7 +29,7 @@ def run(repeat: int) -> dict[str, Any]:
     return {
         "serve_ready_s": round(statistics.median(times), 3),
         "serve_ready_method": (
-            f"median of {repeat}: Popen of python -m simulator serve (1 meter, no state dir) until the meter port "
+            f"median of {repeat}: Popen of iemdcr-sim serve (1 meter, no state dir) until the meter port "
             "accepts a TCP connection (polled every 2 ms)"
         ),
     }

@@ -10,11 +10,12 @@ import logging
 import sys
 from typing import Any, TextIO
 
-from .clock import Clock
-from .config import DriverConfig
-from .driver import IemDcrDriver
-from .events import COMMUNICATION_FAULT_RAISED, INITIALISED, POWERMETER
-from .types import (
+from iemdcr_twin import __version__
+from iemdcr_twin.driver.clock import Clock
+from iemdcr_twin.driver.config import DriverConfig
+from iemdcr_twin.driver.driver import IemDcrDriver
+from iemdcr_twin.driver.events import COMMUNICATION_FAULT_RAISED, INITIALISED, POWERMETER
+from iemdcr_twin.driver.types import (
     OCMFIdentificationFlags,
     OCMFIdentificationLevel,
     OCMFIdentificationType,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iemdcr-driver", description="Talk to an Isabellenhuette IEM-DCR meter (or its twin)."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--url", required=True, help="meter API base, http://HOST:PORT")
     parser.add_argument("--ct", default="EVSEID", help="CT, charge point identification type (EVSEID)")
     parser.add_argument("--ci", default="1234", help="CI, charge point identification (1234)")

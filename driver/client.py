@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from .errors import TransportError
+from iemdcr_twin.driver.errors import TransportError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .clock import Clock, RealClock
+from iemdcr_twin.driver.clock import Clock, RealClock
 
 _TIMEZONE = re.compile(r"^[+-]([01]\d|2[0-3])[0-5]\d$")
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from .client import HttpResponse, MeterHttpClient
-from .clock import Clock
-from .config import DriverConfig
-from .errors import MeterError, UnexpectedBody, UnexpectedStatus
-from .types import (
+from iemdcr_twin.driver.client import HttpResponse, MeterHttpClient
+from iemdcr_twin.driver.clock import Clock
+from iemdcr_twin.driver.config import DriverConfig
+from iemdcr_twin.driver.errors import MeterError, UnexpectedBody, UnexpectedStatus
+from iemdcr_twin.driver.types import (
     Current,
     Energy,
     OCMFIdentificationLevel,

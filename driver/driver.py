@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TypeVar
 
-from .client import MeterHttpClient
-from .clock import Clock
-from .config import DriverConfig
-from .controller import HEALTHY_XC, MeterController, MeterReading, call_with_retry
-from .errors import MeterError, TransportError, UnexpectedStatus
-from .events import (
+from iemdcr_twin.driver.client import MeterHttpClient
+from iemdcr_twin.driver.clock import Clock
+from iemdcr_twin.driver.config import DriverConfig
+from iemdcr_twin.driver.controller import HEALTHY_XC, MeterController, MeterReading, call_with_retry
+from iemdcr_twin.driver.errors import MeterError, TransportError, UnexpectedStatus
+from iemdcr_twin.driver.events import (
     COMMUNICATION_FAULT_CLEARED,
     COMMUNICATION_FAULT_RAISED,
     INITIALISED,
@@ -28,7 +28,7 @@ from .events import (
     Predicate,
     Subscription,
 )
-from .types import (
+from iemdcr_twin.driver.types import (
     Powermeter,
     SignedMeterValue,
     TransactionReq,

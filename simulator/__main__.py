@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from iemdcr_twin.simulator.cli import main
 
 sys.exit(main())

@@ -15,17 +15,19 @@ from typing import Any
 
 from aiohttp import web
 
-from .clock import SimClock
-from .conformance import cli as conformance_cli
-from .control_api import create_control_app
-from .fleet import MeterSpec, Twin
-from .fleet_file import load_fleet
-from .model import PROFILES, Switches
-from .model.profiles import DEFAULT_PROFILE
-from .scenario import cli as scenario_cli
-from .security import TOKEN_ENV, token_from_env
+from iemdcr_twin import __version__
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.conformance import cli as conformance_cli
+from iemdcr_twin.simulator.control_api import create_control_app
+from iemdcr_twin.simulator.fleet import MeterSpec, Twin
+from iemdcr_twin.simulator.fleet_file import load_fleet
+from iemdcr_twin.simulator.model import PROFILES, Switches
+from iemdcr_twin.simulator.model.profiles import DEFAULT_PROFILE
+from iemdcr_twin.simulator.scenario import cli as scenario_cli
+from iemdcr_twin.simulator.security import TOKEN_ENV, token_from_env
 
 log = logging.getLogger("iemdcr")
+DEFAULT_CONTROL_PORT = 8090
 
 
 _STANDARD_LOG_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -91,12 +93,18 @@ def positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iemdcr-sim", description="Digital twin of the Isabellenhuette IEM-DCR.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve one or more meters and the control API")
     serve.add_argument("--host", default="127.0.0.1", help="bind address of meter and control ports")
     serve.add_argument("--port", type=port_number, default=8080, help="first meter-API port (0 = pick free ports)")
     serve.add_argument("--meters", type=positive_int, default=1, help="how many meters")
-    serve.add_argument("--control-port", type=port_number, default=8090, help="control API and dashboard port")
+    serve.add_argument(
+        "--control-port",
+        type=port_number,
+        default=None,
+        help="control API and dashboard port (8090; with --port 0 a free port unless given)",
+    )
     serve.add_argument("--state-dir", type=Path, help="keep non-volatile memory in DIR/<serial>/")
     serve.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     serve.add_argument(
@@ -147,6 +155,13 @@ def build_twin(args: argparse.Namespace) -> Twin:
     return twin
 
 
+def control_port(args: argparse.Namespace) -> int:
+    """The control port asked for: 8090 by default, a free one (0) with ``--port 0`` unless one was given."""
+    if args.control_port is not None:
+        return int(args.control_port)
+    return 0 if args.port == 0 else DEFAULT_CONTROL_PORT
+
+
 def announce(kind: str, fields: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         print(json.dumps({"event": kind, **fields}), flush=True)
@@ -175,7 +190,7 @@ async def serve(args: argparse.Namespace) -> None:
         create_control_app(twin, token=token_from_env(args.control_token)), access_log=None, handle_signals=False
     )
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.control_port, reuse_address=True)
+    site = web.TCPSite(runner, args.host, control_port(args), reuse_address=True)
     await site.start()
     freeze_startup_objects()
     for slot in twin.slots.values():

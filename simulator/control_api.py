@@ -14,12 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-from . import dashboard, events
-from .clock import ClockError
-from .conformance import routes as conformance_routes
-from .fleet import MeterSlot, Twin, UnknownMeter
-from .model import CATALOGUE
-from .model.faults import BY_NAME
+from iemdcr_twin.simulator import dashboard, events
+from iemdcr_twin.simulator.clock import ClockError
+from iemdcr_twin.simulator.conformance import routes as conformance_routes
+from iemdcr_twin.simulator.fleet import MeterSlot, Twin, UnknownMeter
+from iemdcr_twin.simulator.model import CATALOGUE
+from iemdcr_twin.simulator.model.faults import BY_NAME
 
 log = logging.getLogger("iemdcr.control")
 TWIN_KEY = web.AppKey("twin", Twin)
@@ -283,7 +283,7 @@ def create_control_app(twin: Twin, *, token: str | None = None) -> web.Applicati
     With ``token``, every control request but the public ones needs ``Authorization: Bearer <token>``.
     """
     # These modules build on this one's helpers, so they are imported here rather than at the top.
-    from . import control_records, metrics, network, openapi, security
+    from iemdcr_twin.simulator import control_records, metrics, network, openapi, security
 
     middlewares = [error_middleware] + ([security.token_middleware(token)] if token else [])
     app = web.Application(middlewares=middlewares, client_max_size=MAX_CONTROL_BODY)

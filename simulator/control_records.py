@@ -13,9 +13,9 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from .control_api import ControlError, only_keys, read_body, slot_of
-from .model import Meter, SignedRecord
-from .ocmf import FAULTY_RECORD_KINDS
+from iemdcr_twin.simulator.control_api import ControlError, only_keys, read_body, slot_of
+from iemdcr_twin.simulator.model import Meter, SignedRecord
+from iemdcr_twin.simulator.ocmf import FAULTY_RECORD_KINDS
 
 log = logging.getLogger("iemdcr.control")
 FORMATS = ("json", "safe-xml")

@@ -30,8 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .fleet import MeterSlot, Twin, UnknownMeter
-from .journal import JournalEntry, PollRun
+from iemdcr_twin.simulator.fleet import MeterSlot, Twin, UnknownMeter
+from iemdcr_twin.simulator.journal import JournalEntry, PollRun
 
 log = logging.getLogger("iemdcr.events")
 
@@ -323,7 +323,9 @@ def add_routes(
     values_interval_s: float = DEFAULT_VALUES_INTERVAL_S,
 ) -> EventHub:
     """Register ``GET /api/events`` and the hub's lifecycle on a control app holding a ``Twin``."""
-    from .control_api import TWIN_KEY  # the control app owns the twin key; imported late to avoid a cycle
+    from iemdcr_twin.simulator.control_api import (
+        TWIN_KEY,  # the control app owns the twin key; imported late to avoid a cycle
+    )
 
     hub = EventHub(queue_size=queue_size, heartbeat_s=heartbeat_s, values_interval_s=values_interval_s)
     app[EVENTS_KEY] = hub

@@ -15,14 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from .clock import SimClock
-from .host import MeterHost
-from .journal import Journal
-from .meter_api import create_meter_app
-from .model import Memory, Meter, RamMemory, Switches, get_profile
-from .model.profiles import check_serial
-from .ocmf import Signer
-from .store import FileMemory
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.host import MeterHost
+from iemdcr_twin.simulator.journal import Journal
+from iemdcr_twin.simulator.meter_api import create_meter_app
+from iemdcr_twin.simulator.model import Memory, Meter, RamMemory, Switches, get_profile
+from iemdcr_twin.simulator.model.profiles import check_serial
+from iemdcr_twin.simulator.ocmf import Signer
+from iemdcr_twin.simulator.store import FileMemory
 
 log = logging.getLogger("iemdcr.fleet")
 CHECKPOINT_INTERVAL_S = 5.0

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from .fleet import MeterSpec
-from .model import PROFILES, Switches
-from .model.profiles import check_serial
+from iemdcr_twin.simulator.fleet import MeterSpec
+from iemdcr_twin.simulator.model import PROFILES, Switches
+from iemdcr_twin.simulator.model.profiles import check_serial
 
 METER_KEYS = {"port", "serial", "profile", "switches"}
 MAX_METERS = 10_000

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .clock import SimClock
-from .journal import Journal
-from .model import Meter
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.journal import Journal
+from iemdcr_twin.simulator.model import Meter
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Interceptor = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]

@@ -13,11 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from .host import NETWORK_FAULT_KEY, Handler, MeterHost
-from .journal import Route, route_of
-from .model import Meter, Refusal
-from .model.energy import format_kwh
-from .model.meter import LiveReading
+from iemdcr_twin.simulator.host import NETWORK_FAULT_KEY, Handler, MeterHost
+from iemdcr_twin.simulator.journal import Route, route_of
+from iemdcr_twin.simulator.model import Meter, Refusal
+from iemdcr_twin.simulator.model.energy import format_kwh
+from iemdcr_twin.simulator.model.meter import LiveReading
 
 HOST_KEY = web.AppKey("meter_host", MeterHost)
 BASE = "/counter/v1/ocmf/"

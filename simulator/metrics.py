@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from aiohttp import web
 
-from .fleet import MeterSlot, Twin
-from .host import MeterHost
-from .journal import JournalEntry, PollRun
-from .meter_api import JSON_GET, JSON_POST
+from iemdcr_twin.simulator.fleet import MeterSlot, Twin
+from iemdcr_twin.simulator.host import MeterHost
+from iemdcr_twin.simulator.journal import JournalEntry, PollRun
+from iemdcr_twin.simulator.meter_api import JSON_GET, JSON_POST
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)

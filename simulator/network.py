@@ -18,9 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .control_api import ControlError, only_keys, read_body, slot_of
-from .host import NETWORK_FAULT_KEY, Handler, MeterHost
-from .model import Refusal
+from iemdcr_twin.simulator.control_api import ControlError, only_keys, read_body, slot_of
+from iemdcr_twin.simulator.host import NETWORK_FAULT_KEY, Handler, MeterHost
+from iemdcr_twin.simulator.model import Refusal
 
 log = logging.getLogger("iemdcr.network")
 ACTIONS = ("delay", "status", "hang", "reset", "malformed", "refuse")

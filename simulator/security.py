@@ -13,7 +13,7 @@ import os
 
 from aiohttp import web
 
-from .host import Handler, Interceptor
+from iemdcr_twin.simulator.host import Handler, Interceptor
 
 TOKEN_ENV = "IEMDCR_CONTROL_TOKEN"
 PUBLIC_GET_PATHS = frozenset({"/healthz", "/"})

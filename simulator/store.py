@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .model.memory import NonVolatile, SignedRecord
+from iemdcr_twin.simulator.model.memory import NonVolatile, SignedRecord
 
 STATE_FILE = "state.json"
 RECORDS_DIR = "records"

@@ -1,9 +1,9 @@
 """Conformance of other drivers (scenarios.md §4): checks over a meter's journal, reports, signatures."""
 
-from .monitor import ConformanceMonitor, attach, monitor_of
-from .report import build_report, render_text
-from .signing import sign_report, verify_document
-from .verdicts import Verdict
+from iemdcr_twin.simulator.conformance.monitor import ConformanceMonitor, attach, monitor_of
+from iemdcr_twin.simulator.conformance.report import build_report, render_text
+from iemdcr_twin.simulator.conformance.signing import sign_report, verify_document
+from iemdcr_twin.simulator.conformance.verdicts import Verdict
 
 __all__ = [
     "ConformanceMonitor",

@@ -9,9 +9,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import ClassVar
 
-from ..journal import JournalEntry, PollRun
-from .situation import Situation, is_get, is_meter_request, is_post, ok, tx_of
-from .verdicts import CheckState, Verdict
+from iemdcr_twin.simulator.conformance.situation import Situation, is_get, is_meter_request, is_post, ok, tx_of
+from iemdcr_twin.simulator.conformance.verdicts import CheckState, Verdict
+from iemdcr_twin.simulator.journal import JournalEntry, PollRun
 
 Flag = Callable[[CheckState, str, str, "JournalEntry | None", float], None]
 

@@ -12,8 +12,15 @@ from typing import Any
 
 import aiohttp
 
-from .report import render_text
-from .signing import KEY_FILE, SigningError, load_or_create_key, parse_pinned_key, sign_report, verify_document
+from iemdcr_twin.simulator.conformance.report import render_text
+from iemdcr_twin.simulator.conformance.signing import (
+    KEY_FILE,
+    SigningError,
+    load_or_create_key,
+    parse_pinned_key,
+    sign_report,
+    verify_document,
+)
 
 TOKEN_ENV = "IEMDCR_CONTROL_TOKEN"
 DEFAULT_STATE_DIR = Path(".state")

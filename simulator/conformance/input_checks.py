@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..journal import JournalEntry
-from . import charger_inputs
-from .checks import Check
-from .situation import Situation, body_dict, is_post, ok
-from .verdicts import Verdict
+from iemdcr_twin.simulator.conformance import charger_inputs
+from iemdcr_twin.simulator.conformance.checks import Check
+from iemdcr_twin.simulator.conformance.situation import Situation, body_dict, is_post, ok
+from iemdcr_twin.simulator.conformance.verdicts import Verdict
+from iemdcr_twin.simulator.journal import JournalEntry
 
 
 class _InputCheck(Check):

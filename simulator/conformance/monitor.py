@@ -10,12 +10,12 @@ import logging
 from collections import Counter
 from typing import Any
 
-from ..host import MeterHost
-from ..journal import JournalEntry, PollRun
-from .checks import PROTOCOL_CHECKS, Check
-from .input_checks import INPUT_CHECKS
-from .situation import Situation, is_meter_request
-from .verdicts import CheckState, Finding, snapshot
+from iemdcr_twin.simulator.conformance.checks import PROTOCOL_CHECKS, Check
+from iemdcr_twin.simulator.conformance.input_checks import INPUT_CHECKS
+from iemdcr_twin.simulator.conformance.situation import Situation, is_meter_request
+from iemdcr_twin.simulator.conformance.verdicts import CheckState, Finding, snapshot
+from iemdcr_twin.simulator.host import MeterHost
+from iemdcr_twin.simulator.journal import JournalEntry, PollRun
 
 log = logging.getLogger("iemdcr.conformance")
 NOTES_KEY = "conformance"

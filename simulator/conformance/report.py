@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .monitor import ConformanceMonitor
-from .verdicts import Verdict, worst
+from iemdcr_twin.simulator.conformance.monitor import ConformanceMonitor
+from iemdcr_twin.simulator.conformance.verdicts import Verdict, worst
 
 REPORT_FORMAT = "iemdcr-conformance/1"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..fleet import Twin
-from .monitor import attach
-from .report import build_report, render_text
+from iemdcr_twin.simulator.conformance.monitor import attach
+from iemdcr_twin.simulator.conformance.report import build_report, render_text
+from iemdcr_twin.simulator.fleet import Twin
 
 
 def add_routes(app: web.Application, twin_key: web.AppKey[Twin]) -> None:

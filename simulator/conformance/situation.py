@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..journal import JournalEntry
+from iemdcr_twin.simulator.journal import JournalEntry
 
 METER_PREFIX = "/counter/"
 

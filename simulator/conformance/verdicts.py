@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ..journal import JournalEntry
+from iemdcr_twin.simulator.journal import JournalEntry
 
 MAX_EVIDENCE = 20
 MAX_BODY_CHARS = 300

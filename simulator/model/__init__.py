@@ -1,10 +1,10 @@
 """The pure meter model: rules, registers, faults and profiles, with no I/O and no asyncio."""
 
-from .errors import Refusal
-from .faults import CATALOGUE, Fault
-from .memory import Memory, NonVolatile, RamMemory, SignedRecord
-from .meter import Meter
-from .profiles import DEFAULT_PROFILE, PROFILES, Profile, Switches, get_profile
+from iemdcr_twin.simulator.model.errors import Refusal
+from iemdcr_twin.simulator.model.faults import CATALOGUE, Fault
+from iemdcr_twin.simulator.model.memory import Memory, NonVolatile, RamMemory, SignedRecord
+from iemdcr_twin.simulator.model.meter import Meter
+from iemdcr_twin.simulator.model.profiles import DEFAULT_PROFILE, PROFILES, Profile, Switches, get_profile
 
 __all__ = [
     "CATALOGUE",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from .energy import parse_kwh
+from iemdcr_twin.simulator.model.energy import parse_kwh
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..ocmf import FAULTY_RECORD_KINDS, RecordContent, Signer, UserBlock, sign_record
-from ..ocmf import Reading as OcmfReading
-from . import energy, faults, requests
-from .errors import Refusal, precondition
-from .memory import Memory, NonVolatile, SignedRecord, reconcile
-from .profiles import Profile, Switches
-from .timefmt import format_tm, parse_tm
+from iemdcr_twin.simulator.model import energy, faults, requests
+from iemdcr_twin.simulator.model.errors import Refusal, precondition
+from iemdcr_twin.simulator.model.memory import Memory, NonVolatile, SignedRecord, reconcile
+from iemdcr_twin.simulator.model.profiles import Profile, Switches
+from iemdcr_twin.simulator.model.timefmt import format_tm, parse_tm
+from iemdcr_twin.simulator.ocmf import FAULTY_RECORD_KINDS, RecordContent, Signer, UserBlock, sign_record
+from iemdcr_twin.simulator.ocmf import Reading as OcmfReading
 
 Listener = Callable[[str, dict[str, Any]], None]
 SHUNT_OHM = 0.0001

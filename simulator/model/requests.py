@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import bad_request
+from iemdcr_twin.simulator.model.errors import bad_request
 
 # IL/IF/IT values are stored as given (the real meter takes free text); the conformance report judges them.
 

@@ -7,7 +7,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
-from .errors import bad_request
+from iemdcr_twin.simulator.model.errors import bad_request
 
 _TM = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2}),(\d{3})([+-])(\d{2})(\d{2})$")
 _ZONES: dict[int, timezone] = {}

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import report
-from .loader import Scenario, ScenarioFileError, discover, load_file
-from .runner import ScenarioResult, run_all
-from .vclock import wall
+from iemdcr_twin.simulator.scenario import report
+from iemdcr_twin.simulator.scenario.loader import Scenario, ScenarioFileError, discover, load_file
+from iemdcr_twin.simulator.scenario.runner import ScenarioResult, run_all
+from iemdcr_twin.simulator.scenario.vclock import wall
 
 DEFAULT_PATH = Path("scenarios")
 DEFAULT_JOBS = 8

@@ -17,10 +17,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from driver.config import DriverConfig
-from simulator.model.profiles import Switches
-
-from .durations import parse_duration
+from iemdcr_twin.driver.config import DriverConfig
+from iemdcr_twin.simulator.model.profiles import Switches
+from iemdcr_twin.simulator.scenario.durations import parse_duration
 
 SCHEMA_VERSION = 1
 DEFAULT_REQUEST_TIMEOUT = "2s"  # wall time; hang scenarios set a shorter one

@@ -8,7 +8,7 @@ from typing import Any
 
 from pyocmf import OCMF
 
-from .matching import compare, show
+from iemdcr_twin.simulator.scenario.matching import compare, show
 
 
 def payload(record: str) -> dict[str, Any]:

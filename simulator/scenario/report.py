@@ -6,8 +6,8 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .durations import format_duration
-from .runner import ScenarioResult
+from iemdcr_twin.simulator.scenario.durations import format_duration
+from iemdcr_twin.simulator.scenario.runner import ScenarioResult
 
 
 def line(result: ScenarioResult) -> str:

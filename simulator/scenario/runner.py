@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from driver.config import DriverConfig
-from driver.driver import IemDcrDriver
-from driver.events import DriverEvent
-from driver.types import (
+from iemdcr_twin.driver.config import DriverConfig
+from iemdcr_twin.driver.driver import IemDcrDriver
+from iemdcr_twin.driver.events import DriverEvent
+from iemdcr_twin.driver.types import (
     OCMFIdentificationFlags,
     OCMFIdentificationLevel,
     OCMFIdentificationType,
@@ -32,13 +32,19 @@ from driver.types import (
     TransactionStartResponse,
     TransactionStopResponse,
 )
-from simulator.fleet import MeterSlot, MeterSpec, Twin
-
-from . import records
-from .durations import parse_duration
-from .loader import DRIVER_DEFAULTS, Scenario, Step, driver_settings
-from .matching import compare, describe_entry, describe_pattern, entry_problems, match_subsequence, show
-from .vclock import ScenarioClock, ScenarioHttpClient, wall
+from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
+from iemdcr_twin.simulator.scenario import records
+from iemdcr_twin.simulator.scenario.durations import parse_duration
+from iemdcr_twin.simulator.scenario.loader import DRIVER_DEFAULTS, Scenario, Step, driver_settings
+from iemdcr_twin.simulator.scenario.matching import (
+    compare,
+    describe_entry,
+    describe_pattern,
+    entry_problems,
+    match_subsequence,
+    show,
+)
+from iemdcr_twin.simulator.scenario.vclock import ScenarioClock, ScenarioHttpClient, wall
 
 log = logging.getLogger("iemdcr.scenario")
 WALL_LIMIT_S = 60.0
@@ -320,7 +326,7 @@ class ScenarioRun:
             for name in sorted(meter.faults) if value["clear"] == "all" else [value["clear"]]:
                 meter.clear_fault(name)
         if "network" in value:
-            from simulator.network import NetworkFaults, parse_rules
+            from iemdcr_twin.simulator.network import NetworkFaults, parse_rules
 
             faults = NetworkFaults.of(self.meter_slot.host)
             if value["network"] == "clear":

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from driver.client import HttpResponse, MeterHttpClient
-from simulator.clock import SimClock
+from iemdcr_twin.driver.client import HttpResponse, MeterHttpClient
+from iemdcr_twin.simulator.clock import SimClock
 
 IDLE_THRESHOLD_S = 0.001
 FLIGHT_HOLD_S = 0.2

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from driver.client import HttpResponse, MeterHttpClient
-from driver.config import DriverConfig
-from driver.driver import IemDcrDriver
+from iemdcr_twin.driver.client import HttpResponse, MeterHttpClient
+from iemdcr_twin.driver.config import DriverConfig
+from iemdcr_twin.driver.driver import IemDcrDriver
 
 from .fake_meter import FakeMeter
 from .vclock import VirtualClock

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from driver.client import HttpResponse, MeterHttpClient
-from driver.types import (
+from iemdcr_twin.driver.client import HttpResponse, MeterHttpClient
+from iemdcr_twin.driver.types import (
     OCMFIdentificationFlags,
     OCMFIdentificationLevel,
     OCMFIdentificationType,
     OCMFUserIdentificationStatus,
     TransactionReq,
 )
-from simulator.clock import SimClock
+from iemdcr_twin.simulator.clock import SimClock
 
 CI = "DE*ISA*E0001"  # an EVSEID, so records pass pyocmf's Eichrecht checks with CT EVSEID
 RFID = "04A1B2C3"  # an ISO14443 UID: 8 hex characters

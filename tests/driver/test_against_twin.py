@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from pyocmf import OCMF
 
-from driver.config import DriverConfig
-from driver.driver import IemDcrDriver
-from driver.events import DriverEvent
-from driver.types import TransactionRequestStatus
-from simulator.clock import SimClock
-from simulator.fleet import MeterSlot, MeterSpec, Twin
-from simulator.journal import JournalEntry
+from iemdcr_twin.driver.config import DriverConfig
+from iemdcr_twin.driver.driver import IemDcrDriver
+from iemdcr_twin.driver.events import DriverEvent
+from iemdcr_twin.driver.types import TransactionRequestStatus
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
+from iemdcr_twin.simulator.journal import JournalEntry
 
 from .on_twin import CI, RFID, HeldClient, make_req
 

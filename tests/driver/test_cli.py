@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from driver import cli
+from iemdcr_twin.driver import cli
 
 from .fake_meter import FakeMeter
 from .vclock import VirtualClock

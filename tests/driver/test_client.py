@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from driver.client import MeterHttpClient
-from driver.errors import TransportError
+from iemdcr_twin.driver.client import MeterHttpClient
+from iemdcr_twin.driver.errors import TransportError
 
 
 async def test_headers_body_and_fresh_connections(aiohttp_server: Any) -> None:

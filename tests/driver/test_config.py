@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from driver.config import DriverConfig
+from iemdcr_twin.driver.config import DriverConfig
 
 
 def test_defaults_match_the_manifest() -> None:

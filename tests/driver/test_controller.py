@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from driver.config import DriverConfig
-from driver.controller import call_with_retry, format_meter_time, kwh_to_wh, parse_metervalue, split_time_status
-from driver.errors import MeterError, UnexpectedBody, UnexpectedStatus
+from iemdcr_twin.driver.config import DriverConfig
+from iemdcr_twin.driver.controller import (
+    call_with_retry,
+    format_meter_time,
+    kwh_to_wh,
+    parse_metervalue,
+    split_time_status,
+)
+from iemdcr_twin.driver.errors import MeterError, UnexpectedBody, UnexpectedStatus
 
 from .vclock import VirtualClock
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-from driver.driver import IemDcrDriver
-from driver.events import DriverEvent
-from driver.types import (
+from iemdcr_twin.driver.driver import IemDcrDriver
+from iemdcr_twin.driver.events import DriverEvent
+from iemdcr_twin.driver.types import (
     OCMFIdentificationFlags,
     OCMFIdentificationLevel,
     OCMFIdentificationType,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from driver.driver import IemDcrDriver
-from driver.types import TransactionRequestStatus
+from iemdcr_twin.driver.driver import IemDcrDriver
+from iemdcr_twin.driver.types import TransactionRequestStatus
 
 from .conftest import MakeDriver
 from .fake_meter import HEALTHY, FakeMeter

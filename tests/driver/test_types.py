@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from driver.types import (
+from iemdcr_twin.driver.types import (
     Current,
     Energy,
     OCMFIdentificationFlags,

@@ -64,6 +64,15 @@ def parse_line(line: str) -> tuple[str, dict[str, str]]:
     return kind, fields
 
 
+def console_script(name: str) -> str:
+    """The installed console script beside this interpreter: the e2e tests run what ``pip install`` made, never
+    ``python -m`` from the repository, so a packaging error cannot hide behind the source tree."""
+    script = Path(sys.executable).with_name(name)
+    if not script.exists():
+        raise AssertionError(f"{script} is not installed; install the project first: pip install -e '.[test]'")
+    return str(script)
+
+
 def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
     for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
         lines.put(raw.decode(errors="replace"))
@@ -71,10 +80,10 @@ def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
 
 
 def start_sim(workdir: Path, *args: str) -> Sim:
-    """Start ``python -m simulator serve --port 0 --control-port 0 ARGS`` and wait for its startup lines."""
+    """Start ``iemdcr-sim serve --port 0 --control-port 0 ARGS`` and wait for its startup lines."""
     workdir.mkdir(parents=True, exist_ok=True)
     stderr_path = workdir / f"stderr-{len(list(workdir.glob('stderr-*')))}.log"
-    command = [sys.executable, "-m", "simulator", "serve", "--port", "0", "--control-port", "0", *args]
+    command = [console_script("iemdcr-sim"), "serve", "--port", "0", "--control-port", "0", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env)

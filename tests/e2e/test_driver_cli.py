@@ -9,18 +9,15 @@ defensive E, `stop` 250 ms before GET receipt, `monitor --count 2` one poll inte
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pyocmf import OCMF
 
-from .conftest import Sim, SimFactory
+from .conftest import Sim, SimFactory, console_script
 
 CI = "DE*ISA*E0001"
 RFID = "04A1B2C3"
@@ -29,12 +26,8 @@ POWERMETER_KEYS = {"timestamp", "meter_id", "energy_Wh_import", "energy_Wh_expor
 
 
 def cli_command() -> list[str]:
-    """The installed console script next to this interpreter (python -m driver.cli if it is missing)."""
-    script = Path(sys.executable).with_name("iemdcr-driver")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("iemdcr-driver")
-    return [found] if found else [sys.executable, "-m", "driver.cli"]
+    """The installed ``iemdcr-driver`` console script."""
+    return [console_script("iemdcr-driver")]
 
 
 def run_cli(sim: Sim, *args: str) -> tuple[int, list[dict[str, Any]], str]:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import aiohttp
 import pytest
 from pyocmf import OCMF
 
-from tests.e2e.conftest import Sim, SimFactory, parse_line
+from tests.e2e.conftest import Sim, SimFactory, console_script, parse_line
 
 GW = {"CT": "EVSEID", "CI": "DE*ISA*E0001", "TM": "2025-06-06T09:26:24,000+0100"}
 USER = {"IS": True, "IL": "VERIFIED", "IF": ["RFID_PLAIN"], "IT": "ISO14443", "ID": "04A1B2C3", "US": True}
@@ -251,7 +250,7 @@ async def test_json_startup_lines_and_seeded_keys(sim_factory: SimFactory, sessi
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "simulator", *args], capture_output=True, text=True, timeout=30, check=False
+        [console_script("iemdcr-sim"), *args], capture_output=True, text=True, timeout=30, check=False
     )
 
 

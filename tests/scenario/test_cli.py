@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.scenario import cli
+from iemdcr_twin.simulator.scenario import cli
 
 PASSING = """version: 1
 name: the driver initialises

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.scenario.durations import format_duration, parse_duration
+from iemdcr_twin.simulator.scenario.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.scenario import discover, load_file, run_scenario
-from simulator.scenario.report import text
+from iemdcr_twin.simulator.scenario import discover, load_file, run_scenario
+from iemdcr_twin.simulator.scenario.report import text
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 FILES = discover([LIBRARY])

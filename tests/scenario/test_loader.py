@@ -6,7 +6,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from simulator.scenario.loader import ScenarioFileError, load_file, load_text, schema, schema_path
+from iemdcr_twin.simulator.scenario.loader import ScenarioFileError, load_file, load_text, schema, schema_path
 
 GOOD = """
 version: 1

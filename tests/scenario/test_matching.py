@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from simulator.scenario.matching import (
+from iemdcr_twin.simulator.scenario.matching import (
     WireEntry,
     compare,
     entry_problems,

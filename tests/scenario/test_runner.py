@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from simulator.scenario import ScenarioResult, load_text, run_all, run_scenario
+from iemdcr_twin.simulator.scenario import ScenarioResult, load_text, run_all, run_scenario
 
 
 def run(text: str, name: str = "probe") -> ScenarioResult:

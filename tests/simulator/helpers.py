@@ -6,8 +6,8 @@ from typing import Any
 
 from pyocmf import OCMF
 
-from simulator.model import Memory, Meter, RamMemory, Switches, get_profile
-from simulator.ocmf import Signer
+from iemdcr_twin.simulator.model import Memory, Meter, RamMemory, Switches, get_profile
+from iemdcr_twin.simulator.ocmf import Signer
 
 T0 = 1_750_000_000.0
 SERIAL = "1ISA0200000001"

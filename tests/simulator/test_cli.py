@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator import cli
+import iemdcr_twin
+from iemdcr_twin.simulator import cli
 
 
 def serve_args(*argv: str) -> argparse.Namespace:
@@ -17,9 +18,17 @@ def serve_args(*argv: str) -> argparse.Namespace:
 
 def test_defaults_follow_the_spec() -> None:
     args = serve_args()
-    assert (args.host, args.port, args.meters, args.control_port) == ("127.0.0.1", 8080, 1, 8090)
+    assert (args.host, args.port, args.meters, cli.control_port(args)) == ("127.0.0.1", 8080, 1, 8090)
     assert (args.clock, args.log_format, args.journal_size, args.profile) == ("real", "text", 10_000, "iem-dcr-125")
     assert args.state_dir is None and args.seed is None and args.epoch is None and args.switches == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "port"),
+    [([], 8090), (["--port", "0"], 0), (["--port", "0", "--control-port", "9000"], 9000), (["--port", "8081"], 8090)],
+)
+def test_port_0_also_picks_a_free_control_port_unless_one_is_given(argv: list[str], port: int) -> None:
+    assert cli.control_port(serve_args(*argv)) == port
 
 
 @pytest.mark.parametrize(
@@ -44,6 +53,13 @@ def test_bad_flags_exit_2_naming_the_flag(argv: list[str], named: str, capsys: p
         cli.main(["serve", *argv])
     assert exc.value.code == 2
     assert named in capsys.readouterr().err
+
+
+def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"iemdcr-sim {iemdcr_twin.__version__}"
 
 
 def test_no_command_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from simulator.clock import ClockError, SimClock
+from iemdcr_twin.simulator.clock import ClockError, SimClock
 
 WALL0 = 1_750_000_000.0
 GUARD_S = 60.0  # a guard against a hang, never a measure of speed

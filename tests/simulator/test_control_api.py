@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from simulator.clock import SimClock
-from simulator.control_api import MAX_CONTROL_BODY
-from simulator.fleet import Twin
-from simulator.model import CATALOGUE
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.control_api import MAX_CONTROL_BODY
+from iemdcr_twin.simulator.fleet import Twin
+from iemdcr_twin.simulator.model import CATALOGUE
 from tests.simulator.helpers import GW, HEALTHY_XC, T0, USER
 from tests.simulator.twin_helpers import new_twin, until
 

@@ -19,10 +19,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from simulator.clock import SimClock
-from simulator.control_api import create_control_app
-from simulator.events import EVENTS_KEY
-from simulator.fleet import MeterSpec, Twin
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.control_api import create_control_app
+from iemdcr_twin.simulator.events import EVENTS_KEY
+from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from tests.simulator.cdp import Browser, find_chromium
 from tests.simulator.helpers import GW, T0, USER
 from tests.simulator.twin_helpers import until

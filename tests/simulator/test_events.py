@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from simulator.clock import SimClock
-from simulator.control_api import create_control_app
-from simulator.events import EVENTS_KEY, EventHub, StreamClosed
-from simulator.fleet import Twin
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.control_api import create_control_app
+from iemdcr_twin.simulator.events import EVENTS_KEY, EventHub, StreamClosed
+from iemdcr_twin.simulator.fleet import Twin
 from tests.simulator.helpers import GW
 from tests.simulator.twin_helpers import new_twin
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from simulator import fleet
-from simulator.clock import SimClock
-from simulator.fleet import MeterSpec, Twin, UnknownMeter
+from iemdcr_twin.simulator import fleet
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.fleet import MeterSpec, Twin, UnknownMeter
 from tests.simulator.helpers import GW, USER
 from tests.simulator.twin_helpers import until
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.cli import build_parser, build_twin
-from simulator.fleet_file import FleetFileError, load_fleet
+from iemdcr_twin.simulator.cli import build_parser, build_twin
+from iemdcr_twin.simulator.fleet_file import FleetFileError, load_fleet
 
 FLEET = """
 meters:

@@ -12,11 +12,11 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.clock import SimClock
-from simulator.host import MeterHost
-from simulator.journal import Journal
-from simulator.meter_api import create_meter_app
-from simulator.model import Meter, RamMemory, get_profile
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.host import MeterHost
+from iemdcr_twin.simulator.journal import Journal
+from iemdcr_twin.simulator.meter_api import create_meter_app
+from iemdcr_twin.simulator.model import Meter, RamMemory, get_profile
 from tests.simulator.fuzz_strategies import HEADERS, METHODS, PARSER_ONLY_METHODS, bodies, paths
 from tests.simulator.helpers import GW, SERIAL, T0, USER, seeded_signer
 

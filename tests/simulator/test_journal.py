@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from simulator.journal import FLUSH_DELAY_S, EveryEntry, Journal, JournalEntry, PollRun, route_of
+from iemdcr_twin.simulator.journal import FLUSH_DELAY_S, EveryEntry, Journal, JournalEntry, PollRun, route_of
 
 
 def add(journal: Journal, path: str = "/counter/v1/ocmf/gw", status: int = 200, **extra: Any) -> JournalEntry:

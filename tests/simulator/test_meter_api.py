@@ -16,11 +16,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from simulator.clock import SimClock
-from simulator.host import MeterHost
-from simulator.journal import Journal
-from simulator.meter_api import MAX_BODY, create_meter_app
-from simulator.model import Meter, RamMemory, Switches, get_profile
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.host import MeterHost
+from iemdcr_twin.simulator.journal import Journal
+from iemdcr_twin.simulator.meter_api import MAX_BODY, create_meter_app
+from iemdcr_twin.simulator.model import Meter, RamMemory, Switches, get_profile
 from tests.simulator.helpers import GW, HEALTHY_XC, SERIAL, T0, USER, assert_verifies, seeded_signer
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]

@@ -11,11 +11,11 @@ from aiohttp.test_utils import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.clock import SimClock
-from simulator.host import MeterHost
-from simulator.journal import Journal
-from simulator.meter_api import create_meter_app, metervalue_body
-from simulator.model import CATALOGUE, Meter, RamMemory, get_profile
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.host import MeterHost
+from iemdcr_twin.simulator.journal import Journal
+from iemdcr_twin.simulator.meter_api import create_meter_app, metervalue_body
+from iemdcr_twin.simulator.model import CATALOGUE, Meter, RamMemory, get_profile
 from tests.simulator.helpers import GW, SERIAL, T0, seeded_signer
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from simulator.cli import JsonLogFormatter
-from simulator.fleet import Twin
-from simulator.network import NetworkFaults, parse_rules
+from iemdcr_twin.simulator.cli import JsonLogFormatter
+from iemdcr_twin.simulator.fleet import Twin
+from iemdcr_twin.simulator.network import NetworkFaults, parse_rules
 from tests.simulator.twin_helpers import S1, S2, json_error, json_ok, meter_url, new_twin, raw_get, until
 
 Client = TestClient[Any, Any]

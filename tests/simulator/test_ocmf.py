@@ -10,7 +10,7 @@ import pytest
 from ecdsa import BadSignatureError, VerifyingKey
 from ecdsa.util import sigdecode_der, sigdecode_string
 
-from simulator.ocmf import (
+from iemdcr_twin.simulator.ocmf import (
     FAULTY_RECORD_KINDS,
     Reading,
     RecordContent,

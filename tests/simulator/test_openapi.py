@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-import simulator
-from simulator.control_api import create_control_app
-from simulator.fleet import Twin
-from simulator.host import MeterHost
-from simulator.journal import Journal
-from simulator.meter_api import create_meter_app
-from simulator.openapi import CATALOGUE, METER_DOCUMENT, app_routes, control_document, operation_keys
+import iemdcr_twin.simulator
+from iemdcr_twin.simulator.control_api import create_control_app
+from iemdcr_twin.simulator.fleet import Twin
+from iemdcr_twin.simulator.host import MeterHost
+from iemdcr_twin.simulator.journal import Journal
+from iemdcr_twin.simulator.meter_api import create_meter_app
+from iemdcr_twin.simulator.openapi import CATALOGUE, METER_DOCUMENT, app_routes, control_document, operation_keys
 from tests.simulator.twin_helpers import S1, json_ok, new_twin
 
 Client = TestClient[Any, Any]
@@ -62,7 +62,7 @@ def test_operation_ids_are_unique() -> None:
 
 
 def test_meter_document_describes_exactly_the_meter_app(twin: Twin) -> None:
-    document = json.loads((Path(simulator.__file__).parent / METER_DOCUMENT).read_text(encoding="utf-8"))
+    document = json.loads((Path(iemdcr_twin.simulator.__file__).parent / METER_DOCUMENT).read_text(encoding="utf-8"))
     assert document["openapi"] == "3.1.0"
     slot = twin.slot(S1)
     app = create_meter_app(MeterHost(slot.meter, twin.clock, Journal(10)))

@@ -9,9 +9,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pyocmf import OcmfContainer
 
-from simulator.fleet import Twin
-from simulator.model import RamMemory, SignedRecord
-from simulator.ocmf import FAULTY_RECORD_KINDS
+from iemdcr_twin.simulator.fleet import Twin
+from iemdcr_twin.simulator.model import RamMemory, SignedRecord
+from iemdcr_twin.simulator.ocmf import FAULTY_RECORD_KINDS
 from tests.simulator.helpers import assert_verifies, pyocmf_rejects
 from tests.simulator.twin_helpers import S1, charge, json_error, json_ok, new_twin
 

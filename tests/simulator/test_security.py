@@ -10,10 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from simulator.control_api import create_control_app
-from simulator.fleet import Twin
-from simulator.openapi import app_routes
-from simulator.security import TOKEN_ENV, token_from_env
+from iemdcr_twin.simulator.control_api import create_control_app
+from iemdcr_twin.simulator.fleet import Twin
+from iemdcr_twin.simulator.openapi import app_routes
+from iemdcr_twin.simulator.security import TOKEN_ENV, token_from_env
 from tests.simulator.twin_helpers import S1, json_error, json_ok, meter_url, new_twin
 
 Client = TestClient[Any, Any]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from simulator.model import NonVolatile, SignedRecord
-from simulator.model.energy import UJ_PER_MWH, parse_kwh
-from simulator.model.memory import reconcile
-from simulator.store import FileMemory, write_atomic
+from iemdcr_twin.simulator.model import NonVolatile, SignedRecord
+from iemdcr_twin.simulator.model.energy import UJ_PER_MWH, parse_kwh
+from iemdcr_twin.simulator.model.memory import reconcile
+from iemdcr_twin.simulator.store import FileMemory, write_atomic
 from tests.simulator.helpers import GW, SERIAL, USER, FakeTime, assert_verifies, charge, make_meter, ready_meter
 
 STATE = NonVolatile(SERIAL, "iem-dcr-125", "-----PEM-----", 0, 123_456_789, 42, 5, "OCMF|{}|{}")

@@ -9,9 +9,9 @@ from typing import Any
 
 import aiohttp
 
-from simulator.clock import SimClock
-from simulator.fleet import MeterSpec, Twin
-from simulator.model import Meter
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.fleet import MeterSpec, Twin
+from iemdcr_twin.simulator.model import Meter
 from tests.simulator.helpers import GW, T0, USER
 
 S1 = "1ISA0200000001"

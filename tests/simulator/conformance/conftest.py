@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from simulator.clock import SimClock
-from simulator.control_api import create_control_app
-from simulator.fleet import MeterSpec, Twin
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.control_api import create_control_app
+from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from tests.simulator.helpers import GW, T0, USER
 
 SERIAL = "1ISA0200000001"

@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from driver.config import DriverConfig
-from driver.driver import IemDcrDriver
-from driver.types import TransactionReq, TransactionRequestStatus
-from simulator.clock import SimClock
-from simulator.conformance import attach, build_report
-from simulator.fleet import MeterSlot, MeterSpec, Twin
+from iemdcr_twin.driver.config import DriverConfig
+from iemdcr_twin.driver.driver import IemDcrDriver
+from iemdcr_twin.driver.types import TransactionReq, TransactionRequestStatus
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.conformance import attach, build_report
+from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
 from tests.driver.on_twin import CI, HeldClient, make_req
 from tests.simulator.helpers import T0
 

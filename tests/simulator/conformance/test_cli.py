@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from simulator.cli import main
-from simulator.conformance.signing import KEY_FILE, PUBLIC_FILE
+from iemdcr_twin.simulator.cli import main
+from iemdcr_twin.simulator.conformance.signing import KEY_FILE, PUBLIC_FILE
 from tests.simulator.helpers import GW
 
 from .conftest import SERIAL, Lab

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyocmf import OCMF
 
-from simulator.conformance.charger_inputs import ct_problem, enum_problems, id_problem, level_problem
+from iemdcr_twin.simulator.conformance.charger_inputs import ct_problem, enum_problems, id_problem, level_problem
 from tests.simulator.helpers import USER, FakeTime, make_meter
 
 from .conftest import Lab

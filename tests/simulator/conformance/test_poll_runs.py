@@ -7,10 +7,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.conformance.checks import PollingRate, ReinitAfterPowerCycle
-from simulator.conformance.situation import Situation
-from simulator.conformance.verdicts import CheckState
-from simulator.journal import EveryEntry, Journal, JournalEntry, PollRun, route_of
+from iemdcr_twin.simulator.conformance.checks import PollingRate, ReinitAfterPowerCycle
+from iemdcr_twin.simulator.conformance.situation import Situation
+from iemdcr_twin.simulator.conformance.verdicts import CheckState
+from iemdcr_twin.simulator.journal import EveryEntry, Journal, JournalEntry, PollRun, route_of
 
 POLL = route_of("GET", "/counter/v1/ocmf/metervalue")
 USER = route_of("POST", "/counter/v1/ocmf/user")

@@ -9,7 +9,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from simulator.conformance.signing import (
+from iemdcr_twin.simulator.conformance.signing import (
     KEY_FILE,
     PUBLIC_FILE,
     fingerprint,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.model.energy import UJ_PER_MWH, Ramp, format_kwh, integrate, parse_kwh, saturate
+from iemdcr_twin.simulator.model.energy import UJ_PER_MWH, Ramp, format_kwh, integrate, parse_kwh, saturate
 from tests.simulator.helpers import T0, FakeTime, make_meter
 
 MJ = 1e6

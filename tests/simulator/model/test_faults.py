@@ -7,8 +7,8 @@ import json
 import pytest
 from pyocmf import OCMF
 
-from simulator.model import CATALOGUE, Refusal
-from simulator.model.faults import combined_xc, fault_bits, worst
+from iemdcr_twin.simulator.model import CATALOGUE, Refusal
+from iemdcr_twin.simulator.model.faults import combined_xc, fault_bits, worst
 from tests.simulator.helpers import GW, HEALTHY_XC, FakeTime, charge, payload_of, pyocmf_rejects, ready_meter
 
 EXPECTED = {

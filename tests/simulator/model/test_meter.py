@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.model import PROFILES, RamMemory, Refusal, Switches, get_profile
-from simulator.model.timefmt import format_tm, parse_tm
+from iemdcr_twin.simulator.model import PROFILES, RamMemory, Refusal, Switches, get_profile
+from iemdcr_twin.simulator.model.timefmt import format_tm, parse_tm
 from tests.simulator.helpers import GW, HEALTHY_XC, SERIAL, T0, USER, FakeTime, make_meter, ready_meter
 
 # ---- gw: once per power cycle ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from simulator.model import RamMemory, Refusal
+from iemdcr_twin.simulator.model import RamMemory, Refusal
 from tests.simulator.helpers import GW, USER, FakeTime, assert_verifies, charge, make_meter, payload_of, ready_meter
 
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from pyocmf import OCMF
 
-from simulator.model import RamMemory, Refusal
-from simulator.model.faults import BY_NAME
+from iemdcr_twin.simulator.model import RamMemory, Refusal
+from iemdcr_twin.simulator.model.faults import BY_NAME
 from tests.simulator.helpers import GW, USER, FakeTime, make_meter
 
 settings.register_profile(

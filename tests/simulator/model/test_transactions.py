@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from simulator.model import Refusal, Switches
-from simulator.model.meter import Meter
+from iemdcr_twin.simulator.model import Refusal, Switches
+from iemdcr_twin.simulator.model.meter import Meter
 from tests.simulator.helpers import (
     GW,
     PAYLOAD_KEYS,

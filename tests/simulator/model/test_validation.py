@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from simulator.model import Refusal
-from simulator.model.meter import Meter
+from iemdcr_twin.simulator.model import Refusal
+from iemdcr_twin.simulator.model.meter import Meter
 from tests.simulator.helpers import USER, FakeTime, ready_meter
 
 
