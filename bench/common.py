@@ -1,4 +1,5 @@
-"""Shared helpers: start ``iemdcr-sim serve`` in a child process, read its startup lines, measure its RSS."""
+"""Shared helpers: start ``iemdcr-sim serve`` in a child process, read its startup lines, measure its RSS, and
+summarise repeated measurements as a median with its interquartile range."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parent.parent
 METERVALUE = "/counter/v1/ocmf/metervalue"
@@ -145,3 +148,43 @@ def wait_accepting(port: int, timeout: float = 10.0) -> float:
         except OSError:
             time.sleep(0.002)
     raise RuntimeError(f"port {port} did not accept connections within {timeout} s")
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """(25th, 50th, 75th percentile) of the values, interpolated between neighbours (``statistics.quantiles``,
+    method "inclusive", whose 50th percentile is ``statistics.median``); one value is all three.
+
+    Raises ValueError on an empty sequence.
+    """
+    if not values:
+        raise ValueError("no values to summarise")
+    if len(values) == 1:
+        only = float(values[0])
+        return only, only, only
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, median, q3
+
+
+def median_iqr(key: str, values: Sequence[float], digits: int) -> dict[str, Any]:
+    """``{key: median, key + "_iqr": [q1, q3]}``, rounded to ``digits``: a median and its interquartile range."""
+    q1, median, q3 = quartiles(values)
+    return {key: round(median, digits), f"{key}_iqr": [round(q1, digits), round(q3, digits)]}
+
+
+def filesystem_of(path: Path) -> str:
+    """``"<type> on <mount point>"`` of the mount that holds ``path`` (Linux /proc/mounts), or ``"unknown"``."""
+    resolved = str(path.resolve())
+    best, kind = "", "unknown"
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount = fields[1]
+        inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):
+            best, kind = mount, fields[2]
+    return f"{kind} on {best}" if best else kind

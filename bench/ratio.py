@@ -3,6 +3,10 @@
 Both servers run pinned to one core, one after the other, loaded by the same generator pinned to the other
 core: ``wrk`` when installed (keep-alive, and ``-H 'Connection: close'`` for a new connection per request),
 else an asyncio generator in another process (said in the result).
+
+A round is one twin run and one bare run back to back, and its ratio is twin / bare. Rounds alternate which
+server goes first (twin-bare, bare-twin, ...), so a load that rises or falls through the bench favours neither.
+The figure is the median of the per-round ratios, with their interquartile range beside it.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .common import METERVALUE, cores, pinned, serve
+from .common import METERVALUE, cores, median_iqr, pinned, serve
 
 _RPS = re.compile(r"Requests/sec:\s*([\d.]+)")
 
@@ -86,7 +89,8 @@ def start_bare(body: bytes, core: int) -> tuple[subprocess.Popen[str], str, Path
 
 
 def run(seconds: float, connections: int = 16, rounds: int = 1) -> dict[str, Any]:
-    """Alternate twin and bare runs; the median of the per-round ratios (robust to drifting background load)."""
+    """Rounds of one twin and one bare run, alternating which goes first; medians of the per-round ratios and
+    of the rates, each with its interquartile range (``_iqr``: [25th, 75th percentile])."""
     server_core, generator_core = cores()
     generator = "wrk" if shutil.which("wrk") else "asyncio"
     measure = wrk_rps if generator == "wrk" else asyncio_rps
@@ -98,13 +102,14 @@ def run(seconds: float, connections: int = 16, rounds: int = 1) -> dict[str, Any
     try:
         for mode, close in (("keepalive", False), ("newconn", True)):
             twin_rps, bare_rps = [], []
-            for _ in range(rounds):
-                twin_rps.append(measure(twin_url, seconds, connections, close, generator_core))
-                bare_rps.append(measure(bare_url, seconds, connections, close, generator_core))
+            for index in range(rounds):
+                order = ((twin_rps, twin_url), (bare_rps, bare_url))
+                for rates, url in order if index % 2 == 0 else reversed(order):
+                    rates.append(measure(url, seconds, connections, close, generator_core))
             ratios = [t / b for t, b in zip(twin_rps, bare_rps, strict=True)]
-            results[f"metervalue_rps_twin_{mode}"] = round(statistics.median(twin_rps), 1)
-            results[f"metervalue_rps_bare_{mode}"] = round(statistics.median(bare_rps), 1)
-            results[f"metervalue_ratio_{mode}"] = round(statistics.median(ratios), 3)
+            results |= median_iqr(f"metervalue_rps_twin_{mode}", twin_rps, 1)
+            results |= median_iqr(f"metervalue_rps_bare_{mode}", bare_rps, 1)
+            results |= median_iqr(f"metervalue_ratio_{mode}", ratios, 3)
             results[f"metervalue_ratios_{mode}"] = [round(r, 3) for r in ratios]
     finally:
         twin.stop()
@@ -114,9 +119,9 @@ def run(seconds: float, connections: int = 16, rounds: int = 1) -> dict[str, Any
     note = "" if generator == "wrk" else " (wrk not installed: asyncio generator in a child process instead)"
     results["metervalue_body_bytes"] = len(body)
     results["metervalue_method"] = (
-        f"{generator}{note}, 1 thread, {connections} connections, {seconds:g} s per run, {rounds} alternating "
-        f"twin/bare round(s), median of per-round ratios; servers pinned to core {server_core}, "
-        f"generator to core {generator_core}; "
+        f"{generator}{note}, 1 thread, {connections} connections, {seconds:g} s per run, {rounds} round(s) of one "
+        f"twin and one bare run (twin first in even rounds, bare first in odd ones), median and IQR of the "
+        f"per-round ratios; servers pinned to core {server_core}, generator to core {generator_core}; "
         f"bare = aiohttp handler returning the twin's {len(body)}-byte metervalue body; newconn adds "
         "'Connection: close'"
     )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import time
 from typing import Any
 
-from .common import REPO, free_port, sim_command, wait_accepting
+from .common import REPO, free_port, median_iqr, sim_command, wait_accepting
 
 
 def once() -> float:
@@ -26,10 +25,9 @@ def once() -> float:
 
 def run(repeat: int) -> dict[str, Any]:
     times = [once() for _ in range(repeat)]
-    return {
-        "serve_ready_s": round(statistics.median(times), 3),
+    return median_iqr("serve_ready_s", times, 3) | {
         "serve_ready_method": (
-            f"median of {repeat}: Popen of iemdcr-sim serve (1 meter, no state dir) until the meter port "
+            f"median and IQR of {repeat}: Popen of iemdcr-sim serve (1 meter, no state dir) until the meter port "
             "accepts a TCP connection (polled every 2 ms)"
         ),
     }

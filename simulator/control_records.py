@@ -46,12 +46,20 @@ def record_dict(meter: Meter, record: SignedRecord) -> dict[str, Any]:
 
 
 def safe_xml(meter: Meter, records: list[SignedRecord]) -> str:
-    """The Transparenzsoftware container: one ``value`` per record, each holding begin and end."""
+    """The Transparenzsoftware container: ``<values>`` with one bare ``<value>`` per record, in history order.
+
+    Each ``<value>`` holds the record's OCMF string (``signedData format="OCMF" encoding="plain"``, begin and end
+    readings in one signed record) and the DER key that signed it (``publicKey encoding="hex"``). It carries no
+    ``transactionId`` and no ``context``: the Transparenzsoftware 1.4.1 groups values by ``transactionId``
+    (``ValueMapBuilder``) and checks each group as one begin/end pair (``Verifier.verifyTransaction``), so a
+    record alone under an id opens as a transaction without a start value, and its command line then reports
+    one group only. Values without an id are each verified on their own, every one listed (docs/safe-export.md).
+    """
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<values>"]
     for record in records:
         key = public_key_of(meter, record) or ""
         lines += [
-            f'  <value transactionId="{record.pagination}" context="Transaction.End">',
+            "  <value>",
             f'    <signedData format="OCMF" encoding="plain">{escape(record.ocmf)}</signedData>',
             f'    <publicKey encoding="hex">{escape(key)}</publicKey>',
             "  </value>",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from ecdsa import VerifyingKey
 from pyocmf import OcmfContainer
 
 from iemdcr_twin.simulator.fleet import Twin
@@ -48,37 +51,146 @@ async def test_records_list_newest_last_with_readings_and_key(control: Client, t
     assert [r["PG"] for r in await records(control, "?pg=T1")] == ["T1"]
 
 
-async def test_safe_xml_is_read_back_and_verified_by_pyocmf(control: Client, twin: Twin, tmp_path: Path) -> None:
+# ---- the S.A.F.E. export and the Transparenzsoftware's reading rules -------------------------------------
+# The tool (SAFE-eV/transparenzsoftware 1.4.1) is not available in CI; these are its rules as read from its source
+# and confirmed by running it (docs/safe-export.md):
+# - InputReader unmarshals <values> into Value objects: attributes transactionId (a BigInteger) and context, child
+#   elements signedData (format: a VerificationType name, encoding: an EncodingType code, text non-empty) and
+#   publicKey (encoding, text; the tool decodes only DER keys).
+# - ValueMapBuilder groups the values by transactionId; values without one stay apart.
+# - The command line (ConsoleFileProcessor) first verifies every value on its own; then for each group of one
+#   value it clears that list and keeps only the group's result, and a larger group adds one transaction result.
+# - The window (MainViewWestPanel) opens on the group with the lowest transactionId if there is one and checks it
+#   with Verifier.verifyTransaction (exactly one Transaction.Begin and one Transaction.End, else error 1706 "no
+#   start value", 1707 "no stop value", ...); without any group it opens on the first value and verifies it alone.
+TSW_FORMATS = {"OCMF", "PCDF", "ISA_EDL_40_P", "ALFEN", "EDL_40_P", "EDL_40_SIG", "EDL_40_MENNEKES"}
+TSW_ENCODINGS = {"base64", "base32", "plain", "hex"}
+
+
+@dataclass
+class TswReading:
+    """What the Transparenzsoftware 1.4.1 makes of a container, by its rules above."""
+
+    ocmf: list[str]  # signedData text of each <value>, in file order
+    keys: list[str]  # publicKey text of each <value>
+    groups: dict[int, list[int]]  # value indices by transactionId
+    cli_results: list[str]  # what the command line reports: "value <i>" or "transaction <id>"
+    window_opens_on: str  # "value <i>" or "transaction <id>"
+    window_error: str | None  # verifyTransaction's refusal of that transaction, if any
+
+
+def tsw_read(xml: bytes) -> TswReading:
+    root = ET.fromstring(xml)
+    assert root.tag == "values"
+    values = list(root)
+    assert values and all(value.tag == "value" for value in values)
+    ocmf: list[str] = []
+    keys: list[str] = []
+    groups: dict[int, list[int]] = {}
+    for index, value in enumerate(values):
+        signed = value.find("signedData")
+        key = value.find("publicKey")
+        assert signed is not None and key is not None and value.find("encodedData") is None
+        assert (signed.get("format") or "").strip().upper() in TSW_FORMATS
+        assert signed.get("encoding") in TSW_ENCODINGS and key.get("encoding") in TSW_ENCODINGS
+        assert (signed.text or "").strip() and (key.text or "").strip()
+        ocmf.append((signed.text or "").strip())
+        keys.append((key.text or "").strip())
+        transaction_id = value.get("transactionId")
+        if transaction_id is not None:
+            groups.setdefault(int(transaction_id), []).append(index)
+    cli_results = [f"value {index}" for index in range(len(values))]
+    for transaction_id, members in sorted(groups.items()):
+        if len(members) == 1:
+            cli_results = [f"value {members[0]}"]
+        else:
+            cli_results.append(f"transaction {transaction_id}")
+    window_opens_on, window_error = "value 0", None
+    if groups:
+        first = min(groups)
+        window_opens_on = f"transaction {first}"
+        contexts = [(values[i].get("context") or "").strip() for i in groups[first]]
+        begins, ends = contexts.count("Transaction.Begin"), contexts.count("Transaction.End")
+        if begins != 1:
+            window_error = "no start value" if begins == 0 else "too many start values"
+        elif ends != 1:
+            window_error = "no stop value" if ends == 0 else "too many stop values"
+    return TswReading(ocmf, keys, groups, cli_results, window_opens_on, window_error)
+
+
+def test_tsw_rules_reproduce_what_the_tool_did_with_one_record_per_transaction_id() -> None:
+    """The old export (each record alone under its PG as transactionId, Transaction.End): the tool opened an empty
+    transaction and its command line reported the last record only (docs/safe-export.md)."""
+    value = '<value transactionId="{}" context="Transaction.End"><signedData format="OCMF" encoding="plain">OCMF|x'
+    value += '</signedData><publicKey encoding="hex">3059</publicKey></value>'
+    reading = tsw_read(f"<values>{value.format(1)}{value.format(2)}{value.format(3)}</values>".encode())
+    assert reading.cli_results == ["value 2"]
+    assert (reading.window_opens_on, reading.window_error) == ("transaction 1", "no start value")
+
+
+async def safe_export(control: Client, **params: str) -> bytes:
+    resp = await control.get(f"{METER}/records", params={"format": "safe-xml", **params})
+    assert resp.status == 200 and resp.content_type == "application/xml"
+    return await resp.read()
+
+
+async def test_safe_xml_lists_every_record_as_the_transparenzsoftware_reads_it(
+    control: Client, twin: Twin, tmp_path: Path
+) -> None:
     meter = twin.slot(S1).meter
     charge(meter, twin.clock)
     await json_ok(await control.post(f"{METER}/factory-reset"))
     charge(meter, twin.clock)
     charge(meter, twin.clock)
-    resp = await control.get(f"{METER}/records?format=safe-xml")
-    assert resp.status == 200 and resp.content_type == "application/xml"
+    xml = await safe_export(control)
+    reading = tsw_read(xml)
+    assert reading.cli_results == ["value 0", "value 1", "value 2"]
+    assert (reading.window_opens_on, reading.window_error) == ("value 0", None)
+    assert reading.groups == {}
+    for record, key in zip(reading.ocmf, reading.keys, strict=True):
+        VerifyingKey.from_der(bytes.fromhex(key))  # the tool reads only DER keys
+        assert_verifies(record, key)
+    assert len(set(reading.keys)) == 2  # the archived record carries the old key
     path = tmp_path / "records.xml"
-    path.write_bytes(await resp.read())
+    path.write_bytes(xml)
     container = OcmfContainer.from_xml(path, strict=True)
-    assert len(container) == 3
-    for entry in container:
-        assert entry.context == "Transaction.End"
-        assert entry.verify_signature() is True
-        assert entry.ocmf.check_eichrecht(errors_only=True) == []
-    assert [entry.transaction_id for entry in container] == [1, 1, 2]
-    keys = {str(entry.public_key) for entry in container}
-    assert len(keys) == 2  # the archived record carries the old key
+    assert [entry.ocmf.payload.PG for entry in container] == ["T1", "T1", "T2"]
+    assert [(entry.transaction_id, entry.context) for entry in container] == [(None, None)] * 3
+    assert all(entry.verify_signature() is True for entry in container)
+    results = container.check_eichrecht(errors_only=True)
+    assert [len(result.records) for result in results] == [1, 1, 1]
+    assert all(result.is_compliant for result in results)
+
+
+async def test_safe_xml_keeps_each_faulty_record_apart_and_rejected(control: Client, twin: Twin) -> None:
+    meter = twin.slot(S1).meter
+    charge(meter, twin.clock)
+    for kind in sorted(FAULTY_RECORD_KINDS):
+        await json_ok(await control.put(f"{METER}/next-record", json={"kind": kind}))
+        charge(meter, twin.clock)
+    charge(meter, twin.clock)
+    reading = tsw_read(await safe_export(control))
+    faulty = ["healthy", *sorted(FAULTY_RECORD_KINDS), "healthy"]
+    assert reading.cli_results == [f"value {i}" for i in range(len(faulty))] and reading.groups == {}
+    for kind, record, key in zip(faulty, reading.ocmf, reading.keys, strict=True):
+        if kind in ("healthy", "fv_1_4"):  # FV 1.4: only the Transparenzsoftware refuses it
+            assert_verifies(record, key)
+        else:
+            assert pyocmf_rejects(record, key), kind
 
 
 async def test_safe_xml_of_one_record(control: Client, twin: Twin, tmp_path: Path) -> None:
     meter = twin.slot(S1).meter
     charge(meter, twin.clock)
     charge(meter, twin.clock)
-    resp = await control.get(f"{METER}/records", params={"format": "safe-xml", "pg": "T2"})
+    xml = await safe_export(control, pg="T2")
+    reading = tsw_read(xml)
+    assert reading.cli_results == ["value 0"] and reading.window_error is None
     path = tmp_path / "one.xml"
-    path.write_bytes(await resp.read())
+    path.write_bytes(xml)
     container = OcmfContainer.from_xml(path, strict=True)
     assert [entry.ocmf.payload.PG for entry in container] == ["T2"]
-    assert container[0].transaction_id == 2
+    assert container[0].transaction_id is None and container[0].verify_signature() is True
 
 
 @pytest.mark.parametrize(
