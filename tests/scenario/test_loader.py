@@ -97,8 +97,8 @@ def test_wrong_version() -> None:
 
 
 def test_driver_config_is_checked_like_the_driver_does() -> None:
-    [message] = problems(GOOD + "driver: {timezone: CET}\n")
-    assert message.startswith("scenarios/broken.yaml: key driver.timezone: 'CET' is not an offset")
+    [message] = problems(GOOD + "driver: {timezone: Europe/Atlantis}\n")
+    assert message.startswith("scenarios/broken.yaml: key driver.timezone: 'Europe/Atlantis' is neither an offset")
     [message] = problems(GOOD + "driver: {datetime_resync_interval: 30}\n")
     assert "key driver.datetime_resync_interval: 30 is outside the allowed range 1..24" in message
 
