@@ -118,12 +118,19 @@ T = TypeVar("T")
 async def call_with_retry(
     action: Callable[[], Awaitable[T]], retries: int, delay_ms: int, clock: Clock, what: str
 ) -> T:
-    """1 + retries attempts, sleeping the delay after each failure; the last error propagates."""
+    """1 + retries attempts, sleeping the delay after each failure; the last error propagates.
+
+    Only failures that may go away are retried (fix 15): transport failures, garbled answers, 5xx, 425 and
+    428. Any other status (a 400 naming a field, a 404) fails at once.
+    """
     last: MeterError | None = None
     for attempt in range(1 + retries):
         try:
             return await action()
         except MeterError as error:
+            if not error.retryable:
+                log.warning("%s refused: %s", what, error)
+                raise
             last = error
             log.warning("%s failed (attempt %d of %d): %s", what, attempt + 1, 1 + retries, error)
             await clock.sleep(delay_ms / 1000)
@@ -142,7 +149,7 @@ class MeterController:
     async def _call(self, method: str, endpoint: str, body: dict[str, Any] | None = None) -> HttpResponse:
         response = await self._client.request(method, endpoint, body)
         if response.status != 200:
-            raise UnexpectedStatus(method, endpoint, response.status, response.text)
+            raise UnexpectedStatus(method, endpoint, response.status, response.text, body or ())
         return response
 
     async def _call_json(self, method: str, endpoint: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

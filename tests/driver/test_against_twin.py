@@ -319,7 +319,7 @@ async def test_public_key_equals_the_meters(slot: MeterSlot, make_driver: MakeDr
 async def test_start_stop_happy_path_verified_by_pyocmf(slot: MeterSlot, driver: IemDcrDriver, clock: SimClock) -> None:
     since = slot.host.journal.last_seq
     started = await driver.start_transaction(make_req(tariff_text="0.49 EUR/kWh"))
-    assert started.status is OK and started.error is None
+    assert started.status is OK and started.error == ""
     assert driver.transaction_active
     await charge(clock, slot, 100.0, 400.0, 36)
     stopped = await driver.stop_transaction("tx-1")

@@ -58,7 +58,7 @@ async def test_start_then_stop(meter_url: str, clock: VirtualClock, meter: FakeM
         ],
         clock,
     )
-    assert (code, lines) == (0, [{"status": "OK"}])
+    assert (code, lines) == (0, [{"status": "OK", "error": ""}])
     assert meter.user == {
         "IS": True,
         "IL": "VERIFIED",

@@ -1,4 +1,4 @@
-"""The eleven C++ defects of driver.md §3: each test fails against the C++ module's behaviour."""
+"""The C++ defects of driver.md §3 (fixes 1-18): each test fails against the C++ module's behaviour."""
 
 from __future__ import annotations
 
@@ -209,3 +209,27 @@ async def test_fix11_power_cycle_right_after_a_refused_gw(make_driver: MakeDrive
     assert "CT empty" in event.data
     await drv.wait_for("initialised")
     assert meter.gw_written and len(meter.requests("POST", "gw")) == 2  # refused once, then written
+
+
+async def test_fix15_client_errors_fail_at_once_naming_the_field(driver: IemDcrDriver, meter: FakeMeter) -> None:
+    body = '{"error":"bad_value","message":"ID must have 0 to 64 characters, has 70"}'
+    meter.override("POST", "user", status=400, body=body)
+    response = await driver.start_transaction(make_req(identification_data="x" * 70))
+    assert response.status is UNEXPECTED
+    assert len(meter.requests("POST", "user")) == 1  # C++ (and the port before fix 15): 1 + 3 retries
+    error = response.error or ""
+    assert "answered 400" in error and "bad_value" in error and "(field ID)" in error, error
+    assert "not retried" in error
+    assert not [s for s in meter.requests("POST", "receipt") if s.body == {"TX": "B"}]
+
+
+async def test_fix15_only_changeable_states_are_retried(driver: IemDcrDriver, meter: FakeMeter) -> None:
+    for status, tries in ((500, 4), (503, 4), (428, 4), (425, 4), (404, 1), (409, 1), (400, 1)):
+        sent = len(meter.requests("POST", "user"))
+        meter.override("POST", "user", status=status, body='{"error":"x","message":"IL refused"}')
+        response = await driver.start_transaction(make_req())
+        assert response.status is UNEXPECTED
+        assert len(meter.requests("POST", "user")) - sent == tries, status
+    meter.clear_overrides()
+    meter.override("POST", "user", close=True, times=2)  # transport failures are retried
+    assert (await driver.start_transaction(make_req())).status is OK
