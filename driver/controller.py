@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -89,6 +91,22 @@ def format_meter_time(config: DriverConfig, now: float) -> str:
     sign = "-" if minutes < 0 else "+"
     hours, mins = divmod(abs(minutes), 60)
     return f"{local:%Y-%m-%dT%H:%M:%S},000{sign}{hours:02d}{mins:02d}"
+
+
+def record_identity(record: SignedMeterValue) -> tuple[str, str]:
+    """(public key, PG) of a signed record: what makes it unique on a meter (fix 13).
+
+    A record whose payload cannot be read is identified by a digest of its bytes instead of its PG.
+    """
+    pagination: Any = None
+    parts = record.signed_meter_data.split("|")
+    if len(parts) == 3:
+        with contextlib.suppress(ValueError):
+            payload = json.loads(parts[1])
+            pagination = payload.get("PG") if isinstance(payload, dict) else None
+    if not isinstance(pagination, str) or not pagination:
+        pagination = "sha256:" + hashlib.sha256(record.signed_meter_data.encode()).hexdigest()
+    return record.public_key or "", pagination
 
 
 def split_time_status(tm: str) -> tuple[str, str]:

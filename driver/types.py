@@ -352,3 +352,19 @@ class TransactionStopResponse:
             signed_meter_value=SignedMeterValue.from_json(signed) if signed else None,
             error=_optional(data, "error", str, what) or "",
         )
+
+
+@dataclass(frozen=True)
+class TransactionEnded:
+    """Payload of the driver's `transaction_ended` event (driver.md fix 16).
+
+    A start while a transaction runs ends that transaction with E; its signed record travels here, since no
+    stop response will carry it. `transaction_id` is the ended transaction's id when this driver began it,
+    "" when it does not know (a transaction begun before a driver restart or by another client).
+    """
+
+    transaction_id: str
+    signed_meter_value: SignedMeterValue
+
+    def to_json(self) -> dict[str, Any]:
+        return {"transaction_id": self.transaction_id, "signed_meter_value": self.signed_meter_value.to_json()}

@@ -346,16 +346,29 @@ async def test_start_stop_happy_path_verified_by_pyocmf(slot: MeterSlot, driver:
 
 
 async def test_start_while_a_transaction_runs_closes_it_first(slot: MeterSlot, driver: IemDcrDriver) -> None:
-    assert (await driver.start_transaction(make_req(identification_data="AAAA0001"))).status is OK
+    """Fix 16: the record of the transaction a start ends is fetched and published as `transaction_ended`."""
+    assert (
+        await driver.start_transaction(make_req(transaction_id="tx-1", identification_data="AAAA0001"))
+    ).status is OK
     since = slot.host.journal.last_seq
-    assert (await driver.start_transaction(make_req(identification_data="BBBB0002"))).status is OK
-    assert calls(wire(slot, since))[:3] == [
+    with driver.subscribe(["transaction_ended"]) as ended_events:
+        second = await driver.start_transaction(make_req(transaction_id="tx-2", identification_data="BBBB0002"))
+        ended = ended_events.get_nowait()
+    assert second.status is OK
+    assert calls(wire(slot, since))[:4] == [
         ("GET", "v1/ocmf/gw", 200),
         ("POST", "v1/ocmf/receipt E", 200),  # the old one closed first
+        ("GET", "v1/ocmf/receipt", 200),  # and its record fetched (C++: never)
         ("POST", "v1/ocmf/user", 200),
     ]
     assert len(slot.meter.records) == 1 and payload(slot.meter.records[0].ocmf)["ID"] == "AAAA0001"
-    stopped = await driver.stop_transaction("")
+    assert ended is not None and ended.data.transaction_id == "tx-1"
+    smv = ended.data.signed_meter_value
+    assert smv.signed_meter_data == slot.meter.records[0].ocmf  # byte for byte
+    parsed = OCMF.from_string(smv.signed_meter_data, strict=True)
+    assert parsed.verify_signature(smv.public_key) is True
+    assert ended.to_json()["data"]["signed_meter_value"]["encoding_method"] == "OCMF"
+    stopped = await driver.stop_transaction("tx-2")
     assert stopped.status is OK and stopped.signed_meter_value is not None
     assert len(slot.meter.records) == 2
     assert payload(stopped.signed_meter_value.signed_meter_data)["ID"] == "BBBB0002"

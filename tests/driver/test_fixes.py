@@ -102,8 +102,8 @@ async def test_fix06_meter_error_state_is_unexpected_error_not_not_supported(
 
 
 async def test_fix07_failing_datetime_backs_off(make_driver: MakeDriver, meter: FakeMeter, clock: VirtualClock) -> None:
-    # gw was written by an earlier driver run (time status U only because the fake keeps none): the driver's
-    # POST gw is refused, so a resync is due at once
+    # gw was written by an earlier driver run with the same CT and CI: init writes only the time (fix 17), and
+    # that write fails
     meter.ct, meter.ci, meter.gw_written = "EVSEID", "1234", True
     meter.override("POST", "datetime", status=500, body='{"error":"boom"}')
     drv = await make_driver(datetime_resync_interval=1)
@@ -200,7 +200,7 @@ async def test_fix11_meter_power_cycle_noticed_from_polls(driver: IemDcrDriver, 
 async def test_fix11_power_cycle_right_after_a_refused_gw(make_driver: MakeDriver, meter: FakeMeter) -> None:
     """After a driver restart POST gw is refused, so the driver never wrote the time: time status U on the
     first poll is then checked against GET gw, and an empty CT means the meter restarted meanwhile."""
-    meter.ct, meter.ci, meter.gw_written = "EVSEID", "1234", True
+    meter.ct, meter.ci, meter.gw_written = "EVSEID", "9999", True  # another CI: POST gw is refused
     drv = await make_driver()
     await drv.start()
     await drv.wait_for("initialised")
