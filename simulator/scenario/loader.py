@@ -312,6 +312,8 @@ def _check_flow(steps: list[Step], problems: list[str], driver: dict[str, Any]) 
             marks.add(step.value)
         if step.action == "wait_for" and "where" in value and value["event"] != "published":
             problems.append(f"{step.label}: key where only applies to event published")
+        if step.action == "wait_for" and "record" in value and value["event"] != "transaction_ended":
+            problems.append(f"{step.label}: key record only applies to event transaction_ended")
         if step.action in ("start", "stop"):
             responded = True
         if step.action == "expect" and not responded:

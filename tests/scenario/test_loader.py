@@ -130,6 +130,17 @@ def test_where_only_on_published() -> None:
     assert "key where only applies to event published" in message
 
 
+def test_record_only_on_transaction_ended() -> None:
+    [message] = problems(GOOD.replace("event: initialised,", "event: initialised, record: {verifies: true},"))
+    assert "key record only applies to event transaction_ended" in message
+
+
+def test_host_dst_is_no_longer_a_driver_key() -> None:
+    """The host's zone plays no part in the TM the driver writes (driver fix 12), so nothing simulates it."""
+    [message] = problems(GOOD + "driver: {host_dst: true}\n")
+    assert "unknown key host_dst" in message
+
+
 def test_invalid_yaml_names_line() -> None:
     [message] = problems("version: 1\nname: [unclosed\n")
     assert message.startswith("scenarios/broken.yaml: line ")
