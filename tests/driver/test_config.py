@@ -79,7 +79,17 @@ FULLWIDTH = "".join(chr(0xFF10 + int(digit)) for digit in "0100")  # ０１０�
 
 @pytest.mark.parametrize(
     "tz",
-    ["+" + ARABIC_INDIC, "+" + FULLWIDTH, "+01" + FULLWIDTH[:2], "+0100\n", "+0100\r\n", " +0100", "+0100 "],
+    [
+        "+0\u0661" + "00",
+        "+01" + "\uff10\uff10",
+        "+" + ARABIC_INDIC,
+        "+" + FULLWIDTH,
+        "+01" + FULLWIDTH[:2],
+        "+0100\n",
+        "+0100\r\n",
+        " +0100",
+        "+0100 ",
+    ],
 )
 def test_timezone_needs_ascii_digits_and_a_full_match(tz: str) -> None:
     """Python's \\d matches any Unicode digit and `$` allows a trailing newline: neither gets through."""
