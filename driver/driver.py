@@ -331,7 +331,7 @@ class IemDcrDriver:
         remembered for fix 13 (a stop of a transaction that never began gets no record).
         """
         self._last_start_tid = req.transaction_id
-        outcome = NEVER_BEGAN
+        outcome = MAYBE_BEGAN  # if the start is cancelled or fails in a way nobody foresaw
         response = TransactionStartResponse(TransactionRequestStatus.UNEXPECTED_ERROR, "start did not finish")
         try:
             response, outcome = await self._start(req)
