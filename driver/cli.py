@@ -7,14 +7,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from iemdcr_twin import __version__
 from iemdcr_twin.driver.clock import Clock
 from iemdcr_twin.driver.config import DriverConfig
 from iemdcr_twin.driver.driver import IemDcrDriver
-from iemdcr_twin.driver.events import COMMUNICATION_FAULT_RAISED, INITIALISED, POWERMETER
+from iemdcr_twin.driver.events import COMMUNICATION_FAULT_RAISED, INITIALISED, POWERMETER, TRANSACTION_ENDED
 from iemdcr_twin.driver.types import (
     OCMFIdentificationFlags,
     OCMFIdentificationLevel,
@@ -42,7 +44,27 @@ FLAG_OF_KEY = {
     "resilience_transaction_request_retry_delay": "--retry-delay-ms",
     "resilience_initial_connection_retry_delay": "--init-retry-delay-ms",
     "request_timeout_s": "--timeout-s",
+    "signature_timeout_ms": "--signature-timeout-ms",
 }
+
+# Flags are checked with ASCII classes and full matches: int() and float() accept any Unicode digit ("٣", "３")
+# and surrounding whitespace, a trailing newline included.
+_ASCII_INT = re.compile(r"-?[0-9]+", re.ASCII)
+_ASCII_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
+
+
+def _ascii_number(pattern: re.Pattern[str], convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        if not pattern.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"must be {what} in ASCII digits, got {text!r}")
+        return convert(text)
+
+    parse.__name__ = what
+    return parse
+
+
+ascii_int = _ascii_number(_ASCII_INT, int, "an integer")
+ascii_seconds = _ascii_number(_ASCII_DECIMAL, float, "a number")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,18 +77,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ci", default="1234", help="CI, charge point identification (1234)")
     parser.add_argument("--tt-initial", default="", help="initial tariff text")
     parser.add_argument("--us", action="store_true", help="show the user ID on the meter display")
-    parser.add_argument("--timezone", default="+0100", help="offset of normal time, ±HHMM (+0100)")
-    parser.add_argument("--no-dst", action="store_true", help="do not add an hour during host DST")
-    parser.add_argument("--datetime-resync-interval", type=int, default=2, help="hours, 1..24 (2)")
-    parser.add_argument("--retries", type=int, default=3, help="transaction request retries, 0..5 (3)")
-    parser.add_argument("--retry-delay-ms", type=int, default=250, help="200..1000 (250)")
-    parser.add_argument("--init-retry-delay-ms", type=int, default=10000, help="1000..65535 (10000)")
-    parser.add_argument("--timeout-s", type=float, default=5.0, help="per-request timeout in s (5)")
+    parser.add_argument(
+        "--timezone",
+        default="+0100",
+        help="±HHMM offset of normal time (+0100), or an IANA zone name such as Europe/Berlin",
+    )
+    parser.add_argument(
+        "--no-dst", action="store_true", help="keep a ±HHMM offset fixed (default: EU summer time adds one hour)"
+    )
+    parser.add_argument("--datetime-resync-interval", type=ascii_int, default=2, help="hours, 1..24 (2)")
+    parser.add_argument("--retries", type=ascii_int, default=3, help="transaction request retries, 0..5 (3)")
+    parser.add_argument("--retry-delay-ms", type=ascii_int, default=250, help="200..1000 (250)")
+    parser.add_argument("--init-retry-delay-ms", type=ascii_int, default=10000, help="1000..65535 (10000)")
+    parser.add_argument(
+        "--signature-timeout-ms",
+        type=ascii_int,
+        default=10000,
+        help="how long to keep asking for a record the meter is still signing, 250..600000 (10000)",
+    )
+    parser.add_argument("--timeout-s", type=ascii_seconds, default=5.0, help="per-request timeout in s (5)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log driver activity to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
 
     monitor = commands.add_parser("monitor", help="print one JSON line per publication and event")
-    monitor.add_argument("--count", type=int, default=None, help="stop after N powermeter publications")
+    monitor.add_argument("--count", type=ascii_int, default=None, help="stop after N powermeter publications")
 
     start = commands.add_parser("start", help="start a transaction")
     start.add_argument("--evse-id", default="", help="must be empty or equal to CI")
@@ -103,6 +137,7 @@ def config_from_args(args: argparse.Namespace, clock: Clock | None = None) -> Dr
         "resilience_transaction_request_retry_delay": args.retry_delay_ms,
         "resilience_initial_connection_retry_delay": args.init_retry_delay_ms,
         "request_timeout_s": args.timeout_s,
+        "signature_timeout_ms": args.signature_timeout_ms,
     }
     if clock is not None:
         settings["clock"] = clock
@@ -179,7 +214,12 @@ async def run(argv: list[str], *, clock: Clock | None = None, out: TextIO | None
             else:
                 response = TransactionStopResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=error)
         elif req is not None:
-            response = await drv.start_transaction(req)
+            # fix 16: a start that ends a running transaction publishes its record; print it, it must not be lost
+            unsubscribe = drv.events.on(lambda event: _print(out, event.to_json()), [TRANSACTION_ENDED])
+            try:
+                response = await drv.start_transaction(req)
+            finally:
+                unsubscribe()
         else:
             response = await drv.stop_transaction(args.transaction_id)
         _print(out, response.to_json())

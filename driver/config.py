@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import re
-import time
-from collections.abc import Callable
+import zoneinfo
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
 from iemdcr_twin.driver.clock import Clock, RealClock
 
-_TIMEZONE = re.compile(r"^[+-]([01]\d|2[0-3])[0-5]\d$")
-
-
-def host_is_dst(epoch: float) -> bool:
-    """Whether the host's local time zone is in daylight saving time at `epoch` (what the C++ driver asks)."""
-    return time.localtime(epoch).tm_isdst > 0
+# Every check of text input uses ASCII classes and full matches (re.fullmatch, re.ASCII): Python's \d matches any
+# Unicode digit (and int() converts them), and `$` lets a trailing newline through.
+_OFFSET = re.compile(r"[+-](?:[01][0-9]|2[0-3])[0-5][0-9]", re.ASCII)
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*", re.ASCII)
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -36,25 +36,30 @@ class DriverConfig:
     TT_initial: str = ""
     US: bool = False
     # Python-only settings.
+    signature_timeout_ms: int = 10000
     request_timeout_s: float = 5.0
     clock: Clock = field(default_factory=RealClock, compare=False, repr=False)
-    dst_probe: Callable[[float], bool] = field(default=host_is_dst, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_str(self, "ip_address", allow_empty=False)
         _check_int(self, "port_http", 0, 65535)
         _check_str(self, "timezone", allow_empty=False)
-        if not _TIMEZONE.match(self.timezone):
-            raise ValueError(f"timezone: {self.timezone!r} is not an offset of the form ±HHMM, e.g. +0100")
+        _parse_timezone(self.timezone)
         _check_bool(self, "timezone_handle_DST")
         _check_int(self, "datetime_resync_interval", 1, 24)
         _check_int(self, "resilience_initial_connection_retry_delay", 1000, 65535)
         _check_int(self, "resilience_transaction_request_retries", 0, 5)
         _check_int(self, "resilience_transaction_request_retry_delay", 200, 1000)
-        _check_str(self, "CT", allow_empty=False)
-        _check_str(self, "CI", allow_empty=False)
+        for key in ("CT", "CI"):
+            _check_str(self, key, allow_empty=False)
+            _check_printable_ascii(self, key)
         _check_str(self, "TT_initial", allow_empty=True)
+        if not self.TT_initial.isprintable():
+            raise ValueError(
+                f"TT_initial: must not contain control characters (line breaks...), got {self.TT_initial!r}"
+            )
         _check_bool(self, "US")
+        _check_int(self, "signature_timeout_ms", 250, 600000)
         timeout = self.request_timeout_s
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ValueError(f"request_timeout_s: must be a number of seconds > 0, got {timeout!r}")
@@ -67,13 +72,23 @@ class DriverConfig:
         return f"http://{host}:{self.port_http}"
 
     @property
+    def zone(self) -> tzinfo | None:
+        """The IANA zone named by `timezone`, or None when `timezone` is a `±HHMM` offset."""
+        return _parse_timezone(self.timezone)
+
+    @property
     def timezone_offset_s(self) -> int:
+        """The `±HHMM` offset in seconds (normal time); only for an offset, not for an IANA zone name."""
+        if self.zone is not None:
+            raise ValueError(f"timezone: {self.timezone!r} is a zone name, not a fixed offset")
         sign = -1 if self.timezone[0] == "-" else 1
         return sign * (int(self.timezone[1:3]) * 3600 + int(self.timezone[3:5]) * 60)
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> DriverConfig:
         """Build a config from `http://HOST:PORT` (the CLI's and scenario runner's way to name a meter)."""
+        if not isinstance(url, str) or not _PRINTABLE_ASCII.fullmatch(url):
+            raise ValueError(f"url: {url!r} must be printable ASCII (no line breaks; an IDN host in its xn-- form)")
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"url: {url!r} is not of the form http://HOST:PORT")
@@ -84,6 +99,22 @@ class DriverConfig:
         except ValueError:
             raise ValueError(f"url: {url!r} has an invalid port") from None
         return cls(ip_address=parts.hostname, port_http=port if port is not None else 80, **settings)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_timezone(text: str) -> tzinfo | None:
+    """None for a `±HHMM` offset, the ZoneInfo for an IANA zone name; ValueError naming the key otherwise."""
+    if _OFFSET.fullmatch(text):
+        return None
+    if _ZONE_NAME.fullmatch(text) and ".." not in text:
+        try:
+            return zoneinfo.ZoneInfo(text)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    raise ValueError(
+        f"timezone: {text!r} is neither an offset of the form ±HHMM (ASCII digits, e.g. +0100) "
+        "nor a known IANA zone name (e.g. Europe/Berlin)"
+    )
 
 
 def _check_int(config: DriverConfig, key: str, low: int, high: int) -> None:
@@ -100,6 +131,12 @@ def _check_str(config: DriverConfig, key: str, *, allow_empty: bool) -> None:
         raise ValueError(f"{key}: must be a string, got {value!r}")
     if not allow_empty and not value:
         raise ValueError(f"{key}: must not be empty")
+
+
+def _check_printable_ascii(config: DriverConfig, key: str) -> None:
+    value = getattr(config, key)
+    if not _PRINTABLE_ASCII.fullmatch(value):
+        raise ValueError(f"{key}: must be printable ASCII (no line breaks or other characters), got {value!r}")
 
 
 def _check_bool(config: DriverConfig, key: str) -> None:

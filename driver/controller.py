@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -43,17 +46,67 @@ class MeterReading:
     time_status: str  # the OCMF time-status letter of TM ("" when the meter sent none)
 
 
-def format_meter_time(config: DriverConfig, now: float) -> str:
-    """TM as the C++ driver sends it: local time at the configured offset, `YYYY-MM-DDTHH:MM:SS,000±HHMM`.
+def eu_summer_time(now: float) -> bool:
+    """Whether the EU's summer time is in force at `now` (epoch seconds).
 
-    With timezone_handle_DST one hour is added while the host is in daylight saving time; the offset text
-    stays the configured one, exactly as in the C++ module.
+    Directive 2000/84/EC: from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last Sunday of
+    October, the same instant in every EU zone.
     """
-    local = now + config.timezone_offset_s
-    if config.timezone_handle_DST and config.dst_probe(now):
-        local += 3600
-    stamp = datetime.fromtimestamp(int(local), tz=UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S,000") + config.timezone
+    instant = datetime.fromtimestamp(now, tz=UTC)
+    begin = datetime.combine(_last_sunday(instant.year, 3), time(1), tzinfo=UTC)
+    end = datetime.combine(_last_sunday(instant.year, 10), time(1), tzinfo=UTC)
+    return begin <= instant < end
+
+
+def _last_sunday(year: int, month: int) -> date:
+    last = date(year, month, 31)  # March and October both have 31 days
+    return last - timedelta(days=(last.weekday() - 6) % 7)
+
+
+def meter_zone_at(config: DriverConfig, now: float) -> tzinfo:
+    """The zone whose offset names the instant `now` on the meter (driver.md §2, fix 12).
+
+    An IANA zone (`Europe/Berlin`) follows its own rules. A `±HHMM` offset with timezone_handle_DST gains one
+    hour during EU summer time; without DST handling it stays fixed. The host's time zone plays no part.
+    """
+    zone = config.zone
+    if zone is not None:
+        return zone
+    offset_s = config.timezone_offset_s
+    if config.timezone_handle_DST and eu_summer_time(now):
+        offset_s += 3600
+    return timezone(timedelta(seconds=offset_s))
+
+
+def format_meter_time(config: DriverConfig, now: float) -> str:
+    """TM for POST gw and POST datetime: `YYYY-MM-DDTHH:MM:SS,000±HHMM` naming the true instant `now`.
+
+    Built from one timezone-aware instant: the local wall time and the offset both come from the zone in force
+    at `now` (meter_zone_at), so `2026-07-01T14:00:00,000+0200` is 12:00 UTC. The C++ module added one hour
+    while the host was in DST but kept the `+0100` text, naming an instant one hour off (fix 12).
+    """
+    local = datetime.fromtimestamp(math.floor(now), tz=UTC).astimezone(meter_zone_at(config, now))
+    offset = local.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, mins = divmod(abs(minutes), 60)
+    return f"{local:%Y-%m-%dT%H:%M:%S},000{sign}{hours:02d}{mins:02d}"
+
+
+def record_identity(record: SignedMeterValue) -> tuple[str, str]:
+    """(public key, PG) of a signed record: what makes it unique on a meter (fix 13).
+
+    A record whose payload cannot be read is identified by a digest of its bytes instead of its PG.
+    """
+    pagination: Any = None
+    parts = record.signed_meter_data.split("|")
+    if len(parts) == 3:
+        with contextlib.suppress(ValueError):
+            payload = json.loads(parts[1])
+            pagination = payload.get("PG") if isinstance(payload, dict) else None
+    if not isinstance(pagination, str) or not pagination:
+        pagination = "sha256:" + hashlib.sha256(record.signed_meter_data.encode()).hexdigest()
+    return record.public_key or "", pagination
 
 
 def split_time_status(tm: str) -> tuple[str, str]:
@@ -83,12 +136,19 @@ T = TypeVar("T")
 async def call_with_retry(
     action: Callable[[], Awaitable[T]], retries: int, delay_ms: int, clock: Clock, what: str
 ) -> T:
-    """1 + retries attempts, sleeping the delay after each failure; the last error propagates."""
+    """1 + retries attempts, sleeping the delay after each failure; the last error propagates.
+
+    Only failures that may go away are retried (fix 15): transport failures, garbled answers, 5xx, 425 and
+    428. Any other status (a 400 naming a field, a 404) fails at once.
+    """
     last: MeterError | None = None
     for attempt in range(1 + retries):
         try:
             return await action()
         except MeterError as error:
+            if not error.retryable:
+                log.warning("%s refused: %s", what, error)
+                raise
             last = error
             log.warning("%s failed (attempt %d of %d): %s", what, attempt + 1, 1 + retries, error)
             await clock.sleep(delay_ms / 1000)
@@ -107,7 +167,7 @@ class MeterController:
     async def _call(self, method: str, endpoint: str, body: dict[str, Any] | None = None) -> HttpResponse:
         response = await self._client.request(method, endpoint, body)
         if response.status != 200:
-            raise UnexpectedStatus(method, endpoint, response.status, response.text)
+            raise UnexpectedStatus(method, endpoint, response.status, response.text, body or ())
         return response
 
     async def _call_json(self, method: str, endpoint: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -15,9 +15,11 @@ COMMUNICATION_FAULT_CLEARED = "communication_fault_cleared"
 INITIALISED = "initialised"
 REINITIALISING = "reinitialising"
 WARNING = "warning"
+TRANSACTION_ENDED = "transaction_ended"
 
 EVENT_NAMES = frozenset(
     {
+        TRANSACTION_ENDED,
         POWERMETER,
         PUBLIC_KEY_OCMF,
         COMMUNICATION_FAULT_RAISED,
@@ -33,7 +35,8 @@ COMMUNICATION_FAULT = "powermeter/CommunicationFault"
 
 @dataclass(frozen=True)
 class DriverEvent:
-    """One output. `data` is a Powermeter for `powermeter`, a str for the others (None for `initialised`)."""
+    """One output. `data` is a Powermeter for `powermeter`, a TransactionEnded for `transaction_ended`, a str for
+    the others (None for `initialised`)."""
 
     name: str
     data: Any

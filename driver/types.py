@@ -292,8 +292,10 @@ class TransactionReq:
 
 @dataclass(frozen=True)
 class TransactionStartResponse:
+    """`error` is "" on OK and serialised always, as EVerest's generated types do (fix 18)."""
+
     status: TransactionRequestStatus
-    error: str | None = None
+    error: str = ""
     transaction_min_stop_time: str | None = None
     transaction_max_stop_time: str | None = None
 
@@ -301,7 +303,7 @@ class TransactionStartResponse:
         return _drop_none(
             {
                 "status": self.status.value,
-                "error": self.error,
+                "error": self.error or "",
                 "transaction_min_stop_time": self.transaction_min_stop_time,
                 "transaction_max_stop_time": self.transaction_max_stop_time,
             }
@@ -312,7 +314,7 @@ class TransactionStartResponse:
         what = "TransactionStartResponse"
         return cls(
             status=_enum(TransactionRequestStatus, _require(data, "status", str, what), f"{what}.status"),
-            error=_optional(data, "error", str, what),
+            error=_optional(data, "error", str, what) or "",
             transaction_min_stop_time=_optional(data, "transaction_min_stop_time", str, what),
             transaction_max_stop_time=_optional(data, "transaction_max_stop_time", str, what),
         )
@@ -320,10 +322,12 @@ class TransactionStartResponse:
 
 @dataclass(frozen=True)
 class TransactionStopResponse:
+    """`error` is "" on OK and serialised always, as EVerest's generated types do (fix 18)."""
+
     status: TransactionRequestStatus
     start_signed_meter_value: SignedMeterValue | None = None
     signed_meter_value: SignedMeterValue | None = None
-    error: str | None = None
+    error: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return _drop_none(
@@ -333,7 +337,7 @@ class TransactionStopResponse:
                     self.start_signed_meter_value.to_json() if self.start_signed_meter_value else None
                 ),
                 "signed_meter_value": self.signed_meter_value.to_json() if self.signed_meter_value else None,
-                "error": self.error,
+                "error": self.error or "",
             }
         )
 
@@ -346,5 +350,21 @@ class TransactionStopResponse:
             status=_enum(TransactionRequestStatus, _require(data, "status", str, what), f"{what}.status"),
             start_signed_meter_value=SignedMeterValue.from_json(start) if start else None,
             signed_meter_value=SignedMeterValue.from_json(signed) if signed else None,
-            error=_optional(data, "error", str, what),
+            error=_optional(data, "error", str, what) or "",
         )
+
+
+@dataclass(frozen=True)
+class TransactionEnded:
+    """Payload of the driver's `transaction_ended` event (driver.md fix 16).
+
+    A start while a transaction runs ends that transaction with E; its signed record travels here, since no
+    stop response will carry it. `transaction_id` is the ended transaction's id when this driver began it,
+    "" when it does not know (a transaction begun before a driver restart or by another client).
+    """
+
+    transaction_id: str
+    signed_meter_value: SignedMeterValue
+
+    def to_json(self) -> dict[str, Any]:
+        return {"transaction_id": self.transaction_id, "signed_meter_value": self.signed_meter_value.to_json()}

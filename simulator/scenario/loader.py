@@ -257,10 +257,8 @@ def _build(data: dict[str, Any], path: Path, problems: list[str]) -> Scenario:
 
 def driver_settings(driver: dict[str, Any]) -> dict[str, Any]:
     """DriverConfig keyword arguments from a scenario's driver block (durations converted)."""
-    settings = {k: v for k, v in driver.items() if k not in ("request_timeout", "host_dst")}
+    settings = {k: v for k, v in driver.items() if k != "request_timeout"}
     settings["request_timeout_s"] = parse_duration(driver.get("request_timeout", DEFAULT_REQUEST_TIMEOUT))
-    host_dst = bool(driver.get("host_dst", False))
-    settings["dst_probe"] = lambda _epoch: host_dst
     return settings
 
 
@@ -314,6 +312,8 @@ def _check_flow(steps: list[Step], problems: list[str], driver: dict[str, Any]) 
             marks.add(step.value)
         if step.action == "wait_for" and "where" in value and value["event"] != "published":
             problems.append(f"{step.label}: key where only applies to event published")
+        if step.action == "wait_for" and "record" in value and value["event"] != "transaction_ended":
+            problems.append(f"{step.label}: key record only applies to event transaction_ended")
         if step.action in ("start", "stop"):
             responded = True
         if step.action == "expect" and not responded:

@@ -450,9 +450,19 @@ class ScenarioRun:
             return f"{at} published {show(published_fields(event.data))}"
         if event.name == "public_key":
             return f"{at} public_key {str(event.data)[:16]}..."
+        if event.name == "transaction_ended":
+            return f"{at} transaction_ended ({records.summary(event.data.signed_meter_value.signed_meter_data)})"
         return f"{at} {event.name}" + (f" ({event.data})" if event.data else "")
 
     def _event_ok(self, event: Seen, value: dict[str, Any]) -> bool:
+        if "record" in value:  # transaction_ended: the record it carries (driver fix 16)
+            signed = getattr(event.data, "signed_meter_value", None)
+            if signed is None:
+                return False
+            problems = self._record_check(value["record"], signed.signed_meter_data, signed.public_key)
+            if problems:
+                raise StepFailure(show(value), "; ".join(problems))
+            return True
         if "where" in value:
             if not isinstance(event.data, Powermeter):
                 return False

@@ -13,6 +13,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -319,7 +320,7 @@ async def test_public_key_equals_the_meters(slot: MeterSlot, make_driver: MakeDr
 async def test_start_stop_happy_path_verified_by_pyocmf(slot: MeterSlot, driver: IemDcrDriver, clock: SimClock) -> None:
     since = slot.host.journal.last_seq
     started = await driver.start_transaction(make_req(tariff_text="0.49 EUR/kWh"))
-    assert started.status is OK and started.error is None
+    assert started.status is OK and started.error == ""
     assert driver.transaction_active
     await charge(clock, slot, 100.0, 400.0, 36)
     stopped = await driver.stop_transaction("tx-1")
@@ -346,16 +347,29 @@ async def test_start_stop_happy_path_verified_by_pyocmf(slot: MeterSlot, driver:
 
 
 async def test_start_while_a_transaction_runs_closes_it_first(slot: MeterSlot, driver: IemDcrDriver) -> None:
-    assert (await driver.start_transaction(make_req(identification_data="AAAA0001"))).status is OK
+    """Fix 16: the record of the transaction a start ends is fetched and published as `transaction_ended`."""
+    assert (
+        await driver.start_transaction(make_req(transaction_id="tx-1", identification_data="AAAA0001"))
+    ).status is OK
     since = slot.host.journal.last_seq
-    assert (await driver.start_transaction(make_req(identification_data="BBBB0002"))).status is OK
-    assert calls(wire(slot, since))[:3] == [
+    with driver.subscribe(["transaction_ended"]) as ended_events:
+        second = await driver.start_transaction(make_req(transaction_id="tx-2", identification_data="BBBB0002"))
+        ended = ended_events.get_nowait()
+    assert second.status is OK
+    assert calls(wire(slot, since))[:4] == [
         ("GET", "v1/ocmf/gw", 200),
         ("POST", "v1/ocmf/receipt E", 200),  # the old one closed first
+        ("GET", "v1/ocmf/receipt", 200),  # and its record fetched (C++: never)
         ("POST", "v1/ocmf/user", 200),
     ]
     assert len(slot.meter.records) == 1 and payload(slot.meter.records[0].ocmf)["ID"] == "AAAA0001"
-    stopped = await driver.stop_transaction("")
+    assert ended is not None and ended.data.transaction_id == "tx-1"
+    smv = ended.data.signed_meter_value
+    assert smv.signed_meter_data == slot.meter.records[0].ocmf  # byte for byte
+    parsed = OCMF.from_string(smv.signed_meter_data, strict=True)
+    assert parsed.verify_signature(smv.public_key) is True
+    assert ended.to_json()["data"]["signed_meter_value"]["encoding_method"] == "OCMF"
+    stopped = await driver.stop_transaction("tx-2")
     assert stopped.status is OK and stopped.signed_meter_value is not None
     assert len(slot.meter.records) == 2
     assert payload(stopped.signed_meter_value.signed_meter_data)["ID"] == "BBBB0002"
@@ -519,3 +533,74 @@ async def test_clock_lost_resynchronises_the_time_once(slot: MeterSlot, driver: 
     assert len(reinits) == 1  # no re-init loop
     datetimes = [e for e in wire(slot) if (e.method, e.node) == ("POST", "datetime")]
     assert [e.status for e in datetimes] == [200]
+
+
+# ----- fixes 12-17 on the twin ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zone", ["+0100", "Europe/Berlin"])
+async def test_fix12_meter_clock_names_the_true_instant_in_summer(
+    slot: MeterSlot, make_driver: MakeDriver, clock: SimClock, zone: str
+) -> None:
+    """EPOCH is 2025-06-15 15:06:40 UTC: summer, so +0200; the meter's clock then names the true instant."""
+    drv = make_driver(slot.url, timezone=zone, timezone_handle_DST=True)
+    await drv.start()
+    await wait(drv, "initialised")
+    [gw] = [e for e in wire(slot) if (e.method, e.node) == ("POST", "gw")]
+    assert gw.body["TM"] == "2025-06-15T17:06:40,000+0200"  # C++ on a Berlin host: 17:06:40,000+0100
+    shown = slot.meter.meter_tm().removesuffix(" I")
+    named = datetime.strptime(shown, "%Y-%m-%dT%H:%M:%S,%f%z").timestamp()
+    assert named == pytest.approx(clock.now(), abs=0.001)
+
+
+async def test_fix13_stop_after_a_threshold_refusal_gets_no_record(slot: MeterSlot, driver: IemDcrDriver) -> None:
+    assert (
+        await driver.start_transaction(make_req(transaction_id="tx-1", identification_data="AAAA1111"))
+    ).status is OK
+    first = await driver.stop_transaction("tx-1")
+    assert first.status is OK and first.signed_meter_value is not None
+    slot.meter.set_load(25.0, 400.0)
+    refused = await driver.start_transaction(make_req(transaction_id="tx-2", identification_data="AAAA1111"))
+    assert refused.status is UNEXPECTED
+    since = slot.host.journal.last_seq
+    stopped = await driver.stop_transaction("tx-2")
+    assert stopped.status is UNEXPECTED and stopped.signed_meter_value is None
+    assert "never began" in stopped.error and "current_above_threshold" in stopped.error
+    assert wire(slot, since) == []
+    assert len(slot.meter.records) == 1
+
+
+async def test_fix14_two_second_signature_is_awaited(make_meter: MakeMeter, make_driver: MakeDriver) -> None:
+    slot = await make_meter(signature_delay_ms=2000)
+    drv = make_driver(slot.url)
+    await drv.start()
+    await wait(drv, "initialised")
+    assert (await drv.start_transaction(make_req())).status is OK
+    since = slot.host.journal.last_seq
+    stopped = await drv.stop_transaction("")
+    assert stopped.status is OK, stopped  # C++: UNEXPECTED_ERROR after four 425 answers
+    assert stopped.signed_meter_value is not None
+    record = stopped.signed_meter_value.signed_meter_data
+    assert record == slot.meter.records[-1].ocmf
+    assert OCMF.from_string(record, strict=True).verify_signature(stopped.signed_meter_value.public_key) is True
+    receipts = [(e.status, e.sim_time) for e in wire(slot, since) if (e.method, e.node) == ("GET", "receipt")]
+    assert [status for status, _ in receipts] == [425] * 7 + [200]
+    assert receipts[-1][1] - receipts[0][1] == pytest.approx(1.75)
+
+
+async def test_fix15_a_field_the_meter_refuses_is_sent_once_and_named(slot: MeterSlot, driver: IemDcrDriver) -> None:
+    since = slot.host.journal.last_seq
+    response = await driver.start_transaction(make_req(identification_data="A" * 70))
+    assert response.status is UNEXPECTED
+    users = [e for e in wire(slot, since) if (e.method, e.node) == ("POST", "user")]
+    assert [e.status for e in users] == [400]  # before fix 15: four identical 400s
+    assert "(field ID)" in response.error and "bad_value" in response.error, response.error
+
+
+async def test_fix17_clock_lost_writes_only_the_time(slot: MeterSlot, driver: IemDcrDriver, clock: SimClock) -> None:
+    since = slot.host.journal.last_seq
+    slot.meter.raise_fault("clock_lost")
+    await wait(driver, "reinitialising")
+    await wait(driver, "initialised")
+    assert [c for c in calls(wire(slot, since)) if c[0] == "POST"] == [("POST", "v1/ocmf/datetime", 200)]
+    assert [e.name for e in driver.events.history].count("warning") == 0

@@ -58,7 +58,7 @@ async def test_start_then_stop(meter_url: str, clock: VirtualClock, meter: FakeM
         ],
         clock,
     )
-    assert (code, lines) == (0, [{"status": "OK"}])
+    assert (code, lines) == (0, [{"status": "OK", "error": ""}])
     assert meter.user == {
         "IS": True,
         "IL": "VERIFIED",
@@ -112,3 +112,79 @@ async def test_bad_flags_name_the_flag(
         await cli.run(argv, clock=clock)
     assert exit_info.value.code == 2
     assert flag in capsys.readouterr().err
+
+
+ARABIC_INDIC_3 = "\u0663"  # ٣
+FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + n) for n in range(10)))
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--timezone", "+0100".translate(FULLWIDTH)),
+        ("--timezone", "+" + "".join(chr(0x0660 + int(d)) for d in "0100")),
+        ("--timezone", "+0\u0661" + "00"),  # +0١00: `[01]\\d` matched it, int() read 1
+        ("--timezone", "+0100\n"),
+        ("--timezone", "Europe/Berlin\n"),
+        ("--retries", ARABIC_INDIC_3),
+        ("--retries", "3\n"),
+        ("--retries", " 3"),
+        ("--retry-delay-ms", "250".translate(FULLWIDTH)),
+        ("--init-retry-delay-ms", "10000\n"),
+        ("--datetime-resync-interval", "2".translate(FULLWIDTH)),
+        ("--signature-timeout-ms", "10000".translate(FULLWIDTH)),
+        ("--signature-timeout-ms", "100"),
+        ("--timeout-s", "5".translate(FULLWIDTH)),
+        ("--timeout-s", "1.5\n"),
+        ("--ci", "1234\n"),
+        ("--ct", "EVSEID".translate(FULLWIDTH) + "\n"),
+        ("--url", "http://127.0.0.1:80\n"),
+        ("--url", "http://127.0.0.1:" + "80".translate(FULLWIDTH)),
+    ],
+)
+async def test_non_ascii_digits_and_trailing_newlines_are_refused_naming_the_flag(
+    flag: str, value: str, clock: VirtualClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """int(), float() and a `\\d...$` pattern accept these; every check uses ASCII classes and full matches."""
+    argv = ["--url", "http://x:1", flag, value, "stop"] if flag != "--url" else ["--url", value, "stop"]
+    with pytest.raises(SystemExit) as exit_info:
+        await cli.run(argv, clock=clock)
+    assert exit_info.value.code == 2
+    assert flag in capsys.readouterr().err
+
+
+async def test_ascii_numbers_and_zone_names_are_accepted() -> None:
+    flags = ["--timezone", "Europe/Berlin", "--timeout-s", ".5", "--signature-timeout-ms", "20000", "--retries", "0"]
+    args = cli.build_parser().parse_args(["--url", "http://x:1", *flags, "stop"])
+    config = cli.config_from_args(args)
+    assert (config.timezone, config.request_timeout_s, config.signature_timeout_ms) == ("Europe/Berlin", 0.5, 20000)
+    assert config.resilience_transaction_request_retries == 0
+
+
+async def test_stop_in_a_new_process_does_not_write_the_time_during_the_transaction(
+    meter_url: str, clock: VirtualClock, meter: FakeMeter
+) -> None:
+    """Fix 17: `iemdcr-driver stop` is a new driver on a meter that kept its CT and CI; a transaction runs."""
+    argv = ["--url", meter_url, "--ci", "C1", "--retries", "1"]
+    code, _ = await run_cli([*argv, "start", "--evse-id", "C1", "--transaction-id", "t-1"], clock)
+    assert code == 0 and meter.xt
+    sent = len(meter.seen)
+    code, lines = await run_cli([*argv, "stop", "--transaction-id", "t-1"], clock)
+    assert code == 0 and lines[0]["status"] == "OK"
+    writes = [(s.method, s.node) for s in meter.seen[sent:] if s.method == "POST"]
+    assert writes == [("POST", "receipt")]  # before fix 17: POST gw (428); C++ then POST datetime too
+
+
+async def test_start_prints_the_record_of_the_transaction_it_ended(
+    meter_url: str, clock: VirtualClock, meter: FakeMeter
+) -> None:
+    """Fix 16: a start in a new process that ends a running transaction prints its record before the response."""
+    argv = ["--url", meter_url, "--ci", "C1"]
+    await run_cli([*argv, "start", "--evse-id", "C1", "--transaction-id", "t-1", "--id-data", "AAAA"], clock)
+    code, lines = await run_cli([*argv, "start", "--evse-id", "C1", "--transaction-id", "t-2"], clock)
+    assert code == 0 and len(lines) == 2
+    assert lines[0]["event"] == "transaction_ended"
+    data = lines[0]["data"]
+    assert data["transaction_id"] == ""  # a new process does not know which transaction it was
+    assert data["signed_meter_value"]["signed_meter_data"] == meter.records[0]  # type: ignore[index]
+    assert lines[1] == {"status": "OK", "error": ""}

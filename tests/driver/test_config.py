@@ -48,6 +48,17 @@ def test_defaults_match_the_manifest() -> None:
         ("CI", 1234),
         ("TT_initial", None),
         ("US", 1),
+        ("timezone", "Europe/Nowhere"),
+        ("timezone", "../etc/passwd"),
+        ("timezone", "/etc/localtime"),
+        ("timezone", "Europe/Berlin\n"),
+        ("CT", "EVSEID\n"),
+        ("CI", "DE*ISA*E0001\n"),
+        ("CI", "１２３４"),
+        ("TT_initial", "0,30 EUR/kWh\n"),
+        ("signature_timeout_ms", 249),
+        ("signature_timeout_ms", 600001),
+        ("signature_timeout_ms", "10000"),
         ("request_timeout_s", 0),
         ("request_timeout_s", "5"),
     ],
@@ -57,9 +68,37 @@ def test_invalid_values_name_the_key(key: str, value: Any) -> None:
         DriverConfig(**{key: value})
 
 
-@pytest.mark.parametrize("tz", ["+0000", "-1200", "+1345", "+0530"])
+@pytest.mark.parametrize("tz", ["+0000", "-1200", "+1345", "+0530", "Europe/Berlin", "UTC", "America/Argentina/Salta"])
 def test_valid_timezones(tz: str) -> None:
     assert DriverConfig(timezone=tz).timezone == tz
+
+
+ARABIC_INDIC = "".join(chr(0x0660 + int(digit)) for digit in "0100")  # ٠١٠٠
+FULLWIDTH = "".join(chr(0xFF10 + int(digit)) for digit in "0100")  # ０１００
+
+
+@pytest.mark.parametrize(
+    "tz",
+    [
+        "+0\u0661" + "00",
+        "+01" + "\uff10\uff10",
+        "+" + ARABIC_INDIC,
+        "+" + FULLWIDTH,
+        "+01" + FULLWIDTH[:2],
+        "+0100\n",
+        "+0100\r\n",
+        " +0100",
+        "+0100 ",
+    ],
+)
+def test_timezone_needs_ascii_digits_and_a_full_match(tz: str) -> None:
+    """Python's \\d matches any Unicode digit and `$` allows a trailing newline: neither gets through."""
+    with pytest.raises(ValueError, match=r"^timezone: .*±HHMM"):
+        DriverConfig(timezone=tz)
+
+
+def test_signature_timeout_default() -> None:
+    assert DriverConfig().signature_timeout_ms == 10000
 
 
 def test_bounds_are_inclusive() -> None:
@@ -76,6 +115,8 @@ def test_bounds_are_inclusive() -> None:
 def test_timezone_offset_seconds() -> None:
     assert DriverConfig(timezone="-0230").timezone_offset_s == -9000
     assert DriverConfig(timezone="+0100").timezone_offset_s == 3600
+    assert DriverConfig(timezone="+0100").zone is None
+    assert str(DriverConfig(timezone="Europe/Berlin").zone) == "Europe/Berlin"
 
 
 def test_from_url() -> None:
@@ -85,7 +126,19 @@ def test_from_url() -> None:
     assert DriverConfig.from_url("http://[::1]:81").base_url == "http://[::1]:81"
 
 
-@pytest.mark.parametrize("url", ["https://x:1", "meter:80", "http://x:1/counter", "http://x:99999", "http://:80"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://x:1",
+        "meter:80",
+        "http://x:1/counter",
+        "http://x:99999",
+        "http://:80",
+        "http://127.0.0.1:80\n",  # urlsplit would silently drop the newline
+        "http://127.0.0.1:８０",
+        "http://1２7.0.0.1:80",
+    ],
+)
 def test_bad_urls(url: str) -> None:
     with pytest.raises(ValueError, match=r"^url:"):
         DriverConfig.from_url(url)

@@ -113,12 +113,13 @@ async def test_driver_restart_without_meter_power_cycle(make_driver: MakeDriver,
     await first.start()
     await first.wait_for("initialised")
     await first.stop()
-    second = await make_driver()
+    second = await make_driver(CI="5678")  # another CI: POST gw again, refused (the same CI: fix 17)
     with second.subscribe(["warning"]) as warnings:
         await second.start()
         await second.wait_for("initialised")
         warning = warnings.get_nowait()
     assert warning is not None and "gw already set" in warning.data and "428" in warning.data
+    assert "CI='1234'" in warning.data and "CI='5678'" in warning.data  # both values named (fix 17)
     assert len(meter.requests("POST", "gw")) == 2
     # its own time was not written: it resyncs the clock on the first idle poll
     await second.wait_for("powermeter")

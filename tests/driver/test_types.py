@@ -105,8 +105,20 @@ def test_responses_round_trip() -> None:
             "encoding_method": "OCMF",
             "public_key": "3059",
         },
+        "error": "",
     }
     assert TransactionStopResponse.from_json(stop.to_json()) == stop
+
+
+def test_ok_responses_carry_an_empty_error_as_everest_serialises_them() -> None:
+    """Fix 18: the C++ module's responses (traces/everest-cpp `steps`) carry "error":"" on OK."""
+    assert TransactionStartResponse(TransactionRequestStatus.OK).to_json() == {"status": "OK", "error": ""}
+    smv = SignedMeterValue("OCMF|{}|{}", "", "OCMF", public_key="3059")
+    stop = TransactionStopResponse(TransactionRequestStatus.OK, signed_meter_value=smv).to_json()
+    assert set(stop) == {"status", "signed_meter_value", "error"} and stop["error"] == ""
+    # what an EVerest bridge hands back parses too, with or without the key
+    assert TransactionStartResponse.from_json({"status": "OK", "error": ""}).error == ""
+    assert TransactionStartResponse.from_json({"status": "OK"}) == TransactionStartResponse(TransactionRequestStatus.OK)
 
 
 def test_enum_values_are_their_names() -> None:

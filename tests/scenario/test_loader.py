@@ -97,8 +97,8 @@ def test_wrong_version() -> None:
 
 
 def test_driver_config_is_checked_like_the_driver_does() -> None:
-    [message] = problems(GOOD + "driver: {timezone: CET}\n")
-    assert message.startswith("scenarios/broken.yaml: key driver.timezone: 'CET' is not an offset")
+    [message] = problems(GOOD + "driver: {timezone: Europe/Atlantis}\n")
+    assert message.startswith("scenarios/broken.yaml: key driver.timezone: 'Europe/Atlantis' is neither an offset")
     [message] = problems(GOOD + "driver: {datetime_resync_interval: 30}\n")
     assert "key driver.datetime_resync_interval: 30 is outside the allowed range 1..24" in message
 
@@ -128,6 +128,17 @@ def test_standalone_expect_needs_an_earlier_response() -> None:
 def test_where_only_on_published() -> None:
     [message] = problems(GOOD.replace("event: initialised,", "event: initialised, where: {current_A: 1},"))
     assert "key where only applies to event published" in message
+
+
+def test_record_only_on_transaction_ended() -> None:
+    [message] = problems(GOOD.replace("event: initialised,", "event: initialised, record: {verifies: true},"))
+    assert "key record only applies to event transaction_ended" in message
+
+
+def test_host_dst_is_no_longer_a_driver_key() -> None:
+    """The host's zone plays no part in the TM the driver writes (driver fix 12), so nothing simulates it."""
+    [message] = problems(GOOD + "driver: {host_dst: true}\n")
+    assert "unknown key host_dst" in message
 
 
 def test_invalid_yaml_names_line() -> None:

@@ -68,6 +68,17 @@ def test_record_checks_fail_on_wrong_fields() -> None:
     assert 'payload.CI: expected "X"' in result.failure.got
 
 
+def test_transaction_ended_record_checks_fail_on_wrong_fields() -> None:
+    text = HEAD + (
+        "  - start: {identification_data: 04A1B2C3}\n"
+        "  - start: {identification_data: 04D5E6F7}\n"
+        "  - wait_for: {event: transaction_ended, timeout: 5s, record: {verifies: true, fields: {ID: 04D5E6F7}}}\n"
+    )
+    result = run(text)
+    assert result.failure is not None and result.failure.step == "step 3 (wait_for)"
+    assert 'payload.ID: expected "04D5E6F7", got "04A1B2C3"' in result.failure.got
+
+
 def test_verifies_false_fails_for_a_good_record() -> None:
     result = run(HEAD + "  - start: {}\n  - stop: {}\n  - expect_record: {verifies: false}\n")
     assert result.failure is not None
