@@ -32,6 +32,7 @@ from iemdcr_twin.driver.types import (
     TransactionStartResponse,
     TransactionStopResponse,
 )
+from iemdcr_twin.simulator.conformance import TrueTime, attach
 from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
 from iemdcr_twin.simulator.scenario import records
 from iemdcr_twin.simulator.scenario.durations import parse_duration
@@ -230,6 +231,7 @@ class ScenarioRun:
             switches=self.scenario.switches,
         )
         self.slot = self.twin.add_meter(spec)
+        attach(self.slot.host, TrueTime.SHARED)  # the driver reads this clock: its TM writes are judged by it
         if meter.get("powered") is False:
             self.slot.meter.power_off()
         with self.clock.hold():
