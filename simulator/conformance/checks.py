@@ -105,8 +105,8 @@ class GwOnce(Check):
             self.state.exercised += 1
             self.found(
                 "gw_refused_on_reinit",
-                f"POST gw in a re-initialisation (GET gw at seq {self._read_gw} first): the driver restarted but "
-                f"the meter did not, so gw stays as written {written} and its CT and CI go on into the records",
+                f"POST gw in a re-initialisation (GET gw at seq {self._read_gw} first) without a meter power cycle "
+                f"(a driver restart): gw stays as written {written}, and its CT and CI go on into the records",
                 entry,
                 verdict=Verdict.WARN,
             )
@@ -114,7 +114,7 @@ class GwOnce(Check):
             self.found("gw_repeated", f"POST gw again in the same power cycle (written {written})", entry)
 
     def on_power(self, s: Situation, on: bool, sim_time: float) -> None:
-        self._first = None
+        self._first = self._read_gw = None
 
 
 class _BeforeB(Check):

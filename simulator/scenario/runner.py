@@ -685,7 +685,8 @@ def _check_story(check: dict[str, Any], origin: float) -> str:
         return f" (exercised {check['exercised']} times, no findings)"
     finding = check["evidence"][0]
     entry = finding.get("entry")
-    where = f"#{entry['seq']} {entry['method']} {entry['path']} -> {entry['status']}: " if entry else ""
+    body = "" if not entry or entry["body"] is None else " " + show(entry["body"])
+    where = f"#{entry['seq']} {entry['method']} {entry['path']}{body} -> {entry['status']}: " if entry else ""
     more = f", {check['findings'] - 1} more" if check["findings"] > 1 else ""
     return f" ({finding['code']} at t+{finding['sim_time'] - origin:.3f}s: {where}{finding['message']}{more})"
 

@@ -121,7 +121,8 @@ def test_expect_conformance_tells_the_check_and_its_first_finding() -> None:
     assert result.failure.step == "step 3 (expect_conformance)"
     got = result.failure.got
     assert got.startswith('verdict: expected "PASS", got "WARN"; gw_once_per_power_cycle: expected "PASS", got "WARN"')
-    assert "gw_refused_on_reinit at t+" in got and "POST /counter/v1/ocmf/gw -> 428: POST gw in a re-init" in got
+    assert "gw_refused_on_reinit at t+" in got and 'POST /counter/v1/ocmf/gw {"CT":"EVSEID"' in got
+    assert "-> 428: POST gw in a re-initialisation" in got
     assert got.endswith("(report WARN: gw_once_per_power_cycle WARN)")
 
 
