@@ -40,6 +40,7 @@ class SimClock:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._monotonic = monotonic
+        self.wall = wall  # real time, epoch seconds: the journal's wall_time (injectable for tests)
         self._anchor_sim = wall() if epoch is None else epoch
         self._anchor_mono = monotonic()
         self._mode: Mode = "real"

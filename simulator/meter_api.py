@@ -181,7 +181,7 @@ def _device(handler: Handler, host: MeterHost, route: Route | None = None) -> Ha
         journal.record(  # positional: this runs on every poll
             route or route_of(request.method, request.path),
             clock.now(),
-            time.time(),
+            clock.wall(),
             None if request.method == "GET" else request.get(_REQUEST_BODY),
             response.status,
             error,

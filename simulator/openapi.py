@@ -170,7 +170,19 @@ CATALOGUE: tuple[Operation, ...] = (
         body=_obj(),
         body_optional=True,
     ),
-    Operation("get", SERIAL_PATH + "/conformance", "Conformance report of the driver that talked to this meter"),
+    Operation(
+        "get",
+        SERIAL_PATH + "/conformance",
+        "Conformance report of the driver that talked to this meter",
+        query=(
+            _query("format", {"enum": ["json", "text"]}, "text: a readable rendering"),
+            _query(
+                "until",
+                {"type": "string"},
+                "end of the report's window in simulated time (RFC 3339 or seconds since the epoch); default now",
+            ),
+        ),
+    ),
 )
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from iemdcr_twin.simulator.conformance.situation import Situation, is_get, is_meter_request, is_post, ok, tx_of
-from iemdcr_twin.simulator.conformance.verdicts import CheckState, Verdict
+from iemdcr_twin.simulator.conformance.verdicts import CheckState, Finding, Verdict, snapshot
 from iemdcr_twin.simulator.journal import JournalEntry, PollRun
 
-Flag = Callable[[CheckState, str, str, "JournalEntry | None", float], None]
+Flag = Callable[[CheckState, Finding, "JournalEntry | None"], None]
 
 RECEIPT_GRACE_S = 10.0  # an unfetched receipt is judged at the next B, or this long after E
 POLL_GAP_S = 5.0
@@ -30,15 +30,28 @@ class Check:
 
     id: ClassVar[str]
     title: ClassVar[str]
-    severity: ClassVar[Verdict] = Verdict.FAIL
+    severity: ClassVar[Verdict] = Verdict.FAIL  # a finding's verdict unless ``found`` says otherwise
     judges_polls: ClassVar[bool] = False  # does a successful GET metervalue matter to this check?
 
     def __init__(self, flag: Flag) -> None:
         self.state = CheckState(self.id, self.title, self.severity)
         self._flag = flag
 
-    def found(self, code: str, message: str, entry: JournalEntry | None, sim_time: float | None = None) -> None:
-        self._flag(self.state, code, message, entry, entry.sim_time if sim_time is None else sim_time)
+    def found(
+        self,
+        code: str,
+        message: str,
+        entry: JournalEntry | None,
+        sim_time: float | None = None,
+        *,
+        verdict: Verdict | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Report a finding on ``entry`` (or at ``sim_time`` when no request shows it)."""
+        at = sim_time if sim_time is not None else (entry.sim_time if entry is not None else 0.0)
+        evidence = None if entry is None else snapshot(entry)
+        finding = Finding(self.id, code, verdict or self.severity, message, at, evidence, detail)
+        self._flag(self.state, finding, entry)
 
     def on_entry(self, s: Situation, entry: JournalEntry) -> None:
         """Judge a request (``s`` is the situation before it)."""
@@ -51,29 +64,57 @@ class Check:
     def on_power(self, s: Situation, on: bool, sim_time: float) -> None:
         """The meter was switched off or on (``s`` is the situation before the event)."""
 
+    def on_jump(self, s: Situation, sim_time: float) -> None:
+        """The clock is about to jump forward from ``sim_time`` (``advance`` or auto-jump)."""
+
     def finish(self, s: Situation, now: float) -> None:
-        """Judge what is still pending when a report is made."""
+        """Judge what is still pending at the end of a report's window (``now``, simulated time)."""
 
 
 class GwOnce(Check):
+    """POST gw once per power cycle; a refused one inside a re-initialisation is a WARN, not a FAIL.
+
+    A re-initialisation is the driver reading gw before writing it: a POST gw is inside one when the driver's
+    previous request other than a poll (GET metervalue) was a GET gw answered 200. That is EVerest's init
+    after a driver restart (trace 7-restart): GET gw, POST gw refused 428 gw_already_set, POST datetime.
+    """
+
     id = "gw_once_per_power_cycle"
-    title = "POST gw is written once per power cycle"
+    title = "POST gw is written once per power cycle (a refused one inside a re-initialisation: WARN)"
 
     def __init__(self, flag: Flag) -> None:
         super().__init__(flag)
-        self._first: int | None = None
+        self._first: int | None = None  # the seq of this power cycle's successful POST gw
+        self._read_gw: int | None = None  # the seq of a GET gw 200 with no request but polls since
 
     def on_entry(self, s: Situation, entry: JournalEntry) -> None:
-        if not is_post(entry, "gw"):
-            return
-        if s.gw_written:
-            self.found("gw_repeated", f"POST gw again in the same power cycle (written at seq {self._first})", entry)
-        elif ok(entry):
+        if is_post(entry, "gw"):
+            self._judge(s, entry)
+        if is_get(entry, "gw") and ok(entry):
+            self._read_gw = entry.seq
+        elif not is_get(entry, "metervalue"):
+            self._read_gw = None
+
+    def _judge(self, s: Situation, entry: JournalEntry) -> None:
+        written = "earlier in this power cycle" if self._first is None else f"at seq {self._first}"
+        if not s.gw_written:
+            if ok(entry):
+                self.state.exercised += 1
+                self._first = entry.seq
+        elif self._read_gw is not None:
             self.state.exercised += 1
-            self._first = entry.seq
+            self.found(
+                "gw_refused_on_reinit",
+                f"POST gw in a re-initialisation (GET gw at seq {self._read_gw} first) without a meter power cycle "
+                f"(a driver restart): gw stays as written {written}, and its CT and CI go on into the records",
+                entry,
+                verdict=Verdict.WARN,
+            )
+        else:
+            self.found("gw_repeated", f"POST gw again in the same power cycle (written {written})", entry)
 
     def on_power(self, s: Situation, on: bool, sim_time: float) -> None:
-        self._first = None
+        self._first = self._read_gw = None
 
 
 class _BeforeB(Check):
@@ -207,7 +248,11 @@ class ReceiptAfterEnd(Check):
 
 
 class PollingRate(Check):
-    """GET metervalue near 1 Hz; intervals with a clock jump, a power event or a 5xx answer are not judged."""
+    """GET metervalue near 1 Hz; intervals with a clock jump, a power event or a 5xx answer are not judged.
+
+    The interval after the last poll runs to the end of the report's window (``finish``) and is judged the
+    same way, so a driver that stops polling while the meter is powered fails.
+    """
 
     id = "polling_rate"
     title = "GET metervalue near 1 Hz: not faster than 5 Hz sustained, no gap over 5 s while powered"
@@ -221,12 +266,16 @@ class PollingRate(Check):
         self._disturbed = False
         self._window: deque[float] = deque(maxlen=POLL_WINDOW_MAX + 1)  # the last few poll times are enough
         self._storming = False  # one finding per storm, not one per request in it
+        self._break_at: float | None = None  # the first jump or power event since the last poll
+        self._last_run: PollRun | None = None  # where the last poll's entry is, for a trailing-gap finding
+        self._trailing_flagged = 0  # the last poll whose trailing gap a report already found
 
     def on_entry(self, s: Situation, entry: JournalEntry) -> None:
         if not is_get(entry, "metervalue"):
             if entry.status >= 500:
                 self._disturbed = True
             return
+        self._last_run = None
         self._report(self._poll(s, entry.seq, entry.sim_time), entry)
         self._disturbed = entry.status >= 500
 
@@ -237,6 +286,17 @@ class PollingRate(Check):
             if found:
                 self._report(found, run.entry(k))
             self._disturbed = False
+        self._last_run = run
+
+    def on_power(self, s: Situation, on: bool, sim_time: float) -> None:
+        self._note_break(sim_time)
+
+    def on_jump(self, s: Situation, sim_time: float) -> None:
+        self._note_break(sim_time)
+
+    def _note_break(self, sim_time: float) -> None:
+        if self._break_at is None:
+            self._break_at = sim_time
 
     def _poll(self, s: Situation, seq: int, t: float) -> list[tuple[str, str]] | None:
         """Take one poll at simulated time ``t``; returns what it shows as (code, message), usually nothing."""
@@ -246,7 +306,7 @@ class PollingRate(Check):
             if not self._disturbed:
                 self.state.exercised += 1
                 gap = t - self._last_time
-                if gap > POLL_GAP_S:
+                if gap > POLL_GAP_S and self._trailing_flagged != self._last_seq:
                     found = [("poll_gap", f"{gap:.1f} s since the previous poll (seq {self._last_seq})")]
         else:
             self._window.clear()
@@ -259,12 +319,33 @@ class PollingRate(Check):
             found = [*(found or []), ("poll_too_fast", too_fast)]
         self._storming = storming
         self._last_seq, self._last_time = seq, t
+        self._break_at = None
         return found
 
     def _report(self, found: list[tuple[str, str]] | None, entry: JournalEntry) -> None:
         if found:
             for code, message in found:
                 self.found(code, message, entry)
+
+    def finish(self, s: Situation, now: float) -> None:
+        """The gap from the last poll to the window's end ``now``, judged like any interval between polls."""
+        if not self._last_seq or self._disturbed or self._trailing_flagged == self._last_seq:
+            return
+        if self._break_at is not None and self._break_at < now:
+            return  # a jump or a power event in the interval (a powered-off meter had one after the last poll)
+        gap = now - self._last_time
+        if gap <= POLL_GAP_S:
+            return
+        self.state.exercised += 1
+        self._trailing_flagged = self._last_seq
+        entry = None
+        if self._last_run is not None:
+            try:
+                entry = self._last_run.entry(len(self._last_run) - 1)
+            except KeyError:  # the journal's ring has dropped it; the finding keeps its time
+                entry = None
+        message = f"no poll for {gap:.1f} s after the last one (seq {self._last_seq}) up to the end of the window"
+        self.found("poll_gap", message, entry, now)
 
 
 class ReinitAfterPowerCycle(Check):
@@ -304,15 +385,25 @@ class ReinitAfterPowerCycle(Check):
 
 
 class NoRetryStorm(Check):
+    """Identical failing requests, counted per (method, path, body) in a sliding window.
+
+    A 425 ``signature_pending`` to GET receipt after a TX E answered 200 is the meter saying "not yet" while
+    it signs, not a failure: it is not counted (trace 8-sigdelay, driver.md fix 14).
+    """
+
     id = "no_retry_storm"
     title = "No retry storms (more than 6 identical failing requests within 10 s)"
 
     def __init__(self, flag: Flag) -> None:
         super().__init__(flag)
         self._recent: OrderedDict[str, deque[float]] = OrderedDict()
+        self._ended = False  # a TX E answered 200 in this power cycle: the meter may be signing
 
     def on_entry(self, s: Situation, entry: JournalEntry) -> None:
         if ok(entry):
+            self._ended = self._ended or tx_of(entry) == "E"
+            return
+        if self._ended and entry.status == 425 and entry.error == "signature_pending" and is_get(entry, "receipt"):
             return
         self.state.exercised += 1
         key = f"{entry.method} {entry.path} {entry.body!r}"
@@ -329,6 +420,9 @@ class NoRetryStorm(Check):
                 f"{len(times)} identical failing {entry.method} {entry.node} within {STORM_WINDOW_S:g} s",
                 entry,
             )
+
+    def on_power(self, s: Situation, on: bool, sim_time: float) -> None:
+        self._ended = False
 
 
 PROTOCOL_CHECKS: list[type[Check]] = [

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from iemdcr_twin.simulator.conformance.report import render_text
+from iemdcr_twin.simulator.conformance.report import parse_until, render_text
 from iemdcr_twin.simulator.conformance.signing import (
     KEY_FILE,
     SigningError,
@@ -37,6 +37,12 @@ def add_parser(commands: Any) -> None:
     report = sub.add_parser("report", help="fetch a meter's conformance report, sign it, write it as JSON")
     report.add_argument("--url", required=True, help="control API URL, e.g. http://127.0.0.1:8090")
     report.add_argument("--serial", required=True, help="the meter's serial")
+    report.add_argument(
+        "--until",
+        type=_until,
+        help="end the report's window here, in simulated time (RFC 3339 or seconds since the epoch), when the "
+        "driver was stopped on purpose; default: when the report is taken",
+    )
     report.add_argument("--out", type=Path, help="output file (default conformance-<serial>.json)")
     report.add_argument("--key", type=Path, help="lab Ed25519 key file (hex seed; created when missing)")
     report.add_argument(
@@ -47,6 +53,13 @@ def add_parser(commands: Any) -> None:
     verify = sub.add_parser("verify", help="check a signed conformance report")
     verify.add_argument("file", type=Path, help="the signed report (JSON)")
     verify.add_argument("--key", help="expected signer: public key (hex, or a file holding it) or its fingerprint")
+
+
+def _until(text: str) -> float:
+    try:
+        return parse_until(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get(TOKEN_ENV)
-    report = asyncio.run(fetch_report(args.url, args.serial, token, args.timeout))
+    report = asyncio.run(fetch_report(args.url, args.serial, token, args.timeout, args.until))
     key_path = args.key or args.state_dir / KEY_FILE
     key, created = load_or_create_key(key_path)
     if created:
@@ -77,14 +90,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-async def fetch_report(url: str, serial: str, token: str | None, timeout_s: float) -> dict[str, Any]:
-    """GET the report from a control API; CliError says what went wrong."""
+async def fetch_report(
+    url: str, serial: str, token: str | None, timeout_s: float, until: float | None = None
+) -> dict[str, Any]:
+    """GET the report from a control API (window closed at ``until``, epoch seconds); CliError says what went wrong."""
     target = f"{url.rstrip('/')}/api/meters/{serial}/conformance"
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    params = {} if until is None else {"until": repr(until)}
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
-            session.get(target, headers=headers) as response,
+            session.get(target, headers=headers, params=params) as response,
         ):
             text = await response.text()
             status = response.status
@@ -96,6 +112,8 @@ async def fetch_report(url: str, serial: str, token: str | None, timeout_s: floa
         raise CliError(f"{target} answered {status} without JSON") from None
     if status != 200:
         message = body.get("message", "") if isinstance(body, dict) else ""
+        if until is not None and status == 400 and message.startswith("until:"):
+            raise CliError(f"--until {until!r}: {message.removeprefix('until:').strip()} ({target})")
         raise CliError(f"{target} answered {status}: {message}".rstrip(": "))
     if not isinstance(body, dict) or "checks" not in body:
         raise CliError(f"{target} did not answer a conformance report")

@@ -12,23 +12,32 @@ from typing import Any
 
 from iemdcr_twin.simulator.conformance.checks import PROTOCOL_CHECKS, Check
 from iemdcr_twin.simulator.conformance.input_checks import INPUT_CHECKS
-from iemdcr_twin.simulator.conformance.situation import Situation, is_meter_request
-from iemdcr_twin.simulator.conformance.verdicts import CheckState, Finding, snapshot
+from iemdcr_twin.simulator.conformance.meter_time import MeterTimeTrue, last_reading_tm, tm_epoch
+from iemdcr_twin.simulator.conformance.situation import Situation, TrueTime, is_meter_request
+from iemdcr_twin.simulator.conformance.verdicts import CheckState, Finding
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import JournalEntry, PollRun
 
 log = logging.getLogger("iemdcr.conformance")
 NOTES_KEY = "conformance"
 MAX_FINDINGS = 5000
+ALL_CHECKS: list[type[Check]] = [*PROTOCOL_CHECKS, MeterTimeTrue, *INPUT_CHECKS]  # the report's order
+
+
+class WindowError(ValueError):
+    """A report window that cannot be judged: its end lies before the traffic judged, or in the future."""
 
 
 class ConformanceMonitor:
-    """Checks one meter's traffic as it happens."""
+    """Checks one meter's traffic as it happens.
 
-    def __init__(self, host: MeterHost) -> None:
+    ``true_time`` says which clock the driver's TM writes are judged against (``meter_time_true``).
+    """
+
+    def __init__(self, host: MeterHost, true_time: TrueTime = TrueTime.WALL) -> None:
         self.host = host
-        self.situation = Situation(powered=host.meter.powered, jumps=host.clock.jumps)
-        self.checks: list[Check] = [cls(self._flag) for cls in PROTOCOL_CHECKS + INPUT_CHECKS]
+        self.situation = Situation(powered=host.meter.powered, jumps=host.clock.jumps, true_time=true_time)
+        self.checks: list[Check] = [cls(self._flag) for cls in ALL_CHECKS]
         self._poll_checks = [check for check in self.checks if check.judges_polls]  # the 1 Hz fast path
         self.findings: list[Finding] = []
         self.findings_dropped = 0
@@ -36,11 +45,21 @@ class ConformanceMonitor:
         self.attached_after_seq = host.journal.last_seq
         self.first_seq: int | None = None
         self.last_seq: int | None = None
+        self.last_time: float | None = None  # the simulated time of the last request heard
         self.requests = 0
         self.power_events = 0
+        self._learn_last_record()
         host.journal.listeners.append(self)
-        host.clock.before_jump.append(host.journal.flush)  # requests before a jump are judged before it
+        host.clock.before_jump.append(self.on_jump)  # requests before a jump are judged before it
         host.meter.listeners.append(self.on_meter_event)
+
+    @property
+    def true_time(self) -> TrueTime:
+        return self.situation.true_time
+
+    @true_time.setter
+    def true_time(self, value: TrueTime) -> None:
+        self.situation.true_time = TrueTime(value)
 
     # ---- listeners: never let a checker bug break the meter ----------------------------------------------
 
@@ -56,6 +75,16 @@ class ConformanceMonitor:
         except Exception:
             log.exception("conformance check failed on polls %s..%s", run.first_seq, run.last_seq)
 
+    def on_jump(self) -> None:
+        """The clock is about to jump: judge the requests before it, then tell the checks where it broke."""
+        self.host.journal.flush()
+        try:
+            now = self.host.clock.now()
+            for check in self._poll_checks:
+                check.on_jump(self.situation, now)
+        except Exception:
+            log.exception("conformance monitor failed on a clock jump")
+
     def on_meter_event(self, kind: str, data: dict[str, Any]) -> None:
         self.host.journal.flush()  # the requests before this event are judged before it
         try:
@@ -69,6 +98,7 @@ class ConformanceMonitor:
         if self.first_seq is None:
             self.first_seq = entry.seq
         self.last_seq = entry.seq
+        self.last_time = entry.sim_time
         self.requests += 1
         s = self.situation
         s.jumps = self.host.clock.jumps
@@ -81,6 +111,7 @@ class ConformanceMonitor:
         if self.first_seq is None:
             self.first_seq = run.first_seq
         self.last_seq = run.last_seq
+        self.last_time = run.sim_times[-1]
         self.requests += len(run)
         s = self.situation
         s.jumps = self.host.clock.jumps
@@ -93,6 +124,9 @@ class ConformanceMonitor:
             s.tx_open = True
         elif kind == "transaction_end":
             s.tx_open = False
+            self._learn_last_record()
+        elif kind == "factory_reset":  # a new meter in the slot: the old one's records bind nothing
+            s.last_signed, s.last_signed_tm = None, ""
         elif kind == "power" and bool(data.get("on")) != s.powered:
             self.power_events += 1
             now = self.host.clock.now()
@@ -100,32 +134,67 @@ class ConformanceMonitor:
                 check.on_power(s, bool(data.get("on")), now)
             s.power(bool(data.get("on")))
 
+    def _learn_last_record(self) -> None:
+        """The meter's last signed reading: ``meter_time_true`` warns about writes that go back behind it."""
+        tm = last_reading_tm(self.host.meter.last_transaction)
+        epoch = tm_epoch(tm)
+        if tm is not None and epoch is not None:
+            self.situation.last_signed, self.situation.last_signed_tm = epoch, tm
+
     # ---- findings ----------------------------------------------------------------------------------------
 
-    def _flag(self, state: CheckState, code: str, message: str, entry: JournalEntry | None, sim_time: float) -> None:
-        finding = Finding(state.id, code, state.severity, message, sim_time, None if entry is None else snapshot(entry))
+    def _flag(self, state: CheckState, finding: Finding, entry: JournalEntry | None) -> None:
         state.add(finding)
-        self.counts[code] += 1
+        self.counts[finding.code] += 1
         if entry is not None:
-            self.host.journal.add_finding(entry, code)
+            self.host.journal.add_finding(entry, finding.code)
         if len(self.findings) < MAX_FINDINGS:
             self.findings.append(finding)
         else:
             self.findings_dropped += 1
 
-    def finish(self) -> None:
-        """Judge pending situations (an E whose record was never fetched) at the current simulated time."""
+    def window_end(self, until: float | None = None) -> float:
+        """The end of a report's window: ``until`` (simulated epoch seconds) or now; WindowError if impossible.
+
+        The window cannot end before the last request the monitor judged (the lab says it stopped the
+        driver at ``until``, so nothing came later) nor after the current simulated time.
+        """
         now = self.host.clock.now()
+        if until is None:
+            return now
+        if until > now:
+            raise WindowError(f"until {until:.3f} is after the current simulated time {now:.3f}")
+        if self.last_time is not None and until < self.last_time:
+            raise WindowError(
+                f"until {until:.3f} is before the last request judged (seq {self.last_seq} at simulated time "
+                f"{self.last_time:.3f}); the window must hold every request the report covers"
+            )
+        return until
+
+    def finish(self, until: float | None = None) -> float:
+        """Judge what is pending (an unfetched record, the gap after the last poll) at the window's end.
+
+        Returns the window's end (simulated time); raises WindowError for an impossible ``until``.
+        """
+        self.host.journal.flush()
+        end = self.window_end(until)
         for check in self.checks:
-            check.finish(self.situation, now)
+            check.finish(self.situation, end)
+        return end
 
 
-def attach(host: MeterHost) -> ConformanceMonitor:
-    """The host's monitor, created on first use (idempotent)."""
+def attach(host: MeterHost, true_time: TrueTime | None = None) -> ConformanceMonitor:
+    """The host's monitor, created on first use (idempotent).
+
+    ``true_time`` declares which clock the driver reads (default: its own, the wall clock); whoever knows
+    (the scenario runner shares its clock, a replay has none) says so here, before the driver's traffic.
+    """
     monitor = host.notes.get(NOTES_KEY)
     if not isinstance(monitor, ConformanceMonitor):
-        monitor = ConformanceMonitor(host)
+        monitor = ConformanceMonitor(host, true_time or TrueTime.WALL)
         host.notes[NOTES_KEY] = monitor
+    elif true_time is not None:
+        monitor.true_time = true_time
     return monitor
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime
 from typing import Any
 
 from iemdcr_twin.simulator.conformance.monitor import ConformanceMonitor
@@ -11,10 +13,43 @@ from iemdcr_twin.simulator.conformance.verdicts import Verdict, worst
 REPORT_FORMAT = "iemdcr-conformance/1"
 
 
-def build_report(monitor: ConformanceMonitor) -> dict[str, Any]:
-    """The report as of now (pending situations are judged first)."""
-    monitor.host.journal.flush()
-    monitor.finish()
+_EPOCH_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"  # date, time, fraction
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?"  # the offset (group 1)
+)
+
+
+def parse_until(text: str) -> float:
+    """A report window's end as simulated epoch seconds: RFC 3339 with an offset, or seconds since the epoch.
+
+    ``2025-06-15T15:07:40Z``, ``2025-06-15T17:07:40.5+02:00`` or ``1750000060.5`` (ASCII digits only, nothing
+    around them). Raises ValueError saying what is wrong.
+    """
+    if _EPOCH_SECONDS.fullmatch(text):
+        return float(text)
+    shown = repr(text[:60])
+    rfc3339 = _RFC3339.fullmatch(text)
+    if rfc3339 is None:
+        raise ValueError(
+            f"{shown} is neither RFC 3339 with an offset (e.g. 2025-06-15T15:07:40Z) nor seconds since the epoch"
+            " (e.g. 1750000060.5)"
+        )
+    if rfc3339.group(1) is None:
+        raise ValueError(f"{shown} has no UTC offset; write Z or e.g. +02:00")
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError as exc:
+        raise ValueError(f"{shown} is not a valid date and time: {exc}") from None
+
+
+def build_report(monitor: ConformanceMonitor, until: float | None = None) -> dict[str, Any]:
+    """The report over the window from the monitor's start to ``until`` (simulated epoch seconds) or now.
+
+    Pending situations (an unfetched record, the gap after the last poll) are judged at the window's end.
+    Raises ``WindowError`` when ``until`` is before the last request judged or after now.
+    """
+    end = monitor.finish(until)
     meter = monitor.host.meter
     checks = [check.state for check in monitor.checks]
     verdicts = [state.verdict for state in checks]
@@ -27,6 +62,8 @@ def build_report(monitor: ConformanceMonitor) -> dict[str, Any]:
             "key_fingerprint": meter.signer.fingerprint,
         },
         "generated": {"sim_time": monitor.host.clock.now(), "wall_time": time.time()},
+        "window": {"end_sim_time": end, "closed_by": "report" if until is None else "until"},
+        "true_time": monitor.true_time.value,
         "observed": {
             "attached_after_seq": monitor.attached_after_seq,
             "first_seq": monitor.first_seq,

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from iemdcr_twin.simulator.journal import JournalEntry
 
 METER_PREFIX = "/counter/"
+
+
+class TrueTime(StrEnum):
+    """Which clock tells the true time a driver's TM writes are judged against (``meter_time_true``)."""
+
+    WALL = "wall_clock"  # a driver with its own clock (any foreign driver): the wall time of the request
+    SHARED = "shared_clock"  # the driver reads the twin's clock (the scenario runner): the simulated time
+    UNKNOWN = "unknown"  # a replayed recording with synthetic times: not judged
 
 
 @dataclass
@@ -21,6 +30,9 @@ class Situation:
     time_set: bool = False
     user_set: bool = False
     tx_open: bool = False  # from the meter's own begin/end events (a fault or power loss ends it too)
+    true_time: TrueTime = TrueTime.WALL
+    last_signed: float | None = None  # epoch of the meter's last signed reading (the last record's end)
+    last_signed_tm: str = ""  # ...as the record shows it
 
     def apply(self, entry: JournalEntry) -> None:
         """Learn from a request once every check has judged it."""

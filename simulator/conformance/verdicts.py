@@ -56,9 +56,10 @@ class Finding:
     message: str
     sim_time: float
     entry: dict[str, Any] | None = None
+    detail: dict[str, Any] | None = None  # figures a check measured, e.g. {"skew_s": 3600.0}
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "check": self.check,
             "code": self.code,
             "verdict": self.verdict.value,
@@ -67,28 +68,38 @@ class Finding:
             "seq": None if self.entry is None else self.entry["seq"],
             "entry": self.entry,
         }
+        if self.detail is not None:
+            found["detail"] = dict(self.detail)
+        return found
 
 
 @dataclass
 class CheckState:
-    """What one check accumulated: how often its situation arose, and what went wrong (evidence capped)."""
+    """What one check accumulated: how often its situation arose, and what went wrong (evidence capped).
+
+    A check's verdict is the worst of its findings' verdicts: most checks find only FAIL (protocol) or only
+    WARN (charger inputs), but one check may find both (``gw_once_per_power_cycle``, ``meter_time_true``).
+    """
 
     id: str
     title: str
-    severity: Verdict  # FAIL for protocol checks, WARN for charger inputs
+    severity: Verdict  # what a finding of this check is unless it says otherwise: FAIL, or WARN for inputs
     exercised: int = 0
     finding_count: int = 0
     evidence: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    worst_found: Verdict | None = None
 
     @property
     def verdict(self) -> Verdict:
-        if self.finding_count:
-            return self.severity
+        if self.worst_found is not None:
+            return self.worst_found
         return Verdict.PASS if self.exercised else Verdict.NOT_EXERCISED
 
     def add(self, finding: Finding) -> None:
         self.finding_count += 1
+        if self.worst_found is None or SEVERITY.index(finding.verdict) < SEVERITY.index(self.worst_found):
+            self.worst_found = finding.verdict
         if len(self.evidence) < MAX_EVIDENCE:
             self.evidence.append(finding)
 

@@ -44,6 +44,7 @@ ACTIONS = (
     "expect_record",
     "expect_records",
     "expect_meter",
+    "expect_conformance",
     "repeat",
 )
 CHECKS = frozenset(a for a in ACTIONS if a.startswith("expect")) | {"wait_for", "mark"}
@@ -308,6 +309,9 @@ def _check_flow(steps: list[Step], problems: list[str], driver: dict[str, Any]) 
         since = value.get("since")
         if since is not None and since not in ("start", "previous") and since not in marks:
             problems.append(f"{step.label}: key since: {since!r} names no earlier mark (or use start/previous)")
+        until = value.get("until") if step.action == "expect_conformance" else None
+        if until is not None and until not in ("start", "previous") and until not in marks:
+            problems.append(f"{step.label}: key until: {until!r} names no earlier mark (or use start/previous)")
         if step.action == "mark":
             marks.add(step.value)
         if step.action == "wait_for" and "where" in value and value["event"] != "published":

@@ -32,6 +32,7 @@ from iemdcr_twin.driver.types import (
     TransactionStartResponse,
     TransactionStopResponse,
 )
+from iemdcr_twin.simulator.conformance import TrueTime, WindowError, attach, build_report
 from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
 from iemdcr_twin.simulator.scenario import records
 from iemdcr_twin.simulator.scenario.durations import parse_duration
@@ -230,6 +231,7 @@ class ScenarioRun:
             switches=self.scenario.switches,
         )
         self.slot = self.twin.add_meter(spec)
+        attach(self.slot.host, TrueTime.SHARED)  # the driver reads this clock: its TM writes are judged by it
         if meter.get("powered") is False:
             self.slot.meter.power_off()
         with self.clock.hold():
@@ -558,6 +560,27 @@ class ScenarioRun:
         if problems:
             raise StepFailure(show(value), "; ".join(problems))
 
+    async def _do_expect_conformance(self, step: Step, value: dict[str, Any]) -> None:
+        """The conformance report over the driver's traffic so far (docs/conformance.md), verdict per check."""
+        until = self._scope(value["until"], "previous").sim_time if "until" in value else None
+        try:
+            report = build_report(attach(self.meter_slot.host), until)
+        except WindowError as exc:
+            raise StepFailure(f"a report with its window closed at {value['until']!r}", str(exc)) from None
+        problems: list[str] = []
+        if "verdict" in value:
+            problems.extend(compare(value["verdict"], report["verdict"], "verdict"))
+        checks = {check["id"]: check for check in report["checks"]}
+        for check_id, want in value.get("checks", {}).items():
+            check = checks[check_id]
+            mismatch = compare(want, check["verdict"], check_id)
+            if mismatch:
+                problems.append(mismatch[0] + _check_story(check, self.scenario.epoch))
+        if problems:
+            worst = [f"{c['id']} {c['verdict']}" for c in report["checks"] if c["verdict"] in ("FAIL", "WARN")]
+            overall = f"report {report['verdict']}" + (f": {', '.join(worst)}" if worst else "")
+            raise StepFailure(show(value), "; ".join(problems) + f" ({overall})")
+
     async def _do_expect_published(self, step: Step, value: dict[str, Any]) -> None:
         scope = self._scope(value.get("since"), "start")
         published = [e for e in self.state.events if e.name == "published"]
@@ -654,6 +677,18 @@ def _step_text(raw: dict[str, Any]) -> str:
     shown = {key: value for key, value in raw.items() if key != "note"}
     text = yaml.safe_dump(shown, default_flow_style=True, sort_keys=False, width=10_000).strip()
     return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _check_story(check: dict[str, Any], origin: float) -> str:
+    """What a check saw: its first finding, or how often its situation arose."""
+    if not check["evidence"]:
+        return f" (exercised {check['exercised']} times, no findings)"
+    finding = check["evidence"][0]
+    entry = finding.get("entry")
+    body = "" if not entry or entry["body"] is None else " " + show(entry["body"])
+    where = f"#{entry['seq']} {entry['method']} {entry['path']}{body} -> {entry['status']}: " if entry else ""
+    more = f", {check['findings'] - 1} more" if check["findings"] > 1 else ""
+    return f" ({finding['code']} at t+{finding['sim_time'] - origin:.3f}s: {where}{finding['message']}{more})"
 
 
 def _response_summary(response: Any) -> dict[str, Any]:

@@ -159,3 +159,28 @@ def test_all_problems_of_a_file_are_reported_together(tmp_path: Path) -> None:
         load_file(path)
     assert len(caught.value.messages) == 2
     assert all(message.startswith(str(path)) for message in caught.value.messages)
+
+
+def test_expect_conformance_names_unknown_checks_and_bad_verdicts() -> None:
+    messages = problems(GOOD + "  - expect_conformance: {checks: {receipt_fetched: PASS, polling_rate: GREEN}}\n")
+    unknown, bad = sorted(messages, key=lambda message: "unknown key" not in message)
+    assert unknown.startswith(
+        "scenarios/broken.yaml: step 2 (expect_conformance): key checks: unknown key receipt_fetched; allowed: "
+    )
+    assert bad.startswith(
+        "scenarios/broken.yaml: step 2 (expect_conformance): key checks.polling_rate: is not a verdict: write PASS"
+    )
+    [message] = problems(GOOD + "  - expect_conformance: {verdict: {in: [PASS, OK]}}\n")
+    assert "step 2 (expect_conformance): key verdict: is not a verdict" in message
+
+
+def test_expect_conformance_until_must_name_an_earlier_mark() -> None:
+    [message] = problems(GOOD + "  - expect_conformance: {until: stopped, verdict: PASS}\n  - mark: stopped\n")
+    assert "step 2 (expect_conformance): key until: 'stopped' names no earlier mark" in message
+
+
+def test_the_schema_lists_exactly_the_checks_a_report_has() -> None:
+    from iemdcr_twin.simulator.conformance import ALL_CHECKS
+
+    step = schema()["$defs"]["step"]["properties"]["expect_conformance"]
+    assert list(step["properties"]["checks"]["properties"]) == [check.id for check in ALL_CHECKS]

@@ -104,3 +104,33 @@ def test_scenarios_run_concurrently_with_their_own_clocks() -> None:
     assert [Path(r.path).stem for r in results] == ["long", "quick"]
     assert all(r.passed for r in results)
     assert results[0].sim_seconds >= 5 * 3600 > results[1].sim_seconds
+
+
+def test_expect_conformance_passes_for_the_bundled_driver() -> None:
+    checks = "{gw_once_per_power_cycle: PASS, receipt_after_end: PASS, meter_time_true: PASS, polling_rate: {ne: FAIL}}"
+    text = HEAD + f"  - start: {{}}\n  - stop: {{}}\n  - expect_conformance: {{verdict: PASS, checks: {checks}}}\n"
+    result = run(text)
+    assert result.passed, result.failure and result.failure.story()
+
+
+def test_expect_conformance_tells_the_check_and_its_first_finding() -> None:
+    text = HEAD + "  - restart_driver: {CI: 'DE*ISA*E0002'}\n  - wait_for: {event: initialised, timeout: 5s}\n"
+    text += "  - expect_conformance: {verdict: PASS, checks: {gw_once_per_power_cycle: PASS}}\n"
+    result = run(text)
+    assert result.failure is not None
+    assert result.failure.step == "step 3 (expect_conformance)"
+    got = result.failure.got
+    assert got.startswith('verdict: expected "PASS", got "WARN"; gw_once_per_power_cycle: expected "PASS", got "WARN"')
+    assert "gw_refused_on_reinit at t+" in got and 'POST /counter/v1/ocmf/gw {"CT":"EVSEID"' in got
+    assert "-> 428: POST gw in a re-initialisation" in got
+    assert got.endswith("(report WARN: gw_once_per_power_cycle WARN)")
+
+
+def test_expect_conformance_until_a_mark_closes_the_window() -> None:
+    text = HEAD + "  - mark: quiet\n  - expect_conformance: {until: quiet, checks: {polling_rate: {ne: FAIL}}}\n"
+    assert run(text).passed
+    text = HEAD + "  - mark: early\n  - wait: 10s\n  - expect_conformance: {until: early, verdict: PASS}\n"
+    result = run(text)
+    assert result.failure is not None
+    assert result.failure.expected == "a report with its window closed at 'early'"
+    assert "is before the last request judged" in result.failure.got

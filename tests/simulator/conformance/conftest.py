@@ -1,7 +1,9 @@
 """A twin behind its control app, on a virtual clock that a test moves by hand, and a raw meter client.
 
 The clock is ``virtual`` at rate 1 over a fake monotonic source: ``tick`` moves simulated time without a
-clock jump (so polling intervals are judged), ``jump`` is the control API's advance (so they are not).
+clock jump (so polling intervals are judged), ``jump`` is the control API's advance (so they are not). The
+wall clock is fake too (``WALL0`` plus the ticks): the lab is a foreign driver, so the TM it writes is judged
+against wall time, and tests never depend on the real time of day.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from aiohttp.test_utils import TestClient
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.control_api import create_control_app
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
+from iemdcr_twin.simulator.model.timefmt import format_tm
 from tests.simulator.helpers import GW, T0, USER
 
 SERIAL = "1ISA0200000001"
 V1 = "/counter/v1/ocmf/"
+WALL0 = T0 + 0.25  # the fake wall clock at the start; the twin's simulated clock starts at T0
 
 
 class FakeMonotonic:
@@ -44,6 +48,16 @@ class Lab:
     def tick(self, seconds: float) -> None:
         """Simulated time passes as if the wall clock moved: no clock jump."""
         self.mono.t += seconds
+
+    def wall(self) -> float:
+        return WALL0 + self.mono.t
+
+    def tm(self, offset_s: float = 0.0) -> str:
+        """The wall time (what a foreign driver writes) as a TM at +0100, ``offset_s`` off the truth."""
+        return format_tm(self.wall() + offset_s, 60)
+
+    def gw_body(self, **changes: Any) -> dict[str, Any]:
+        return {**GW, "TM": self.tm(), **changes}
 
     async def jump(self, seconds: float) -> None:
         await self.control_ok("POST", "/api/clock/advance", {"seconds": seconds})
@@ -74,7 +88,7 @@ class Lab:
 
     async def init(self, ct: str = "EVSEID") -> None:
         assert await self.get("gw") == 200
-        assert await self.post("gw", {**GW, "CT": ct}) == 200
+        assert await self.post("gw", self.gw_body(CT=ct)) == 200
         assert await self.post("tariff", {"TT": "0.49 EUR/kWh"}) == 200
         assert await self.get("publickey") == 200
         assert await self.get("metervalue") == 200
@@ -99,7 +113,8 @@ class Lab:
 @pytest.fixture
 async def lab(aiohttp_client: Any) -> AsyncIterator[Lab]:
     mono = FakeMonotonic()
-    twin = Twin(SimClock("virtual", 1.0, T0, monotonic=mono), seed="conformance", journal_size=1000)
+    clock = SimClock("virtual", 1.0, T0, monotonic=mono, wall=lambda: WALL0 + mono.t)
+    twin = Twin(clock, seed="conformance", journal_size=1000)
     twin.add_meter(MeterSpec(port=0))
     control = await aiohttp_client(create_control_app(twin))
     async with aiohttp.ClientSession() as session:

@@ -1,7 +1,8 @@
 """The bundled driver against a twin, in-process on one auto-jumping virtual clock: no FAIL where exercised.
 
 Auto-jump makes nearly every polling interval contain a clock jump, so ``polling_rate`` is mostly not judged
-here; the other protocol checks are exercised by init, charges, and a power cycle.
+here; the other protocol checks are exercised by init, charges, and a power cycle. The driver reads the twin's
+clock, so the monitor is told to judge its TM writes against that clock (``TrueTime.SHARED``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from iemdcr_twin.driver.config import DriverConfig
 from iemdcr_twin.driver.driver import IemDcrDriver
 from iemdcr_twin.driver.types import TransactionReq, TransactionRequestStatus
 from iemdcr_twin.simulator.clock import SimClock
-from iemdcr_twin.simulator.conformance import attach, build_report
+from iemdcr_twin.simulator.conformance import TrueTime, attach, build_report
 from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
 from tests.driver.on_twin import CI, HeldClient, make_req
 from tests.simulator.helpers import T0
@@ -28,7 +29,7 @@ async def setup() -> AsyncIterator[tuple[SimClock, Twin, MeterSlot, IemDcrDriver
     jumper = asyncio.create_task(clock.autojump(0.005))
     twin = Twin(clock, seed="conformance-driver")
     slot = twin.add_meter(MeterSpec(port=0))
-    attach(slot.host)
+    attach(slot.host, TrueTime.SHARED)
     await twin.start()
     config = DriverConfig.from_url(slot.url, clock=clock, CI=CI, timezone_handle_DST=False, request_timeout_s=2.0)
     drv = IemDcrDriver(config, client=HeldClient(config.base_url, config.request_timeout_s, clock))
@@ -73,6 +74,7 @@ async def test_bundled_driver_earns_no_fail(setup: tuple[SimClock, Twin, MeterSl
         "end_before_begin",
         "receipt_after_end",
         "reinit_after_power_cycle",
+        "meter_time_true",
     ):
         assert verdicts[exercised] == "PASS", (exercised, report)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.simulator.helpers import GW, USER
+from tests.simulator.helpers import USER
 
 from .conftest import SERIAL, Lab
 
@@ -52,7 +52,7 @@ async def test_good_client_earns_no_fail_or_warn(lab: Lab) -> None:
 
 async def test_gw_written_twice_fails_and_the_journal_entry_carries_the_finding(lab: Lab) -> None:
     await lab.init()
-    assert await lab.post("gw", GW) == 428
+    assert await lab.post("gw", lab.gw_body()) == 428
     report = await lab.report()
     check = check_of(report, "gw_once_per_power_cycle")
     assert check["verdict"] == "FAIL"
@@ -83,7 +83,7 @@ async def test_begin_without_gw_time_user_or_defensive_end_fails_each_rule(lab: 
 
 async def test_datetime_set_instead_of_gw_counts_as_time_set(lab: Lab) -> None:
     await lab.control_ok("PATCH", f"/api/meters/{SERIAL}/profile", {"require_gw_for_transaction": False})
-    assert await lab.post("datetime", {"TM": GW["TM"]}) == 200
+    assert await lab.post("datetime", {"TM": lab.tm()}) == 200
     await lab.post("receipt", {"TX": "E"})
     assert await lab.post("user", USER) == 200
     assert await lab.post("receipt", {"TX": "B"}) == 200
@@ -111,7 +111,7 @@ async def test_datetime_during_a_transaction_fails(lab: Lab) -> None:
     await lab.post("receipt", {"TX": "E"})
     await lab.post("user", USER)
     assert await lab.post("receipt", {"TX": "B"}) == 200
-    assert await lab.post("datetime", {"TM": GW["TM"]}) == 428
+    assert await lab.post("datetime", {"TM": lab.tm()}) == 428
     report = await lab.report()
     assert check_of(report, "no_datetime_during_transaction")["verdict"] == "FAIL"
     assert check_of(report, "no_datetime_during_transaction")["evidence"][0]["entry"]["path"].endswith("/datetime")
@@ -213,7 +213,7 @@ async def test_six_identical_failures_or_slow_retries_are_no_storm(lab: Lab) -> 
 
 async def test_findings_survive_journal_eviction_and_clearing(lab: Lab) -> None:
     await lab.init()
-    await lab.post("gw", GW)
+    await lab.post("gw", lab.gw_body())
     await lab.control_ok("DELETE", f"/api/meters/{SERIAL}/journal")
     report = await lab.report()
     assert check_of(report, "gw_once_per_power_cycle")["verdict"] == "FAIL"
@@ -222,7 +222,7 @@ async def test_findings_survive_journal_eviction_and_clearing(lab: Lab) -> None:
 
 async def test_text_rendering_names_each_check_and_the_evidence(lab: Lab) -> None:
     await lab.init()
-    await lab.post("gw", GW)
+    await lab.post("gw", lab.gw_body())
     resp = await lab.control.get(f"/api/meters/{SERIAL}/conformance?format=text")
     assert resp.status == 200 and resp.content_type == "text/plain"
     text = await resp.text()
@@ -236,3 +236,73 @@ async def test_bad_format_and_unknown_meter_are_4xx(lab: Lab) -> None:
     assert resp.status == 400 and (await resp.json())["error"] == "bad_query"
     resp = await lab.control.get("/api/meters/1ISA0000000099/conformance")
     assert resp.status == 404 and (await resp.json())["error"] == "unknown_meter"
+
+
+async def test_a_refused_gw_inside_a_reinitialisation_warns_not_fails(lab: Lab) -> None:
+    """EVerest after a driver restart (trace 7-restart): GET gw, POST gw refused 428, then POST datetime."""
+    await lab.init()
+    await lab.poll(2)
+    assert await lab.get("gw") == 200
+    lab.tick(0.05)
+    assert await lab.post("gw", lab.gw_body()) == 428
+    assert await lab.post("datetime", {"TM": lab.tm()}) == 200
+    report = await lab.report()
+    check = check_of(report, "gw_once_per_power_cycle")
+    assert (check["verdict"], check["findings"]) == ("WARN", 1)
+    assert check["evidence"][0]["code"] == "gw_refused_on_reinit"
+    assert check["evidence"][0]["entry"]["error"] == "gw_already_set"
+    assert report["verdict"] == "WARN"
+
+
+async def test_polls_may_come_between_the_gw_read_and_the_write(lab: Lab) -> None:
+    await lab.init()
+    assert await lab.get("gw") == 200
+    await lab.poll(2)
+    assert await lab.post("gw", lab.gw_body()) == 428
+    assert check_of(await lab.report(), "gw_once_per_power_cycle")["verdict"] == "WARN"
+
+
+async def test_gw_repeated_outside_a_reinitialisation_still_fails(lab: Lab) -> None:
+    await lab.init()
+    assert await lab.get("gw") == 200
+    assert await lab.post("gw", lab.gw_body()) == 428  # inside a re-initialisation: WARN
+    assert await lab.post("gw", lab.gw_body()) == 428  # again, with no GET gw before it: FAIL
+    assert await lab.get("gw") == 200
+    assert await lab.get("publickey") == 200
+    assert await lab.post("gw", lab.gw_body()) == 428  # the gw read is no longer the last request: FAIL
+    report = await lab.report()
+    check = check_of(report, "gw_once_per_power_cycle")
+    assert check["verdict"] == "FAIL"
+    assert [finding["code"] for finding in check["evidence"]] == ["gw_refused_on_reinit", "gw_repeated", "gw_repeated"]
+    assert report["verdict"] == "FAIL"
+
+
+async def test_signature_pending_after_a_successful_end_is_no_retry_storm(lab: Lab) -> None:
+    """A driver waits for a slow signature (425 every 250 ms); only real failures count towards a storm."""
+    await lab.init()
+    await lab.control_ok("PATCH", f"/api/meters/{SERIAL}/profile", {"signature_delay_ms": 5000})
+    await lab.post("receipt", {"TX": "E"})
+    assert await lab.post("user", USER) == 200
+    assert await lab.post("receipt", {"TX": "B"}) == 200
+    assert await lab.post("receipt", {"TX": "E"}) == 200
+    for _ in range(16):
+        lab.tick(0.25)
+        assert await lab.get("receipt") == 425
+    lab.tick(1.0)
+    assert await lab.get("receipt") == 200
+    check = check_of(await lab.report(), "no_retry_storm")
+    assert check["verdict"] != "FAIL", check
+    assert check["findings"] == 0
+
+
+async def test_other_failures_still_count_while_a_record_is_being_signed(lab: Lab) -> None:
+    await lab.init()
+    await lab.control_ok("PATCH", f"/api/meters/{SERIAL}/profile", {"signature_delay_ms": 5000})
+    await lab.post("receipt", {"TX": "E"})
+    assert await lab.post("user", USER) == 200
+    assert await lab.post("receipt", {"TX": "B"}) == 200
+    assert await lab.post("receipt", {"TX": "E"}) == 200
+    for _ in range(7):
+        lab.tick(0.25)
+        assert await lab.post("receipt", {"TX": "E"}) == 428  # no_transaction, again and again
+    assert check_of(await lab.report(), "no_retry_storm")["verdict"] == "FAIL"

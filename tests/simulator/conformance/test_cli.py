@@ -12,7 +12,6 @@ from nacl.signing import SigningKey
 
 from iemdcr_twin.simulator.cli import main
 from iemdcr_twin.simulator.conformance.signing import KEY_FILE, PUBLIC_FILE
-from tests.simulator.helpers import GW
 
 from .conftest import SERIAL, Lab
 
@@ -27,7 +26,7 @@ async def run_cli(*argv: str) -> int:
 
 async def test_report_then_verify(lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     await lab.init()
-    await lab.post("gw", GW)
+    await lab.post("gw", lab.gw_body())
     out = tmp_path / "report.json"
     state = tmp_path / "state"
     url = control_url(lab)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from iemdcr_twin.simulator.conformance.checks import PollingRate, ReinitAfterPowerCycle
 from iemdcr_twin.simulator.conformance.situation import Situation
-from iemdcr_twin.simulator.conformance.verdicts import CheckState
+from iemdcr_twin.simulator.conformance.verdicts import CheckState, Finding
 from iemdcr_twin.simulator.journal import EveryEntry, Journal, JournalEntry, PollRun, route_of
 
 POLL = route_of("GET", "/counter/v1/ocmf/metervalue")
@@ -31,8 +31,8 @@ class Judge:
         self.checks = [PollingRate(self._flag), ReinitAfterPowerCycle(self._flag)]
         self.runs = runs
 
-    def _flag(self, state: CheckState, code: str, message: str, entry: JournalEntry | None, t: float) -> None:
-        self.found.append((code, -1 if entry is None else entry.seq))
+    def _flag(self, state: CheckState, finding: Finding, entry: JournalEntry | None) -> None:
+        self.found.append((finding.code, -1 if entry is None else entry.seq))
 
     def on_entry(self, entry: JournalEntry) -> None:
         for check in self.checks:
