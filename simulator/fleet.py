@@ -175,27 +175,40 @@ class Twin:
             slot.reserve()
             if slot.meter.powered:
                 await slot.open()
+        self.clock.after_jump.append(self.checkpoint)
         self._checkpointer = asyncio.create_task(self._checkpoint_loop())
 
     async def stop(self) -> None:
+        if self.checkpoint in self.clock.after_jump:
+            self.clock.after_jump.remove(self.checkpoint)
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
         for slot in self.slots.values():
             if slot.power_task is not None:
                 slot.power_task.cancel()
-            slot.meter.checkpoint()
+        self.checkpoint()
+        for slot in self.slots.values():
             await slot.shutdown()
+
+    def checkpoint(self) -> None:
+        """Persist every meter's registers that moved since their last save (docs/persistence.md).
+
+        Runs every few seconds of wall time, after every clock jump (an ``advance`` may add hours in one step)
+        and at shutdown, so a SIGKILL loses at most the unsigned energy of one short interval. A failed write
+        is logged and retried at the next checkpoint; it never stops the others.
+        """
+        for slot in self.slots.values():
+            try:
+                slot.meter.checkpoint()
+            except OSError as exc:
+                log.error("checkpoint of %s failed: %s", slot.meter.serial, exc)
 
     async def _checkpoint_loop(self) -> None:
         """Persist moving registers every few seconds of wall time (meter-api.md §3.1), not on every read."""
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
-            for slot in self.slots.values():
-                try:
-                    slot.meter.checkpoint()
-                except OSError as exc:
-                    log.error("checkpoint of %s failed: %s", slot.meter.serial, exc)
+            self.checkpoint()
 
     # ---- power -----------------------------------------------------------------------------------------
 

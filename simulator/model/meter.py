@@ -126,6 +126,7 @@ class Meter:
                 state = reconciled
                 self._memory.save(state)
         self.signer = signer
+        self._key_pem = state.key_pem  # serialised once: a checkpoint after every clock jump must stay cheap
         self._history: list[SignedRecord] | None = None  # read from memory when first asked for
         self.import_uj = state.import_uj
         self.export_uj = state.export_uj
@@ -138,7 +139,7 @@ class Meter:
         state = NonVolatile(
             self.serial,
             self.profile.name,
-            self.signer.to_pem(),
+            self._key_pem,
             self._key_generation,
             self.import_uj,
             self.export_uj,
@@ -541,6 +542,7 @@ class Meter:
             self._finish("P")
         self._key_generation += 1
         self.signer = self._new_signer(self._key_generation)
+        self._key_pem = self.signer.to_pem()
         self.import_uj = self.export_uj = 0
         self.next_pagination = self.profile.first_pagination
         self.last_transaction = None
