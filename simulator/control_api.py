@@ -1,7 +1,7 @@
 """The control plane: what tests, scenarios, labs and the dashboard do to the twin (control-api.md §2).
 
-Kept apart from device traffic on its own port. Every success is 200 with JSON; every error is a 4xx with
-``{"error": code, "message": text}`` and the twin unchanged.
+Kept apart from device traffic on its own port. Every success is 200 with JSON; every error is a 4xx (or 503
+``storage_error`` when a change cannot be saved) with ``{"error": code, "message": text}`` and the twin unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from iemdcr_twin.simulator import dashboard, events
 from iemdcr_twin.simulator.clock import ClockError
 from iemdcr_twin.simulator.conformance import routes as conformance_routes
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin, UnknownMeter
-from iemdcr_twin.simulator.model import CATALOGUE
+from iemdcr_twin.simulator.model import CATALOGUE, StorageError
 from iemdcr_twin.simulator.model.faults import BY_NAME
 
 log = logging.getLogger("iemdcr.control")
@@ -41,7 +41,8 @@ def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into a JSON 4xx; an unexpected bug is a logged 500 without a traceback."""
+    """Turn every failure into a JSON 4xx (503 ``storage_error`` on a failed write); an unexpected bug is a
+    logged 500 without a traceback."""
     try:
         return await handler(request)
     except ControlError as exc:
@@ -50,6 +51,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error(404, "unknown_meter", f"no meter with serial {exc.args[0]!r}")
     except ClockError as exc:
         return _error(400, exc.code, str(exc))
+    except StorageError as exc:  # the state directory cannot be written: nothing changed (control-api.md §2)
+        return _error(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status == 404:
             return _error(404, "not_found", f"no control route at {request.path[:100]}")

@@ -7,25 +7,40 @@ each, written before the state that counts them, so a crash in between is repair
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from iemdcr_twin.simulator.model.errors import StorageError
 from iemdcr_twin.simulator.model.memory import NonVolatile, SignedRecord
 
+log = logging.getLogger("iemdcr.store")
 STATE_FILE = "state.json"
 RECORDS_DIR = "records"
+FAILURE_LOG_INTERVAL_S = 60.0
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write, fsync, rename, fsync the folder: the new content is durable when this returns."""
+    """Write, fsync, rename, fsync the folder: the new content is durable when this returns.
+
+    Raises ``OSError`` (a full disk: ENOSPC); the old file is then still in place and the temporary one gone.
+    """
     temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
     _fsync_dir(path.parent)
 
 
@@ -37,10 +52,46 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-class FileMemory:
-    """The ``Memory`` of one meter in ``DIR/<serial>/``."""
+class FailureLog:
+    """Write failures, logged at most once per ``FAILURE_LOG_INTERVAL_S`` for all the meters sharing it, and the
+    recovery once writes succeed again (a full disk must not fill the log as well)."""
 
-    def __init__(self, root: Path, serial: str) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._logged_at: float | None = None
+        self.failures = 0  # since the last line
+        self.failing = False
+
+    def failed(self, path: Path, exc: OSError) -> None:
+        self.failures += 1
+        now = self._monotonic()
+        if not self.failing or self._logged_at is None or now - self._logged_at >= FAILURE_LOG_INTERVAL_S:
+            log.error(
+                "cannot write %s: %s (%d failed writes; retried at the next checkpoint or request)",
+                path,
+                exc.strerror or exc,
+                self.failures,
+                extra={"path": str(path), "errno": exc.errno},
+            )
+            self._logged_at, self.failures = now, 0
+        self.failing = True
+
+    def succeeded(self) -> None:
+        if self.failing:
+            log.warning(
+                "writes to the state directory succeed again (%d more failed since the last line)", self.failures
+            )
+            self.failing, self.failures, self._logged_at = False, 0, None
+
+
+class FileMemory:
+    """The ``Memory`` of one meter in ``DIR/<serial>/``.
+
+    Every ``OSError`` of a write becomes a ``StorageError`` here and nowhere else; ``failures`` logs them.
+    """
+
+    def __init__(self, root: Path, serial: str, failures: FailureLog | None = None) -> None:
+        self.failures = failures or FailureLog()
         self.folder = Path(root) / serial
         self._records = self.folder / RECORDS_DIR
         self._records.mkdir(parents=True, exist_ok=True)
@@ -74,12 +125,26 @@ class FileMemory:
             os.close(folder)
 
     def save(self, state: NonVolatile) -> None:
-        write_atomic(self.folder / STATE_FILE, json.dumps(state.as_dict(), indent=1).encode())
+        path = self.folder / STATE_FILE
+        with self._writing(path):
+            write_atomic(path, json.dumps(state.as_dict(), indent=1).encode())
 
     def add_record(self, record: SignedRecord) -> None:
-        name = f"{self._sequence:08d}-{record.key_fingerprint}-T{record.pagination:010d}.json"
-        write_atomic(self._records / name, json.dumps(record.as_dict()).encode())
+        path = self._records / f"{self._sequence:08d}-{record.key_fingerprint}-T{record.pagination:010d}.json"
+        with self._writing(path):
+            write_atomic(path, json.dumps(record.as_dict()).encode())
         self._sequence += 1
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            self.failures.failed(path, exc)
+            raise StorageError(
+                f"the meter's non-volatile memory could not be written ({exc.strerror or exc}); nothing changed"
+            ) from exc
+        self.failures.succeeded()
 
 
 def _may_be_since(name: str, fingerprint: str, pagination: int) -> bool:

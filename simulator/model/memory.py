@@ -59,7 +59,11 @@ class NonVolatile:
 
 
 class Memory(Protocol):
-    """Durable storage for one meter; every call returns only once the data is safe."""
+    """Durable storage for one meter; every call returns only once the data is safe.
+
+    ``save`` and ``add_record`` raise ``StorageError`` when the data could not be made durable; the model calls
+    them before it changes anything, so a refused write leaves the meter as it was (docs/persistence.md).
+    """
 
     def load(self) -> NonVolatile | None:
         """The state last saved (None: factory new)."""

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import errno
 import json
-from collections.abc import AsyncIterator
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.e2e.conftest import SimFactory
-from tests.e2e.test_serve import GW, USER, Charger
+from tests.e2e.test_serve import GW, USER, Charger, verify
 
 
 @pytest.fixture
@@ -43,3 +47,83 @@ async def test_sigkill_right_after_a_clock_jump_keeps_what_the_jump_added(
 
     again = Charger(session, sim_factory("--clock", "virtual", "--state-dir", str(state_dir)))
     assert (await again.get("metervalue"))["RD"][0]["RV"] == live
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs, mounted for this test (needs root, or CAP_SYS_ADMIN)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip(
+            "mounting a 64 KiB tmpfs needs root (CAP_SYS_ADMIN); the ENOSPC path is covered by "
+            "tests/simulator/test_storage_errors.py"
+        )
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(
+            f"mount -t tmpfs is not permitted here ({mounted.stderr.strip()}); the ENOSPC path is covered "
+            "by tests/simulator/test_storage_errors.py"
+        )
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file until the file system is full; returns it (delete it to free the space)."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        while True:
+            try:
+                handle.write(b"\0" * 1024)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                return filler
+
+
+async def status_and_body(charger: Charger, method: str, path: str, body: object = None) -> tuple[int, dict[str, Any]]:
+    async with charger.session.request(method, charger.control + path, json=body) as resp:
+        return resp.status, json.loads(await resp.read())
+
+
+async def test_a_full_disk_answers_503_changes_nothing_and_recovers_by_itself(
+    sim_factory: SimFactory, small_disk: Path, session: aiohttp.ClientSession
+) -> None:
+    sim = sim_factory("--clock", "virtual", "--state-dir", str(small_disk / "state"))
+    charger = Charger(session, sim)
+    meter = f"/api/meters/{charger.serial}"
+    await charger.freeze_clock()
+    await charger.post("gw", GW)
+    await charger.post("user", USER)
+    await charger.load(current_A=0.5, voltage_V=400)
+    filler = fill(small_disk)
+    await charger.advance(60)  # its checkpoint fails (logged) and will be retried
+
+    status, raw = await charger.meter("POST", "receipt", {"TX": "B"})
+    assert (status, json.loads(raw)["error"]) == (503, "storage_error")
+    assert (await charger.get("metervalue"))["XT"] is False
+    status, body = await status_and_body(charger, "POST", f"{meter}/power", {"on": False})
+    assert (status, body["error"]) == (503, "storage_error")
+    state = await charger.meter_state()
+    assert state["powered"] is True
+    assert (await charger.get("metervalue"))["XT"] is False  # the port still answers
+
+    filler.unlink()  # space is back: no restart, no call to make
+    assert await charger.post("receipt", {"TX": "B"}) == {"TX": "B", "XT": True}
+    await charger.load(current_A=100, voltage_V=400)
+    await charger.advance(360)
+    await charger.load(current_A=0)
+    assert await charger.post("receipt", {"TX": "E"}) == {"TX": "E", "XT": False}
+    verify(await charger.text("receipt"), (await charger.get("publickey"))["PK"])
+    status, body = await status_and_body(charger, "POST", f"{meter}/power", {"on": False})
+    assert (status, body["powered"]) == (200, False)
+    status, body = await status_and_body(charger, "POST", f"{meter}/power", {"on": True})
+    assert (status, body["powered"]) == (200, True)
+    stderr = sim.stderr()
+    assert "Traceback" not in stderr
+    assert stderr.count("No space left on device") == 1, stderr  # rate-limited
+    assert "succeed again" in stderr

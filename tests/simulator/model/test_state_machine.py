@@ -2,9 +2,10 @@
 
 Registers never decrease (until a factory reset starts a new meter), PG goes +1 per record and is never
 reused, at most one transaction runs, every record verifies with pyocmf, and a refused operation changes
-nothing. A killed process is the one step where the live registers may go back, and only as far as the crash
-rule allows (docs/persistence.md): never below a value that was persisted or signed, never above what was
-live, so at most the unsigned energy since the last checkpoint is lost.
+nothing (a full disk included: any write may fail, and the refused request changes nothing). A killed process
+is the one step where the live registers may go back, and only as far as the crash rule allows
+(docs/persistence.md): never below a value that was persisted or signed, never above what was live, so at most
+the unsigned energy since the last checkpoint is lost.
 
 The suite runs the ``ci`` profile of tests/conftest.py (derandomized); ``HYPOTHESIS_PROFILE=long`` searches
 with many more, random examples.
@@ -22,10 +23,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from pyocmf import OCMF
 
-from iemdcr_twin.simulator.model import Meter, RamMemory, Refusal
+from iemdcr_twin.simulator.model import Meter, RamMemory, Refusal, StorageError
 from iemdcr_twin.simulator.model.energy import UJ_PER_MWH, parse_kwh
 from iemdcr_twin.simulator.model.faults import BY_NAME
-from tests.simulator.helpers import GW, USER, FakeTime, make_meter, ready_meter
+from tests.simulator.helpers import GW, USER, FakeTime, FullMemory, make_meter, ready_meter
 
 Registers = tuple[int, int]  # import, export in µJ
 
@@ -64,7 +65,7 @@ class MeterMachine(RuleBasedStateMachine):
     @initialize()
     def start(self) -> None:
         self.time = FakeTime()
-        self.memory = RamMemory()
+        self.memory = FullMemory()
         self.meter = make_meter(self.time, self.memory)
         self.seen_records = 0
         self.used: set[tuple[str, int]] = set()
@@ -140,7 +141,7 @@ class MeterMachine(RuleBasedStateMachine):
     def advance(self, seconds: float) -> None:
         """A clock jump (``POST /api/clock/advance``, auto-jump): the twin checkpoints right after it."""
         self.time.advance(seconds)
-        self.meter.checkpoint()
+        self.periodic_checkpoint()
 
     @rule(seconds=st.sampled_from([0.001, 0.5, 1.0, 4.0]))
     def time_passes(self, seconds: float) -> None:
@@ -149,11 +150,18 @@ class MeterMachine(RuleBasedStateMachine):
 
     @rule()
     def periodic_checkpoint(self) -> None:
-        self.meter.checkpoint()
+        """A failed checkpoint is retried at the next one (the twin logs it)."""
+        with contextlib.suppress(StorageError):
+            self.meter.checkpoint()
+
+    @rule(full=st.booleans())
+    def disk(self, full: bool) -> None:
+        """The state directory fills up or gets space back."""
+        self.memory.full = full
 
     @rule(name=FAULTS)
     def raise_fault(self, name: str) -> None:
-        self.meter.raise_fault(name)
+        self.attempt(self.meter.raise_fault, name)
 
     @rule(name=FAULTS)
     def clear_fault(self, name: str) -> None:
@@ -161,7 +169,7 @@ class MeterMachine(RuleBasedStateMachine):
 
     @rule(off_s=st.sampled_from([0.0, 5.0]))
     def power_cycle(self, off_s: float) -> None:
-        self.meter.power_off()
+        self.attempt(self.meter.power_off)
         self.time.advance(off_s)
         self.meter.power_on()
 
@@ -173,8 +181,13 @@ class MeterMachine(RuleBasedStateMachine):
 
     @rule()
     def clean_restart(self) -> None:
-        """SIGTERM: the shutdown checkpoint saves everything, so nothing at all is lost."""
-        self.meter.checkpoint()
+        """SIGTERM: the shutdown checkpoint saves everything, so nothing at all is lost (unless the disk is full:
+        then it is a crash like any other)."""
+        try:
+            self.meter.checkpoint()
+        except StorageError:
+            self.restart_process()
+            return
         live = registers_of(self.meter)
         self.meter = make_meter(self.time, self.memory)
         assert registers_of(self.meter) == live
@@ -186,9 +199,11 @@ class MeterMachine(RuleBasedStateMachine):
 
     @rule()
     def factory_reset(self) -> None:
-        self.meter.factory_reset()
-        self.floor = self.durable = (0, 0)
-        self.seen_records = len(self.meter.records)
+        fingerprint = self.meter.signer.fingerprint
+        self.attempt(self.meter.factory_reset)
+        if self.meter.signer.fingerprint != fingerprint:
+            self.floor = self.durable = (0, 0)
+            self.seen_records = len(self.meter.records)
 
     # ---- invariants ------------------------------------------------------------------------------------
 
