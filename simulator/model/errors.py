@@ -32,5 +32,6 @@ class StorageError(Refusal):
     ``Refusal``: the meter API answers it like any other; the control API maps it in its error middleware.
     """
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(503, "storage_error", message)
+        self.path = path  # the file that could not be written, for logs and the CLI (not for HTTP clients)

@@ -6,6 +6,7 @@ The model never does I/O itself: it hands snapshots to a ``Memory`` (in RAM here
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -33,8 +34,9 @@ class SignedRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SignedRecord:
-        """Records written before the optional fields existed load with their defaults."""
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
+        """A record as stored; ``ValueError`` names the first key that is missing or of the wrong type or range.
+        Records written before the optional fields existed load with their defaults."""
+        return cls(**_checked(data, RECORD_RULES, RECORD_OPTIONAL))
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,68 @@ class NonVolatile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NonVolatile:
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+        """The state as stored; ``ValueError`` names the first key that is missing or of the wrong type or range."""
+        return cls(**_checked(data, STATE_RULES))
+
+
+Rule = tuple[str, Any]  # (what it must be, a check returning True when the value is fine)
+_KWH = re.compile(r"[0-9]{8}\.[0-9]{3}")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+COUNT: Rule = ("a whole number from 0", _count)
+TEXT: Rule = ("a string", _text)
+STATE_RULES: dict[str, Rule] = {
+    "serial": TEXT,
+    "profile": TEXT,
+    "key_pem": TEXT,
+    "key_generation": COUNT,
+    "import_uj": COUNT,
+    "export_uj": COUNT,
+    "next_pagination": COUNT,
+    "last_transaction": ("a string or null", lambda value: value is None or isinstance(value, str)),
+}
+RECORD_RULES: dict[str, Rule] = {
+    "pagination": COUNT,
+    "reason": TEXT,
+    "ocmf": ("an OCMF string", lambda value: isinstance(value, str) and value.startswith("OCMF|")),
+    "key_fingerprint": TEXT,
+    "begin_tm": TEXT,
+    "end_tm": TEXT,
+    "begin_rv": ("kWh as 8.3 digits, e.g. 00000446.540", lambda value: _text(value) and _KWH.fullmatch(value)),
+    "end_rv": ("kWh as 8.3 digits, e.g. 00000446.540", lambda value: _text(value) and _KWH.fullmatch(value)),
+    "public_key": TEXT,
+    "import_uj": COUNT,
+    "export_uj": COUNT,
+}
+RECORD_OPTIONAL = frozenset({"public_key", "import_uj", "export_uj"})  # records written before these existed
+
+
+def _checked(data: dict[str, Any], rules: dict[str, Rule], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The values of ``rules``' keys (in field order); ``ValueError`` names the first missing or bad one."""
+    values: dict[str, Any] = {}
+    for key, (what, ok) in rules.items():
+        if key not in data:
+            if key in optional:
+                continue
+            raise ValueError(f"key {key!r} is missing")
+        value = data[key]
+        if not ok(value):
+            raise ValueError(f"key {key!r} must be {what}, not {_short(value)}")
+        values[key] = value
+    return values
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class Memory(Protocol):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,8 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import SimFactory
+from iemdcr_twin.simulator.store import FileMemory
+from tests.e2e.conftest import STARTUP_TIMEOUT_S, SimFactory, console_script
 from tests.e2e.test_serve import GW, USER, Charger, verify
+from tests.simulator.helpers import SERIAL, FakeTime, charge, ready_meter
 
 
 @pytest.fixture
@@ -127,3 +130,90 @@ async def test_a_full_disk_answers_503_changes_nothing_and_recovers_by_itself(
     assert "Traceback" not in stderr
     assert stderr.count("No space left on device") == 1, stderr  # rate-limited
     assert "succeed again" in stderr
+
+
+# ---- damaged state: refuse to start with the file named, or warn and go on ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_records(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state dir whose meter (the serve default serial) signed two records."""
+    root = tmp_path_factory.mktemp("two-records")
+    time = FakeTime()
+    meter = ready_meter(time, FileMemory(root, SERIAL))
+    charge(meter, time)
+    meter.post_user(dict(USER))
+    charge(meter, time)
+    meter.checkpoint()
+    return root
+
+
+@pytest.fixture
+def damaged(two_records: Path, tmp_path: Path) -> Path:
+    """A copy of ``two_records`` for the test to damage."""
+    state = tmp_path / "state"
+    shutil.copytree(two_records, state)
+    return state
+
+
+def serve_refuses(state_dir: Path) -> str:
+    """Run ``iemdcr-sim serve`` on ``state_dir``; it must exit with status 2 and no traceback. Returns stderr."""
+    command = [console_script("iemdcr-sim"), "serve", "--port", "0", "--control-port", "0", "--state-dir"]
+    done = subprocess.run([*command, str(state_dir)], capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S)
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""  # no meter was announced
+    return done.stderr
+
+
+def record_files(state_dir: Path) -> list[Path]:
+    return sorted((state_dir / SERIAL / "records").glob("*.json"))
+
+
+def test_serve_refuses_a_folder_whose_state_was_deleted_beside_records(damaged: Path) -> None:
+    state_file = damaged / SERIAL / "state.json"
+    state_file.unlink()
+    stderr = serve_refuses(damaged)
+    assert f"iemdcr-sim: {state_file}: missing, but {damaged / SERIAL / 'records'} holds 2 signed records" in stderr
+    assert f"move {damaged / SERIAL} away" in stderr
+    assert not state_file.exists()  # no new meter was written over the old one
+
+
+@pytest.mark.parametrize("content", [b'{"pagination": 2, "reason": "E", "ocmf": "OCMF|{', b"\x00\xff garbage"])
+def test_serve_refuses_a_damaged_record_and_names_it(damaged: Path, content: bytes) -> None:
+    newest = record_files(damaged)[-1]
+    newest.write_bytes(content)
+    stderr = serve_refuses(damaged)
+    assert f"iemdcr-sim: {newest}: unreadable signed record (" in stderr
+    assert "restore the file from a backup, or move it out of" in stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("import_uj", -1, "key 'import_uj' must be a whole number from 0, not -1"),
+        ("next_pagination", "3", "key 'next_pagination' must be a whole number from 0, not '3'"),
+    ],
+)
+def test_serve_refuses_a_state_key_of_the_wrong_type_or_range_and_names_it(
+    damaged: Path, key: str, value: object, problem: str
+) -> None:
+    state_file = damaged / SERIAL / "state.json"
+    data = json.loads(state_file.read_text())
+    data[key] = value
+    state_file.write_text(json.dumps(data))
+    stderr = serve_refuses(damaged)
+    assert f"iemdcr-sim: {state_file}: unreadable meter state ({problem})" in stderr
+
+
+async def test_serve_ignores_a_stray_file_in_records_with_a_warning(
+    damaged: Path, sim_factory: SimFactory, session: aiohttp.ClientSession
+) -> None:
+    stray = damaged / SERIAL / "records" / "notes.json"
+    stray.write_text("not a record")
+    sim = sim_factory("--state-dir", str(damaged))
+    async with session.get(f"{sim.control}/api/meters/{SERIAL}/records") as resp:
+        assert resp.status == 200
+        assert [r["PG"] for r in (await resp.json())["records"]] == ["T1", "T2"]
+    assert f"{stray} is not a record file" in sim.stderr()
+    assert "Traceback" not in sim.stderr()
