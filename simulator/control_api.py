@@ -18,7 +18,7 @@ from iemdcr_twin.simulator import dashboard, events
 from iemdcr_twin.simulator.clock import ClockError
 from iemdcr_twin.simulator.conformance import routes as conformance_routes
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin, UnknownMeter
-from iemdcr_twin.simulator.model import CATALOGUE, StorageError
+from iemdcr_twin.simulator.model import CATALOGUE, Refusal
 from iemdcr_twin.simulator.model.faults import BY_NAME
 
 log = logging.getLogger("iemdcr.control")
@@ -51,7 +51,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error(404, "unknown_meter", f"no meter with serial {exc.args[0]!r}")
     except ClockError as exc:
         return _error(400, exc.code, str(exc))
-    except StorageError as exc:  # the state directory cannot be written: nothing changed (control-api.md §2)
+    except Refusal as exc:  # the model refused, nothing changed; StorageError: 503 storage_error (control-api.md §2)
         return _error(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status == 404:
@@ -177,6 +177,15 @@ async def post_power_cycle(request: web.Request) -> web.StreamResponse:
     return web.json_response({"powered": slot.meter.powered, "off_ms": off_ms})
 
 
+async def put_registers(request: web.Request) -> web.StreamResponse:
+    """Test labs: start the absolute registers anywhere, e.g. just below the wrap (docs/persistence.md)."""
+    slot = slot_of(request)
+    body = await read_body(request)
+    only_keys(body, {"import_mWh", "export_mWh"})
+    slot.meter.set_registers(body.get("import_mWh"), body.get("export_mWh"))
+    return web.json_response(slot.meter.snapshot()["registers"])
+
+
 async def list_faults(request: web.Request) -> web.StreamResponse:
     return web.json_response({"faults": [fault.as_dict() for fault in CATALOGUE]})
 
@@ -268,6 +277,7 @@ def add_routes(app: web.Application) -> None:
     r.add_patch("/api/meters/{serial}/profile", patch_profile)
     r.add_post("/api/meters/{serial}/power", post_power)
     r.add_post("/api/meters/{serial}/power-cycle", post_power_cycle)
+    r.add_put("/api/meters/{serial}/registers", put_registers)
     r.add_get("/api/faults", list_faults, allow_head=False)
     r.add_put("/api/meters/{serial}/faults/{name}", put_fault)
     r.add_delete("/api/meters/{serial}/faults/{name}", delete_fault)

@@ -104,6 +104,17 @@ CATALOGUE: tuple[Operation, ...] = (
         body_optional=True,
         errors=STORAGE_ERROR,
     ),
+    Operation(
+        "put",
+        SERIAL_PATH + "/registers",
+        "Test labs: set the absolute registers (whole mWh, below 10^14), e.g. just below the wrap; 428 during a "
+        "transaction",
+        body=_obj(
+            import_mWh={"type": "integer", "minimum": 0, "maximum": 10**14 - 1},
+            export_mWh={"type": "integer", "minimum": 0, "maximum": 10**14 - 1},
+        ),
+        errors={"428": "transaction_running", **STORAGE_ERROR},
+    ),
     Operation("get", "/api/faults", "The meter fault catalogue"),
     Operation(
         "put",

@@ -10,7 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from iemdcr_twin.simulator.model.energy import parse_kwh
+from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_UJ, UJ_PER_MWH, parse_kwh, register_delta, wrap_uj
 
 
 @dataclass(frozen=True)
@@ -69,19 +69,24 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _register(value: Any) -> bool:
+    return _count(value) and value < REGISTER_WRAP_UJ
+
+
 def _text(value: Any) -> bool:
     return isinstance(value, str)
 
 
 COUNT: Rule = ("a whole number from 0", _count)
+REGISTER: Rule = (f"a whole number of µJ from 0 to {REGISTER_WRAP_UJ - 1} (the register's width)", _register)
 TEXT: Rule = ("a string", _text)
 STATE_RULES: dict[str, Rule] = {
     "serial": TEXT,
     "profile": TEXT,
     "key_pem": TEXT,
     "key_generation": COUNT,
-    "import_uj": COUNT,
-    "export_uj": COUNT,
+    "import_uj": REGISTER,
+    "export_uj": REGISTER,
     "next_pagination": COUNT,
     "last_transaction": ("a string or null", lambda value: value is None or isinstance(value, str)),
 }
@@ -95,8 +100,8 @@ RECORD_RULES: dict[str, Rule] = {
     "begin_rv": ("kWh as 8.3 digits, e.g. 00000446.540", lambda value: _text(value) and _KWH.fullmatch(value)),
     "end_rv": ("kWh as 8.3 digits, e.g. 00000446.540", lambda value: _text(value) and _KWH.fullmatch(value)),
     "public_key": TEXT,
-    "import_uj": COUNT,
-    "export_uj": COUNT,
+    "import_uj": REGISTER,
+    "export_uj": REGISTER,
 }
 RECORD_OPTIONAL = frozenset({"public_key", "import_uj", "export_uj"})  # records written before these existed
 
@@ -172,8 +177,9 @@ def reconcile(state: NonVolatile, records: list[SignedRecord], fingerprint: str)
     and the state follows at the next checkpoint.
 
     The pagination counter resumes after the newest record of the current key, the last transaction is that
-    record, and the registers are never below what a record saw (never below a signed end value). Records
-    signed before the state was saved change nothing, so ``Memory.records_since`` the state's PG is enough.
+    record, and the registers are never below what a record saw (never below a signed end value), modulo the
+    register width: a record after a wrap is ahead of a state from before it. Records signed before the state
+    was saved change nothing, so ``Memory.records_since`` the state's PG is enough.
     """
     own = [record for record in records if record.key_fingerprint == fingerprint]
     if not own:
@@ -181,9 +187,9 @@ def reconcile(state: NonVolatile, records: list[SignedRecord], fingerprint: str)
     newest = max(own, key=lambda record: record.pagination)
     next_pg = max(state.next_pagination, newest.pagination + 1)
     last = state.last_transaction if state.next_pagination > newest.pagination else newest.ocmf
-    signed_mwh = max(parse_kwh(record.end_rv) for record in own)
-    import_uj = max(state.import_uj, signed_mwh * 3_600_000, *(record.import_uj for record in own))
-    export_uj = max(state.export_uj, *(record.export_uj for record in own))
+    signed_uj = [parse_kwh(record.end_rv) * UJ_PER_MWH for record in own]
+    import_uj = _furthest(state.import_uj, [*signed_uj, *(record.import_uj for record in own)])
+    export_uj = _furthest(state.export_uj, [record.export_uj for record in own])
     return NonVolatile(
         state.serial,
         state.profile,
@@ -194,3 +200,8 @@ def reconcile(state: NonVolatile, records: list[SignedRecord], fingerprint: str)
         next_pg,
         last,
     )
+
+
+def _furthest(base: int, values: list[int]) -> int:
+    """The value furthest ahead of ``base`` on the register (``base`` itself when all are behind it)."""
+    return wrap_uj(base + max(0, *(register_delta(base, value) for value in values)))

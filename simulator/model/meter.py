@@ -139,9 +139,8 @@ class Meter:
         self._key_generation = state.key_generation
         self._saved = saved
 
-    def _persist(self) -> None:
-        """Save the non-volatile state if it changed; raises ``StorageError`` (then nothing counts as saved)."""
-        state = NonVolatile(
+    def _nonvolatile(self) -> NonVolatile:
+        return NonVolatile(
             self.serial,
             self.profile.name,
             self._key_pem,
@@ -151,6 +150,10 @@ class Meter:
             self.next_pagination,
             self.last_transaction,
         )
+
+    def _persist(self) -> None:
+        """Save the non-volatile state if it changed; raises ``StorageError`` (then nothing counts as saved)."""
+        state = self._nonvolatile()
         if state != self._saved:
             self._memory.save(state)
             self._saved = state
@@ -191,8 +194,8 @@ class Meter:
         if self.powered and t > self._integrated_to:
             rated = self.profile.rated_current_A
             imported, exported = energy.integrate(self._current, self._voltage, rated, self._integrated_to, t)
-            self.import_uj += energy.joules_to_uj(imported)
-            self.export_uj += energy.joules_to_uj(exported)
+            self.import_uj = energy.wrap_uj(self.import_uj + energy.joules_to_uj(imported))
+            self.export_uj = energy.wrap_uj(self.export_uj + energy.joules_to_uj(exported))
         self._integrated_to = max(self._integrated_to, t)
         return t
 
@@ -240,13 +243,14 @@ class Meter:
         return energy.uj_to_mwh(self.export_uj)
 
     def transaction_mwh(self) -> tuple[int, int]:
-        """Transaction import/export since the last B (frozen after E, zero after power-up)."""
+        """Transaction import/export since the last B (frozen after E, zero after power-up), across a wrap of
+        the absolute registers too."""
         tx = self.transaction
         if tx is None:
             return self._tx_import_mwh, self._tx_export_mwh
         return (
-            energy.uj_to_mwh(self.import_uj - tx.start_import_uj),
-            energy.uj_to_mwh(self.export_uj - tx.start_export_uj),
+            energy.uj_to_mwh(energy.register_delta(tx.start_import_uj, self.import_uj)),
+            energy.uj_to_mwh(energy.register_delta(tx.start_export_uj, self.export_uj)),
         )
 
     # ---- status --------------------------------------------------------------------------------------
@@ -546,6 +550,35 @@ class Meter:
         """Validate and apply firmware switches; ValueError names the bad key and changes nothing."""
         self.switches = self.switches.updated(changes)
         self._emit("profile", self.switches.as_dict())
+
+    def set_registers(self, import_mwh: int | None = None, export_mwh: int | None = None) -> None:
+        """Put the absolute registers anywhere within their width, e.g. just below the wrap: for test labs only
+        (the control API's ``PUT .../registers``; never the meter API). Whole mWh; the part below 1 mWh is zeroed.
+
+        Raises ``Refusal``: 400 ``bad_value`` for a value outside 0 .. 10^14 - 1 mWh, 428 ``transaction_running``
+        while a transaction runs (its begin reading and registers would lie), ``StorageError`` when the new
+        values cannot be saved (they are saved before they count).
+        """
+        for name, value in (("import_mWh", import_mwh), ("export_mWh", export_mwh)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < energy.REGISTER_WRAP_MWH
+            ):
+                raise Refusal(
+                    400, "bad_value", f"{name} must be a whole number from 0 to {energy.REGISTER_WRAP_MWH - 1}"
+                )
+        self._refuse_during_transaction()
+        self._integrate()
+        old = self.import_uj, self.export_uj
+        if import_mwh is not None:
+            self.import_uj = import_mwh * energy.UJ_PER_MWH
+        if export_mwh is not None:
+            self.export_uj = export_mwh * energy.UJ_PER_MWH
+        try:
+            self._persist()
+        except StorageError:
+            self.import_uj, self.export_uj = old
+            raise
+        self._emit("registers", {"import_mWh": self.import_mwh, "export_mWh": self.export_mwh})
 
     def set_next_record_fault(self, kind: str | None) -> None:
         if kind is not None and kind not in FAULTY_RECORD_KINDS:

@@ -191,7 +191,12 @@ def test_serve_refuses_a_damaged_record_and_names_it(damaged: Path, content: byt
 @pytest.mark.parametrize(
     ("key", "value", "problem"),
     [
-        ("import_uj", -1, "key 'import_uj' must be a whole number from 0, not -1"),
+        (
+            "import_uj",
+            -1,
+            "key 'import_uj' must be a whole number of µJ from 0 to 359999999999999999999 (the register's width), "
+            "not -1",
+        ),
         ("next_pagination", "3", "key 'next_pagination' must be a whole number from 0, not '3'"),
     ],
 )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from iemdcr_twin.simulator.model import NonVolatile, SignedRecord
-from iemdcr_twin.simulator.model.energy import UJ_PER_MWH, parse_kwh
-from iemdcr_twin.simulator.model.memory import RECORD_RULES, STATE_RULES, reconcile
+from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_UJ, UJ_PER_MWH, parse_kwh
+from iemdcr_twin.simulator.model.memory import RECORD_RULES, REGISTER, STATE_RULES, reconcile
 from iemdcr_twin.simulator.ocmf import Signer
 from iemdcr_twin.simulator.store import DamagedMemory, FileMemory, write_atomic
 from tests.simulator.helpers import GW, SERIAL, USER, FakeTime, assert_verifies, charge, make_meter, ready_meter
@@ -138,8 +139,9 @@ def test_a_missing_state_beside_records_refuses_to_start_a_new_meter(tmp_path: P
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ({"import_uj": -5}, "key 'import_uj' must be a whole number from 0, not -5"),
-        ({"export_uj": "12"}, "key 'export_uj' must be a whole number from 0, not '12'"),
+        ({"import_uj": -5}, f"key 'import_uj' must be {REGISTER[0]}, not -5"),
+        ({"import_uj": REGISTER_WRAP_UJ}, f"key 'import_uj' must be {REGISTER[0]}, not {REGISTER_WRAP_UJ}"),
+        ({"export_uj": "12"}, f"key 'export_uj' must be {REGISTER[0]}, not '12'"),
         ({"next_pagination": 1.5}, "key 'next_pagination' must be a whole number from 0, not 1.5"),
         ({"key_generation": True}, "key 'key_generation' must be a whole number from 0, not True"),
         ({"last_transaction": 7}, "key 'last_transaction' must be a string or null, not 7"),
@@ -169,6 +171,7 @@ def test_every_stored_field_has_a_check() -> None:
 
 
 def test_stray_files_in_records_are_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="iemdcr.store")
     memory = FileMemory(tmp_path, SERIAL)
     memory.save(STATE)
     memory.add_record(record(5))
@@ -250,6 +253,21 @@ def test_reconcile_when_the_state_was_written_keeps_it() -> None:
     own = "a" * 16
     records = [record(3, own, "00000000.000"), record(4, own, "00000000.000")]
     assert reconcile(STATE, records, own) == STATE
+
+
+def test_reconcile_across_the_wrap_takes_the_record_ahead_of_the_state() -> None:
+    """State saved at B just below the wrap, then a record signed after the wrap: the record is ahead, although
+    its number is smaller; a record from before the optional registers existed (0) pulls nothing back."""
+    own = "a" * 16
+    before_wrap = REGISTER_WRAP_UJ - 5 * UJ_PER_MWH * 1_000_000  # 99999995.000 kWh
+    state = NonVolatile(SERIAL, "iem-dcr-125", PEM, 0, before_wrap, 0, 5, None)
+    after_wrap = SignedRecord(
+        5, "E", "OCMF|T5|sig", own, "tm0", "tm1", "99999995.000", "00000002.000", "", 2_000_000 * UJ_PER_MWH, 0
+    )
+    legacy = SignedRecord(6, "E", "OCMF|T6|sig", own, "tm0", "tm1", "00000002.000", "00000002.000")
+    repaired = reconcile(state, [after_wrap, legacy], own)
+    assert repaired.import_uj == 2_000_000 * UJ_PER_MWH
+    assert repaired.next_pagination == 7
 
 
 # ---- a meter on FileMemory ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Hypothesis drives the meter model through random sessions and checks its invariants after every step.
 
-Registers never decrease (until a factory reset starts a new meter), PG goes +1 per record and is never
+Registers never decrease, modulo their width (a wrap to zero after 99999999.999 kWh is a step forward; a factory
+reset or a lab setting the registers starts them anew), PG goes +1 per record and is never
 reused, at most one transaction runs, every record verifies with pyocmf, and a refused operation changes
 nothing (a full disk included: any write may fail, and the refused request changes nothing). A killed process
 is the one step where the live registers may go back, and only as far as the crash rule allows
@@ -24,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from pyocmf import OCMF
 
 from iemdcr_twin.simulator.model import Meter, RamMemory, Refusal, StorageError
-from iemdcr_twin.simulator.model.energy import UJ_PER_MWH, parse_kwh
+from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_MWH, UJ_PER_MWH, parse_kwh, register_delta, wrap_uj
 from iemdcr_twin.simulator.model.faults import BY_NAME
 from tests.simulator.helpers import GW, USER, FakeTime, FullMemory, make_meter, ready_meter
 
@@ -56,7 +57,7 @@ SWITCHES = st.sampled_from(
     ]
 )
 VALID_CT = {"EVSEID", "CBIDC"}
-CHECKED = {"records": 0, "eichrecht": 0}
+CHECKED = {"records": 0, "eichrecht": 0, "across_the_wrap": 0}
 
 
 class MeterMachine(RuleBasedStateMachine):
@@ -70,7 +71,7 @@ class MeterMachine(RuleBasedStateMachine):
         self.seen_records = 0
         self.used: set[tuple[str, int]] = set()
         self.floor: Registers = (0, 0)
-        self.durable: Registers = (0, 0)  # the highest registers persisted or signed so far (this key)
+        self.durable: Registers = (0, 0)  # the registers persisted or signed so far (this key), furthest ahead
 
     # ---- helpers ---------------------------------------------------------------------------------------
 
@@ -205,19 +206,29 @@ class MeterMachine(RuleBasedStateMachine):
             self.floor = self.durable = (0, 0)
             self.seen_records = len(self.meter.records)
 
+    @rule(below=st.sampled_from([1, 999, 1000, 3_600_000, 50_000_000]), export=st.booleans())
+    def registers_near_the_wrap(self, below: int, export: bool) -> None:
+        """A test lab sets the registers ``below`` mWh short of the wrap (``PUT .../registers``)."""
+        value = REGISTER_WRAP_MWH - below
+        before = registers_of(self.meter)
+        self.attempt(self.meter.set_registers, value, value if export else None)
+        if registers_of(self.meter) != before:  # set: the registers start anew from there
+            self.floor = registers_of(self.meter)
+            self.durable = durable_registers(self.memory, self.meter.signer.fingerprint)
+
     # ---- invariants ------------------------------------------------------------------------------------
 
     @invariant()
     def registers_never_decrease(self) -> None:
         now = registers_of(self.meter)
-        assert now[0] >= self.floor[0] and now[1] >= self.floor[1]
+        assert not_behind(self.floor, now), f"registers went back from {self.floor} to {now} µJ"
         self.floor = now
 
     @invariant()
     def durable_values_never_decrease(self) -> None:
         """What memory holds (the state and the records of this key) only ever grows."""
         durable = durable_registers(self.memory, self.meter.signer.fingerprint)
-        assert durable[0] >= self.durable[0] and durable[1] >= self.durable[1]
+        assert not_behind(self.durable, durable), f"durable registers went back from {self.durable} to {durable} µJ"
         self.durable = durable
 
     @invariant()
@@ -252,7 +263,11 @@ class MeterMachine(RuleBasedStateMachine):
             parsed = OCMF.from_string(text, strict=spec_ct)
         assert parsed.verify_signature(self.meter.signer.public_key_hex) is True
         CHECKED["records"] += 1
-        if spec_valid_e_record(parsed):
+        readings = json.loads(text.split("|")[1])["RD"]
+        if readings[-1]["RV"] < readings[0]["RV"]:  # across the wrap: signed, verifies, but not billable
+            assert parsed.check_eichrecht(errors_only=True) != []
+            CHECKED["across_the_wrap"] += 1
+        elif spec_valid_e_record(parsed):
             assert parsed.check_eichrecht(errors_only=True) == []
             CHECKED["eichrecht"] += 1
 
@@ -275,14 +290,23 @@ def registers_of(meter: Meter) -> Registers:
     return meter.import_uj, meter.export_uj
 
 
+def not_behind(before: Registers, after: Registers) -> bool:
+    """Both registers stayed or moved forward, modulo their width."""
+    return all(register_delta(b, a) >= 0 for b, a in zip(before, after, strict=True))
+
+
 def durable_registers(memory: RamMemory, fingerprint: str) -> Registers:
-    """The highest registers a crash may fall back to: the last saved state, and every signed record of the
-    key (its stored registers and the end RV it shows)."""
-    imported, exported = (memory.state.import_uj, memory.state.export_uj) if memory.state else (0, 0)
+    """The registers a crash may fall back to: the last saved state, moved forward by every record of the key
+    signed after it (its stored registers and the end RV it shows), modulo the width."""
+    state = memory.state
+    if state is None:
+        return 0, 0
+    imported, exported = state.import_uj, state.export_uj
     for record in memory.records:
-        if record.key_fingerprint == fingerprint:
-            imported = max(imported, record.import_uj, parse_kwh(record.end_rv) * UJ_PER_MWH)
-            exported = max(exported, record.export_uj)
+        if record.key_fingerprint == fingerprint and record.pagination >= state.next_pagination:
+            for value in (record.import_uj, parse_kwh(record.end_rv) * UJ_PER_MWH):
+                imported = wrap_uj(imported + max(0, register_delta(imported, value)))
+            exported = wrap_uj(exported + max(0, register_delta(exported, record.export_uj)))
     return imported, exported
 
 
@@ -296,7 +320,8 @@ def restart_within_the_crash_rule(meter: Meter, time: FakeTime, memory: RamMemor
     again = make_meter(time, memory)
     after = registers_of(again)
     for name, was, now, floor in zip(("import", "export"), live, after, durable, strict=True):
-        assert floor <= now <= was, f"{name} register {was} µJ came back as {now} µJ (durable: {floor} µJ)"
+        ok = register_delta(floor, now) >= 0 and register_delta(now, was) >= 0  # floor <= now <= was, modulo width
+        assert ok, f"{name} register {was} µJ came back as {now} µJ (durable: {floor} µJ)"
     return again
 
 
