@@ -21,10 +21,11 @@ from iemdcr_twin.simulator.conformance import cli as conformance_cli
 from iemdcr_twin.simulator.control_api import create_control_app
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from iemdcr_twin.simulator.fleet_file import load_fleet
-from iemdcr_twin.simulator.model import PROFILES, Switches
+from iemdcr_twin.simulator.model import PROFILES, StorageError, Switches
 from iemdcr_twin.simulator.model.profiles import DEFAULT_PROFILE
 from iemdcr_twin.simulator.scenario import cli as scenario_cli
 from iemdcr_twin.simulator.security import TOKEN_ENV, token_from_env
+from iemdcr_twin.simulator.store import DamagedMemory
 
 log = logging.getLogger("iemdcr")
 DEFAULT_CONTROL_PORT = 8090
@@ -137,21 +138,24 @@ def build_twin(args: argparse.Namespace) -> Twin:
     except ValueError as exc:
         raise SystemExit(f"iemdcr-sim: {exc}") from None
     clock = SimClock("virtual" if args.clock == "virtual" else "real", 1.0, args.epoch)
-    if args.state_dir is not None:
-        args.state_dir.mkdir(parents=True, exist_ok=True)
     twin = Twin(clock, bind=args.host, state_dir=args.state_dir, seed=args.seed, journal_size=args.journal_size)
-    if args.fleet is not None:
-        try:
+    try:
+        if args.fleet is not None:
             specs = load_fleet(args.fleet, args.profile, switches)
-            for index, spec in enumerate(specs):
-                twin.add_meter(spec, index)
-        except ValueError as exc:  # FleetFileError, or a serial that collides with a generated one
-            print(f"iemdcr-sim: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        return twin
-    for index in range(args.meters):
-        port = 0 if args.port == 0 else args.port + index
-        twin.add_meter(MeterSpec(port=port, profile=args.profile, switches=switches), index)
+        else:
+            specs = [
+                MeterSpec(port=0 if args.port == 0 else args.port + index, profile=args.profile, switches=switches)
+                for index in range(args.meters)
+            ]
+        for index, spec in enumerate(specs):
+            twin.add_meter(spec, index)
+    # FleetFileError or a serial used twice (ValueError); a damaged or unwritable state dir (docs/persistence.md)
+    except (ValueError, DamagedMemory) as exc:
+        print(f"iemdcr-sim: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except StorageError as exc:
+        print(f"iemdcr-sim: {exc.path or args.state_dir}: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
     return twin
 
 

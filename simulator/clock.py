@@ -53,6 +53,9 @@ class SimClock:
         self.jumps = 0
         # called before every jump: whoever judges what happened between jumps catches up first
         self.before_jump: list[Callable[[], None]] = []
+        # called after every jump, before sleepers wake: whoever must not lose what the jump added (the twin's
+        # register checkpoint, meter-api.md §3.1) saves it here
+        self.after_jump: list[Callable[[], None]] = []
         self.set(mode, rate if mode == "virtual" else None)
 
     # ---- reading and setting -------------------------------------------------------------------------
@@ -97,6 +100,8 @@ class SimClock:
             callback()
         self._anchor_sim += seconds
         self.jumps += 1
+        for callback in self.after_jump:
+            callback()
 
     def as_dict(self) -> dict[str, object]:
         return {"mode": self._mode, "rate": self._rate, "now": self.now(), "pending_sleepers": len(self._sleepers)}

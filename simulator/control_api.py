@@ -1,7 +1,7 @@
 """The control plane: what tests, scenarios, labs and the dashboard do to the twin (control-api.md §2).
 
-Kept apart from device traffic on its own port. Every success is 200 with JSON; every error is a 4xx with
-``{"error": code, "message": text}`` and the twin unchanged.
+Kept apart from device traffic on its own port. Every success is 200 with JSON; every error is a 4xx (or 503
+``storage_error`` when a change cannot be saved) with ``{"error": code, "message": text}`` and the twin unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from iemdcr_twin.simulator import dashboard, events
 from iemdcr_twin.simulator.clock import ClockError
 from iemdcr_twin.simulator.conformance import routes as conformance_routes
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin, UnknownMeter
-from iemdcr_twin.simulator.model import CATALOGUE
+from iemdcr_twin.simulator.model import CATALOGUE, Refusal
 from iemdcr_twin.simulator.model.faults import BY_NAME
 
 log = logging.getLogger("iemdcr.control")
@@ -41,7 +41,8 @@ def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into a JSON 4xx; an unexpected bug is a logged 500 without a traceback."""
+    """Turn every failure into a JSON 4xx (503 ``storage_error`` on a failed write); an unexpected bug is a
+    logged 500 without a traceback."""
     try:
         return await handler(request)
     except ControlError as exc:
@@ -50,6 +51,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error(404, "unknown_meter", f"no meter with serial {exc.args[0]!r}")
     except ClockError as exc:
         return _error(400, exc.code, str(exc))
+    except Refusal as exc:  # the model refused, nothing changed; StorageError: 503 storage_error (control-api.md §2)
+        return _error(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status == 404:
             return _error(404, "not_found", f"no control route at {request.path[:100]}")
@@ -174,6 +177,15 @@ async def post_power_cycle(request: web.Request) -> web.StreamResponse:
     return web.json_response({"powered": slot.meter.powered, "off_ms": off_ms})
 
 
+async def put_registers(request: web.Request) -> web.StreamResponse:
+    """Test labs: start the absolute registers anywhere, e.g. just below the wrap (docs/persistence.md)."""
+    slot = slot_of(request)
+    body = await read_body(request)
+    only_keys(body, {"import_mWh", "export_mWh"})
+    slot.meter.set_registers(body.get("import_mWh"), body.get("export_mWh"))
+    return web.json_response(slot.meter.snapshot()["registers"])
+
+
 async def list_faults(request: web.Request) -> web.StreamResponse:
     return web.json_response({"faults": [fault.as_dict() for fault in CATALOGUE]})
 
@@ -265,6 +277,7 @@ def add_routes(app: web.Application) -> None:
     r.add_patch("/api/meters/{serial}/profile", patch_profile)
     r.add_post("/api/meters/{serial}/power", post_power)
     r.add_post("/api/meters/{serial}/power-cycle", post_power_cycle)
+    r.add_put("/api/meters/{serial}/registers", put_registers)
     r.add_get("/api/faults", list_faults, allow_head=False)
     r.add_put("/api/meters/{serial}/faults/{name}", put_fault)
     r.add_delete("/api/meters/{serial}/faults/{name}", delete_fault)

@@ -7,7 +7,7 @@ again on the same port. The control API and the scenario runner both drive a ``T
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +19,11 @@ from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.meter_api import create_meter_app
-from iemdcr_twin.simulator.model import Memory, Meter, RamMemory, Switches, get_profile
+from iemdcr_twin.simulator.model import Memory, Meter, RamMemory, StorageError, Switches, get_profile
 from iemdcr_twin.simulator.model.profiles import check_serial
 from iemdcr_twin.simulator.ocmf import Signer
-from iemdcr_twin.simulator.store import FileMemory
+from iemdcr_twin.simulator.store import FailureLog, FileMemory
 
-log = logging.getLogger("iemdcr.fleet")
 CHECKPOINT_INTERVAL_S = 5.0
 
 
@@ -136,6 +135,7 @@ class Twin:
         self.seed = seed
         self.journal_size = journal_size
         self.slots: dict[str, MeterSlot] = {}
+        self.storage_failures = FailureLog()  # one rate limit for the whole fleet's write failures
         self._checkpointer: asyncio.Task[None] | None = None
 
     # ---- building --------------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ class Twin:
         if serial in self.slots:
             raise ValueError(f"serial {serial} is used twice")
         switches = Switches().updated(spec.switches)
-        memory: Memory = FileMemory(self.state_dir, serial) if self.state_dir else RamMemory()
+        memory: Memory = FileMemory(self.state_dir, serial, self.storage_failures) if self.state_dir else RamMemory()
         meter = Meter(profile, serial, self.clock.now, memory, self._signer_factory(serial), switches)
         slot = MeterSlot(MeterHost(meter, self.clock, Journal(self.journal_size)), self.bind, spec.port)
         self.slots[serial] = slot
@@ -175,27 +175,38 @@ class Twin:
             slot.reserve()
             if slot.meter.powered:
                 await slot.open()
+        self.clock.after_jump.append(self.checkpoint)
         self._checkpointer = asyncio.create_task(self._checkpoint_loop())
 
     async def stop(self) -> None:
+        if self.checkpoint in self.clock.after_jump:
+            self.clock.after_jump.remove(self.checkpoint)
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
         for slot in self.slots.values():
             if slot.power_task is not None:
                 slot.power_task.cancel()
-            slot.meter.checkpoint()
+        self.checkpoint()
+        for slot in self.slots.values():
             await slot.shutdown()
+
+    def checkpoint(self) -> None:
+        """Persist every meter's registers that moved since their last save (docs/persistence.md).
+
+        Runs every few seconds of wall time, after every clock jump (an ``advance`` may add hours in one step)
+        and at shutdown, so a SIGKILL loses at most the unsigned energy of one short interval. A failed write
+        is logged (rate-limited, by the store) and retried at the next checkpoint; it never stops the others.
+        """
+        for slot in self.slots.values():
+            with contextlib.suppress(StorageError):
+                slot.meter.checkpoint()
 
     async def _checkpoint_loop(self) -> None:
         """Persist moving registers every few seconds of wall time (meter-api.md §3.1), not on every read."""
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
-            for slot in self.slots.values():
-                try:
-                    slot.meter.checkpoint()
-                except OSError as exc:
-                    log.error("checkpoint of %s failed: %s", slot.meter.serial, exc)
+            self.checkpoint()
 
     # ---- power -----------------------------------------------------------------------------------------
 
@@ -208,8 +219,10 @@ class Twin:
             slot.meter.power_on()
             await slot.open()
         else:
-            await slot.close()
+            # The model first: a StorageError leaves it powered with its port open. Closing cannot interleave
+            # with a request (the close does not yield before the connections are dropped).
             slot.meter.power_off()
+            await slot.close()
 
     async def power_cycle(self, serial: str, off_s: float = 0.0) -> None:
         """Off now; on again after ``off_s`` simulated seconds (in the background when off_s > 0)."""

@@ -168,7 +168,7 @@ def _apply_content_fault(content: RecordContent, fault: str | None) -> RecordCon
 def _plus_one_wh(rv: str) -> str:
     """A begin value 1 Wh above the end value, so the end is below the begin."""
     integer, _, decimals = rv.partition(".")
-    milli = int(integer) * 1000 + int(decimals) + 1
+    milli = (int(integer) * 1000 + int(decimals) + 1) % 10**11  # Wh, within the register's 8.3 digits
     return f"{milli // 1000:08d}.{milli % 1000:03d}"
 
 

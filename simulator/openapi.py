@@ -20,6 +20,7 @@ FAULT_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type":
 STATIC_PATH = {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+STORAGE_ERROR = {"503": "storage_error: the state directory cannot be written; nothing changed"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,11 @@ CATALOGUE: tuple[Operation, ...] = (
     ),
     Operation("patch", SERIAL_PATH + "/profile", "Change firmware switches (meter-api.md §6)", body=ANY_OBJECT),
     Operation(
-        "post", SERIAL_PATH + "/power", "Power on or off", body={**_obj(on={"type": "boolean"}), "required": ["on"]}
+        "post",
+        SERIAL_PATH + "/power",
+        "Power on or off",
+        body={**_obj(on={"type": "boolean"}), "required": ["on"]},
+        errors=STORAGE_ERROR,
     ),
     Operation(
         "post",
@@ -97,6 +102,18 @@ CATALOGUE: tuple[Operation, ...] = (
         "Off, wait off_ms of simulated time, on",
         body=_obj(off_ms=_num(0, 86_400_000)),
         body_optional=True,
+        errors=STORAGE_ERROR,
+    ),
+    Operation(
+        "put",
+        SERIAL_PATH + "/registers",
+        "Test labs: set the absolute registers (whole mWh, below 10^14), e.g. just below the wrap; 428 during a "
+        "transaction",
+        body=_obj(
+            import_mWh={"type": "integer", "minimum": 0, "maximum": 10**14 - 1},
+            export_mWh={"type": "integer", "minimum": 0, "maximum": 10**14 - 1},
+        ),
+        errors={"428": "transaction_running", **STORAGE_ERROR},
     ),
     Operation("get", "/api/faults", "The meter fault catalogue"),
     Operation(
@@ -105,7 +122,7 @@ CATALOGUE: tuple[Operation, ...] = (
         "Raise a meter fault",
         body=ANY_OBJECT,
         body_optional=True,
-        errors={"404": "unknown meter or fault"},
+        errors={"404": "unknown meter or fault", **STORAGE_ERROR},
     ),
     Operation(
         "delete", SERIAL_PATH + "/faults/{name}", "Clear a meter fault", errors={"404": "unknown meter or fault"}
@@ -169,6 +186,7 @@ CATALOGUE: tuple[Operation, ...] = (
         "A new meter in the same slot; old records archived",
         body=_obj(),
         body_optional=True,
+        errors=STORAGE_ERROR,
     ),
     Operation(
         "get",

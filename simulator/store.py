@@ -7,25 +7,42 @@ each, written before the state that counts them, so a crash in between is repair
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import re
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from iemdcr_twin.simulator.model.errors import StorageError
 from iemdcr_twin.simulator.model.memory import NonVolatile, SignedRecord
+from iemdcr_twin.simulator.ocmf import Signer
 
+log = logging.getLogger("iemdcr.store")
 STATE_FILE = "state.json"
 RECORDS_DIR = "records"
+FAILURE_LOG_INTERVAL_S = 60.0
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write, fsync, rename, fsync the folder: the new content is durable when this returns."""
+    """Write, fsync, rename, fsync the folder: the new content is durable when this returns.
+
+    Raises ``OSError`` (a full disk: ENOSPC); the old file is then still in place and the temporary one gone.
+    """
     temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
     _fsync_dir(path.parent)
 
 
@@ -37,25 +54,134 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-class FileMemory:
-    """The ``Memory`` of one meter in ``DIR/<serial>/``."""
+class FailureLog:
+    """Write failures, logged at most once per ``FAILURE_LOG_INTERVAL_S`` for all the meters sharing it, and the
+    recovery once writes succeed again (a full disk must not fill the log as well)."""
 
-    def __init__(self, root: Path, serial: str) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._logged_at: float | None = None
+        self.failures = 0  # since the last line
+        self.failing = False
+
+    def failed(self, path: Path, exc: OSError) -> None:
+        self.failures += 1
+        now = self._monotonic()
+        if not self.failing or self._logged_at is None or now - self._logged_at >= FAILURE_LOG_INTERVAL_S:
+            log.error(
+                "cannot write %s: %s (%d failed writes; retried at the next checkpoint or request)",
+                path,
+                exc.strerror or exc,
+                self.failures,
+                extra={"path": str(path), "errno": exc.errno},
+            )
+            self._logged_at, self.failures = now, 0
+        self.failing = True
+
+    def succeeded(self) -> None:
+        if self.failing:
+            log.warning(
+                "writes to the state directory succeed again (%d more failed since the last line)", self.failures
+            )
+            self.failing, self.failures, self._logged_at = False, 0, None
+
+
+class DamagedMemory(Exception):
+    """A meter's folder cannot be trusted; the message names the file, the key or problem, and what to do.
+
+    Raised at start-up (``FileMemory.load``): the twin refuses to start rather than reset a meter or hide a
+    signed record (docs/persistence.md). The CLI prints it and exits with status 2.
+    """
+
+    def __init__(self, path: Path, problem: str, remedy: str) -> None:
+        super().__init__(f"{path}: {problem}. {remedy}")
+        self.path = path
+
+
+class FileMemory:
+    """The ``Memory`` of one meter in ``DIR/<serial>/``.
+
+    Every ``OSError`` of a write becomes a ``StorageError`` here and nowhere else; ``failures`` logs them.
+    Record files are named ``<sequence>-<fingerprint>-T<PG>.json``; any other name in ``records/`` is not a
+    record (a warning at start-up names it), and temporary files of interrupted writes are skipped silently.
+    """
+
+    def __init__(self, root: Path, serial: str, failures: FailureLog | None = None) -> None:
+        self.failures = failures or FailureLog()
         self.folder = Path(root) / serial
         self._records = self.folder / RECORDS_DIR
-        self._records.mkdir(parents=True, exist_ok=True)
+        with self._writing(self._records):
+            self._records.mkdir(parents=True, exist_ok=True)
         # Records are named by a running sequence number first, so listing them gives signing order even
         # across factory resets (a fingerprint first would sort keys by their hex, not by their age).
-        self._sequence = len(self._record_names())
+        self._sequence = self._next_sequence(self._record_names())
 
-    def _record_names(self) -> list[str]:
+    def _record_names(self, *, warn: bool = False) -> list[str]:
         """Record file names in signing order (sorting names, not Path objects: 23k records in 15 ms, not 0.3 s)."""
+        found: list[tuple[int, str]] = []
         with os.scandir(self._records) as entries:
-            return sorted(entry.name for entry in entries if entry.name.endswith(".json"))
+            for entry in entries:
+                match = RECORD_NAME.fullmatch(entry.name)
+                if match is not None and entry.is_file(follow_symlinks=False):
+                    found.append((int(match["sequence"]), entry.name))
+                elif warn and not TEMPORARY.fullmatch(entry.name):
+                    log.warning(
+                        "%s is not a record file (<sequence>-<fingerprint>-T<PG>.json); ignored",
+                        self._records / entry.name,
+                        extra={"path": str(self._records / entry.name)},
+                    )
+        return [name for _, name in sorted(found)]
+
+    @staticmethod
+    def _next_sequence(names: list[str]) -> int:
+        if not names:
+            return 0
+        match = RECORD_NAME.fullmatch(names[-1])
+        assert match is not None
+        return int(match["sequence"]) + 1
 
     def load(self) -> NonVolatile | None:
+        """The state last saved, once every file of the folder was checked (start-up).
+
+        Raises ``DamagedMemory`` naming the file: a state file that is missing beside signed records, that does
+        not parse, or whose key has the wrong type or range; a record file that does not parse. Every record is
+        read for this, so nothing signed is hidden by a damaged file (the history itself is read again only
+        when first asked for).
+        """
+        names = self._record_names(warn=True)
+        self._check_records(names)
         state_path = self.folder / STATE_FILE
-        return NonVolatile.from_dict(_read_json(state_path)) if state_path.exists() else None
+        if not state_path.exists():
+            if names:
+                raise DamagedMemory(
+                    state_path,
+                    f"missing, but {self._records} holds {len(names)} signed records of this meter; starting a new "
+                    "meter here would put a new key and PG T1 beside them",
+                    f"Restore {STATE_FILE} from a backup to keep this meter, or move {self.folder} away (its records "
+                    "stay there) to start a new meter on purpose",
+                )
+            return None
+        remedy = (
+            f"Fix that key or restore {STATE_FILE} from a backup; to start a new meter on purpose, move "
+            f"{self.folder} away (its records stay there)"
+        )
+        try:
+            state = NonVolatile.from_dict(_decode(state_path.read_bytes()))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise DamagedMemory(state_path, f"unreadable meter state ({exc})", remedy) from None
+        try:
+            Signer.from_pem(state.key_pem)
+        except Exception as exc:  # ecdsa raises several kinds for a PEM it cannot read
+            raise DamagedMemory(state_path, f"key 'key_pem' is not a PEM private key ({exc})", remedy) from None
+        return state
+
+    def _check_records(self, names: list[str]) -> None:
+        folder = os.open(self._records, os.O_RDONLY)
+        try:
+            for name in names:
+                _read_record(self._records, folder, name)
+        finally:
+            os.close(folder)
 
     def records_since(self, fingerprint: str, pagination: int) -> list[SignedRecord]:
         """Chosen by file name first (``...-<fingerprint>-T<pagination>.json``): start-up reads only these."""
@@ -74,20 +200,38 @@ class FileMemory:
             os.close(folder)
 
     def save(self, state: NonVolatile) -> None:
-        write_atomic(self.folder / STATE_FILE, json.dumps(state.as_dict(), indent=1).encode())
+        path = self.folder / STATE_FILE
+        with self._writing(path):
+            write_atomic(path, json.dumps(state.as_dict(), indent=1).encode())
 
     def add_record(self, record: SignedRecord) -> None:
-        name = f"{self._sequence:08d}-{record.key_fingerprint}-T{record.pagination:010d}.json"
-        write_atomic(self._records / name, json.dumps(record.as_dict()).encode())
+        path = self._records / f"{self._sequence:08d}-{record.key_fingerprint}-T{record.pagination:010d}.json"
+        with self._writing(path):
+            write_atomic(path, json.dumps(record.as_dict()).encode())
         self._sequence += 1
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            self.failures.failed(path, exc)
+            raise StorageError(
+                f"the meter's non-volatile memory could not be written ({exc.strerror or exc}); nothing changed",
+                path=str(path),
+            ) from exc
+        self.failures.succeeded()
+
+
+RECORD_NAME = re.compile(r"(?P<sequence>[0-9]{8,})-(?P<fingerprint>[0-9a-f]{16})-T(?P<pagination>[0-9]{10,})\.json")
+TEMPORARY = re.compile(r"\..+\.tmp")  # what write_atomic leaves when the process dies mid-write
 
 
 def _may_be_since(name: str, fingerprint: str, pagination: int) -> bool:
-    """False only for a record file whose name says it is of another key or older (odd names are read)."""
-    parts = name[: -len(".json")].split("-")
-    if len(parts) != 3 or not parts[2].startswith("T") or not parts[2][1:].isdigit():
-        return True
-    return parts[1] == fingerprint and int(parts[2][1:]) >= pagination
+    """False for a record file whose name says it is of another key or older."""
+    match = RECORD_NAME.fullmatch(name)
+    assert match is not None  # _record_names lists only such names
+    return match["fingerprint"] == fingerprint and int(match["pagination"]) >= pagination
 
 
 def _read_at(folder: int, name: str) -> bytes:
@@ -102,18 +246,16 @@ def _read_at(folder: int, name: str) -> bytes:
         os.close(handle)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return _decode(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise RuntimeError(f"{path}: unreadable meter memory ({exc})") from exc
-
-
 def _read_record(records: Path, folder: int, name: str) -> SignedRecord:
     try:
         return SignedRecord.from_dict(_decode(_read_at(folder, name)))
-    except (OSError, ValueError, TypeError) as exc:  # the Path is made only here: a history loads record by record
-        raise RuntimeError(f"{records / name}: unreadable meter memory ({exc})") from exc
+    except (OSError, ValueError, RecursionError) as exc:  # the Path is made only here: a history loads record by record
+        raise DamagedMemory(
+            records / name,
+            f"unreadable signed record ({exc})",
+            f"Nothing signed may be lost, so the twin does not go on without it: restore the file from a backup, or "
+            f"move it out of {records} to go on without it",
+        ) from None
 
 
 def _decode(raw: bytes) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The pure meter model: rules, registers, faults and profiles, with no I/O and no asyncio."""
 
-from iemdcr_twin.simulator.model.errors import Refusal
+from iemdcr_twin.simulator.model.errors import Refusal, StorageError
 from iemdcr_twin.simulator.model.faults import CATALOGUE, Fault
 from iemdcr_twin.simulator.model.memory import Memory, NonVolatile, RamMemory, SignedRecord
 from iemdcr_twin.simulator.model.meter import Meter
@@ -18,6 +18,7 @@ __all__ = [
     "RamMemory",
     "Refusal",
     "SignedRecord",
+    "StorageError",
     "Switches",
     "get_profile",
 ]

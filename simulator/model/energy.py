@@ -2,6 +2,11 @@
 
 Energy is counted in integer microjoules (1 mWh = 3,600,000 µJ): whole mWh are what the meter shows, and the
 remainder below 1 mWh is carried instead of dropped, so frequent reads never lose energy.
+
+Registers have the width of their display, 8 integer digits of kWh with 3 decimals (``99999999.999``): one Wh
+more and they wrap to zero, like a meter register (meter-api.md §3.4). That is 10^11 Wh = 10^14 mWh (§3.4 writes
+"10^11 mWh" beside ``99999999.999`` kWh; the display it names is the width). Every difference of two register
+values is taken modulo the width (``register_delta``).
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import itertools
 from dataclasses import dataclass
 
 UJ_PER_MWH = 3_600_000
+REGISTER_WRAP_MWH = 10**14  # 100,000,000 kWh: 99999999.999 kWh is the last value before zero
+REGISTER_WRAP_UJ = REGISTER_WRAP_MWH * UJ_PER_MWH
 
 
 @dataclass(frozen=True)
@@ -109,9 +116,25 @@ def uj_to_mwh(microjoules: int) -> int:
     return microjoules // UJ_PER_MWH
 
 
+def wrap_uj(microjoules: int) -> int:
+    """A register value in µJ brought into the register's width (it counts on from zero after the last value)."""
+    return microjoules % REGISTER_WRAP_UJ
+
+
+def register_delta(before: int, after: int, width: int = REGISTER_WRAP_UJ) -> int:
+    """How far a register moved from ``before`` to ``after`` (in the unit of ``width``), across a wrap too.
+
+    Negative when it went back: a step forward of half the width or more is read as a step back (no charge comes
+    near it: half the width at 1,500 A and 1,000 V takes 3.8 years). ``width``: ``REGISTER_WRAP_UJ`` for µJ,
+    ``REGISTER_WRAP_MWH`` for mWh.
+    """
+    step = (after - before) % width
+    return step - width if step >= width // 2 else step
+
+
 def format_kwh(mwh: int) -> str:
-    """kWh with 3 decimals (whole Wh), truncated, 8 integer digits: ``00000446.540``."""
-    wh = mwh // 1000
+    """kWh with 3 decimals (whole Wh), truncated, 8 integer digits: ``00000446.540`` (modulo the width)."""
+    wh = mwh % REGISTER_WRAP_MWH // 1000
     return f"{wh // 1000:08d}.{wh % 1000:03d}"
 
 

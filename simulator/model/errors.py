@@ -22,3 +22,16 @@ def bad_request(code: str, message: str) -> Refusal:
 
 def precondition(code: str, message: str) -> Refusal:
     return Refusal(428, code, message)
+
+
+class StorageError(Refusal):
+    """Non-volatile memory could not be written: the change was not made (meter-api.md §1, 503 ``storage_error``).
+
+    Raised by a ``Memory`` (``simulator.store`` maps every ``OSError`` of a write to it) before the model commits
+    anything, so the request that needed the write is refused and the meter stays as it was. It is a
+    ``Refusal``: the meter API answers it like any other; the control API maps it in its error middleware.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(503, "storage_error", message)
+        self.path = path  # the file that could not be written, for logs and the CLI (not for HTTP clients)

@@ -6,10 +6,11 @@ The model never does I/O itself: it hands snapshots to a ``Memory`` (in RAM here
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from iemdcr_twin.simulator.model.energy import parse_kwh
+from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_UJ, UJ_PER_MWH, parse_kwh, register_delta, wrap_uj
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,9 @@ class SignedRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SignedRecord:
-        """Records written before the optional fields existed load with their defaults."""
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
+        """A record as stored; ``ValueError`` names the first key that is missing or of the wrong type or range.
+        Records written before the optional fields existed load with their defaults."""
+        return cls(**_checked(data, RECORD_RULES, RECORD_OPTIONAL))
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,81 @@ class NonVolatile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NonVolatile:
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+        """The state as stored; ``ValueError`` names the first key that is missing or of the wrong type or range."""
+        return cls(**_checked(data, STATE_RULES))
+
+
+Rule = tuple[str, Any]  # (what it must be, a check returning True when the value is fine)
+_KWH = re.compile(r"[0-9]{8}\.[0-9]{3}")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _register(value: Any) -> bool:
+    return _count(value) and value < REGISTER_WRAP_UJ
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+COUNT: Rule = ("a whole number from 0", _count)
+REGISTER: Rule = (f"a whole number of µJ from 0 to {REGISTER_WRAP_UJ - 1} (the register's width)", _register)
+TEXT: Rule = ("a string", _text)
+STATE_RULES: dict[str, Rule] = {
+    "serial": TEXT,
+    "profile": TEXT,
+    "key_pem": TEXT,
+    "key_generation": COUNT,
+    "import_uj": REGISTER,
+    "export_uj": REGISTER,
+    "next_pagination": COUNT,
+    "last_transaction": ("a string or null", lambda value: value is None or isinstance(value, str)),
+}
+RECORD_RULES: dict[str, Rule] = {
+    "pagination": COUNT,
+    "reason": TEXT,
+    "ocmf": ("an OCMF string", lambda value: isinstance(value, str) and value.startswith("OCMF|")),
+    "key_fingerprint": TEXT,
+    "begin_tm": TEXT,
+    "end_tm": TEXT,
+    "begin_rv": ("kWh as 8.3 digits, e.g. 00000446.540", lambda value: _text(value) and _KWH.fullmatch(value)),
+    "end_rv": ("kWh as 8.3 digits, e.g. 00000446.540", lambda value: _text(value) and _KWH.fullmatch(value)),
+    "public_key": TEXT,
+    "import_uj": REGISTER,
+    "export_uj": REGISTER,
+}
+RECORD_OPTIONAL = frozenset({"public_key", "import_uj", "export_uj"})  # records written before these existed
+
+
+def _checked(data: dict[str, Any], rules: dict[str, Rule], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The values of ``rules``' keys (in field order); ``ValueError`` names the first missing or bad one."""
+    values: dict[str, Any] = {}
+    for key, (what, ok) in rules.items():
+        if key not in data:
+            if key in optional:
+                continue
+            raise ValueError(f"key {key!r} is missing")
+        value = data[key]
+        if not ok(value):
+            raise ValueError(f"key {key!r} must be {what}, not {_short(value)}")
+        values[key] = value
+    return values
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class Memory(Protocol):
-    """Durable storage for one meter; every call returns only once the data is safe."""
+    """Durable storage for one meter; every call returns only once the data is safe.
+
+    ``save`` and ``add_record`` raise ``StorageError`` when the data could not be made durable; the model calls
+    them before it changes anything, so a refused write leaves the meter as it was (docs/persistence.md).
+    """
 
     def load(self) -> NonVolatile | None:
         """The state last saved (None: factory new)."""
@@ -105,8 +177,9 @@ def reconcile(state: NonVolatile, records: list[SignedRecord], fingerprint: str)
     and the state follows at the next checkpoint.
 
     The pagination counter resumes after the newest record of the current key, the last transaction is that
-    record, and the registers are never below what a record saw (never below a signed end value). Records
-    signed before the state was saved change nothing, so ``Memory.records_since`` the state's PG is enough.
+    record, and the registers are never below what a record saw (never below a signed end value), modulo the
+    register width: a record after a wrap is ahead of a state from before it. Records signed before the state
+    was saved change nothing, so ``Memory.records_since`` the state's PG is enough.
     """
     own = [record for record in records if record.key_fingerprint == fingerprint]
     if not own:
@@ -114,9 +187,9 @@ def reconcile(state: NonVolatile, records: list[SignedRecord], fingerprint: str)
     newest = max(own, key=lambda record: record.pagination)
     next_pg = max(state.next_pagination, newest.pagination + 1)
     last = state.last_transaction if state.next_pagination > newest.pagination else newest.ocmf
-    signed_mwh = max(parse_kwh(record.end_rv) for record in own)
-    import_uj = max(state.import_uj, signed_mwh * 3_600_000, *(record.import_uj for record in own))
-    export_uj = max(state.export_uj, *(record.export_uj for record in own))
+    signed_uj = [parse_kwh(record.end_rv) * UJ_PER_MWH for record in own]
+    import_uj = _furthest(state.import_uj, [*signed_uj, *(record.import_uj for record in own)])
+    export_uj = _furthest(state.export_uj, [record.export_uj for record in own])
     return NonVolatile(
         state.serial,
         state.profile,
@@ -127,3 +200,8 @@ def reconcile(state: NonVolatile, records: list[SignedRecord], fingerprint: str)
         next_pg,
         last,
     )
+
+
+def _furthest(base: int, values: list[int]) -> int:
+    """The value furthest ahead of ``base`` on the register (``base`` itself when all are behind it)."""
+    return wrap_uj(base + max(0, *(register_delta(base, value) for value in values)))

@@ -7,12 +7,13 @@ function (simulation seconds since the epoch); durable memory from an injected `
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from iemdcr_twin.simulator.model import energy, faults, requests
-from iemdcr_twin.simulator.model.errors import Refusal, precondition
+from iemdcr_twin.simulator.model.errors import Refusal, StorageError, precondition
 from iemdcr_twin.simulator.model.memory import Memory, NonVolatile, SignedRecord, reconcile
 from iemdcr_twin.simulator.model.profiles import Profile, Switches
 from iemdcr_twin.simulator.model.timefmt import format_tm, parse_tm
@@ -117,40 +118,50 @@ class Meter:
             state = NonVolatile(
                 self.serial, self.profile.name, signer.to_pem(), 0, 0, 0, self.profile.first_pagination, None
             )
-            self._memory.save(state)
+            self._memory.save(state)  # the key is durable before anything is signed with it
+            saved = state
         else:
             signer = Signer.from_pem(state.key_pem)
             recent = self._memory.records_since(signer.fingerprint, state.next_pagination)
-            reconciled = reconcile(state, recent, signer.fingerprint)
-            if reconciled != state:
-                state = reconciled
-                self._memory.save(state)
+            saved, state = state, reconcile(state, recent, signer.fingerprint)
+            if state != saved:
+                # The records hold the repair; writing it back may wait for the next checkpoint (a full disk).
+                with contextlib.suppress(StorageError):
+                    self._memory.save(state)
+                    saved = state
         self.signer = signer
+        self._key_pem = state.key_pem  # serialised once: a checkpoint after every clock jump must stay cheap
         self._history: list[SignedRecord] | None = None  # read from memory when first asked for
         self.import_uj = state.import_uj
         self.export_uj = state.export_uj
         self.next_pagination = state.next_pagination
         self.last_transaction = state.last_transaction
         self._key_generation = state.key_generation
-        self._saved = state
+        self._saved = saved
 
-    def _persist(self) -> None:
-        state = NonVolatile(
+    def _nonvolatile(self) -> NonVolatile:
+        return NonVolatile(
             self.serial,
             self.profile.name,
-            self.signer.to_pem(),
+            self._key_pem,
             self._key_generation,
             self.import_uj,
             self.export_uj,
             self.next_pagination,
             self.last_transaction,
         )
+
+    def _persist(self) -> None:
+        """Save the non-volatile state if it changed; raises ``StorageError`` (then nothing counts as saved)."""
+        state = self._nonvolatile()
         if state != self._saved:
             self._memory.save(state)
             self._saved = state
 
     def checkpoint(self) -> bool:
-        """Persist the registers if they moved; adapters call this every few seconds and at shutdown."""
+        """Persist the registers if they moved; adapters call this every few seconds, after every clock jump and
+        at shutdown (docs/persistence.md). Returns whether it wrote; raises ``StorageError`` when the write
+        failed (the next checkpoint tries again)."""
         self._integrate()
         before = self._saved
         self._persist()
@@ -183,8 +194,8 @@ class Meter:
         if self.powered and t > self._integrated_to:
             rated = self.profile.rated_current_A
             imported, exported = energy.integrate(self._current, self._voltage, rated, self._integrated_to, t)
-            self.import_uj += energy.joules_to_uj(imported)
-            self.export_uj += energy.joules_to_uj(exported)
+            self.import_uj = energy.wrap_uj(self.import_uj + energy.joules_to_uj(imported))
+            self.export_uj = energy.wrap_uj(self.export_uj + energy.joules_to_uj(exported))
         self._integrated_to = max(self._integrated_to, t)
         return t
 
@@ -232,19 +243,21 @@ class Meter:
         return energy.uj_to_mwh(self.export_uj)
 
     def transaction_mwh(self) -> tuple[int, int]:
-        """Transaction import/export since the last B (frozen after E, zero after power-up)."""
+        """Transaction import/export since the last B (frozen after E, zero after power-up), across a wrap of
+        the absolute registers too."""
         tx = self.transaction
         if tx is None:
             return self._tx_import_mwh, self._tx_export_mwh
         return (
-            energy.uj_to_mwh(self.import_uj - tx.start_import_uj),
-            energy.uj_to_mwh(self.export_uj - tx.start_export_uj),
+            energy.uj_to_mwh(energy.register_delta(tx.start_import_uj, self.import_uj)),
+            energy.uj_to_mwh(energy.register_delta(tx.start_export_uj, self.export_uj)),
         )
 
     # ---- status --------------------------------------------------------------------------------------
 
-    def _status(self) -> tuple[str, str]:
-        fault = faults.worst(self.faults)
+    def _status(self, active: frozenset[str] | None = None) -> tuple[str, str]:
+        """ST and EF of the most severe active fault (of ``active`` when given: a fault being raised)."""
+        fault = faults.worst(self.faults if active is None else active)
         return ("G", "") if fault is None else (fault.st, fault.ef)
 
     def _blocking_fault(self) -> str | None:
@@ -422,7 +435,7 @@ class Meter:
         self._refuse_during_transaction()
         t = self._now()
         st, ef = self._status()
-        self.transaction = OpenTransaction(
+        transaction = OpenTransaction(
             begin=self._reading("B", t, st, ef),
             ct=self.ct,
             ci=self.ci,
@@ -432,16 +445,18 @@ class Meter:
             start_import_uj=self.import_uj,
             start_export_uj=self.export_uj,
         )
+        self._persist()  # the registers at the begin reading, before B counts (StorageError: B does not begin)
+        self.transaction = transaction
         self.counters["transactions"] += 1
-        self._persist()
         self._emit("transaction_begin", {"begin": self.transaction.begin.tm})
 
-    def _finish(self, reason: str) -> SignedRecord:
-        """End reading, sign, persist record then counter, and only then report success."""
+    def _finish(self, reason: str, active: frozenset[str] | None = None) -> SignedRecord:
+        """End reading, sign, store the record, and only then change anything: a ``StorageError`` from memory
+        leaves the transaction open. ``active``: the faults the end reading shows (a fault being raised)."""
         tx = self.transaction
         assert tx is not None
         t = self._integrate()
-        st, ef = self._status()
+        st, ef = self._status(active)
         end = self._reading(reason, t, st, ef)
         content = RecordContent(
             gateway_id=self.profile.gateway_id,
@@ -492,12 +507,13 @@ class Meter:
         if name in self.faults:
             return
         self._integrate()
-        self.faults = self.faults | {name}
+        active = self.faults | {name}
+        if fault.mid_transaction is faults.MidTransaction.ABORT and self.transaction is not None:
+            self._finish("A", active)  # signed and stored first: a StorageError leaves the fault not raised
+        self.faults = active
         self.counters["faults_raised"] += 1
         if fault.mid_transaction is faults.MidTransaction.CLOCK_UNKNOWN:
             self.time_status = "U"
-        elif fault.mid_transaction is faults.MidTransaction.ABORT and self.transaction is not None:
-            self._finish("A")
         self._emit("fault_raised", {"fault": name})
 
     def clear_fault(self, name: str) -> None:
@@ -507,13 +523,18 @@ class Meter:
             self._emit("fault_cleared", {"fault": name})
 
     def power_off(self) -> None:
-        """Unplug: a running transaction ends with reason P, signed and stored; volatile state goes."""
+        """Unplug: a running transaction ends with reason P, signed and stored; volatile state goes.
+
+        One write either way: the P record (it carries PG and the registers; ``state.json`` follows at the next
+        checkpoint) or the state. A ``StorageError`` leaves the meter powered and its transaction open.
+        """
         if not self.powered:
             return
         self._integrate()
         if self.transaction is not None:
             self._finish("P")
-        self._persist()
+        else:
+            self._persist()
         self.powered = False
         self._emit("power", {"on": False})
 
@@ -530,22 +551,61 @@ class Meter:
         self.switches = self.switches.updated(changes)
         self._emit("profile", self.switches.as_dict())
 
+    def set_registers(self, import_mwh: int | None = None, export_mwh: int | None = None) -> None:
+        """Put the absolute registers anywhere within their width, e.g. just below the wrap: for test labs only
+        (the control API's ``PUT .../registers``; never the meter API). Whole mWh; the part below 1 mWh is zeroed.
+
+        Raises ``Refusal``: 400 ``bad_value`` for a value outside 0 .. 10^14 - 1 mWh, 428 ``transaction_running``
+        while a transaction runs (its begin reading and registers would lie), ``StorageError`` when the new
+        values cannot be saved (they are saved before they count).
+        """
+        for name, value in (("import_mWh", import_mwh), ("export_mWh", export_mwh)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < energy.REGISTER_WRAP_MWH
+            ):
+                raise Refusal(
+                    400, "bad_value", f"{name} must be a whole number from 0 to {energy.REGISTER_WRAP_MWH - 1}"
+                )
+        self._refuse_during_transaction()
+        self._integrate()
+        old = self.import_uj, self.export_uj
+        if import_mwh is not None:
+            self.import_uj = import_mwh * energy.UJ_PER_MWH
+        if export_mwh is not None:
+            self.export_uj = export_mwh * energy.UJ_PER_MWH
+        try:
+            self._persist()
+        except StorageError:
+            self.import_uj, self.export_uj = old
+            raise
+        self._emit("registers", {"import_mWh": self.import_mwh, "export_mWh": self.export_mwh})
+
     def set_next_record_fault(self, kind: str | None) -> None:
         if kind is not None and kind not in FAULTY_RECORD_KINDS:
             raise ValueError(f"unknown faulty record kind {kind!r}; known: {', '.join(FAULTY_RECORD_KINDS)}")
         self.next_record_fault = kind
 
     def factory_reset(self) -> None:
-        """A new meter in the same slot: new key, zero registers, PG restarts; old records stay listed."""
+        """A new meter in the same slot: new key, zero registers, PG restarts; old records stay listed.
+
+        A running transaction first ends with a P record, signed and stored on its own. The new identity is
+        saved before it replaces the old one: a ``StorageError`` there leaves the old key, registers and PG
+        (and the P record, which is signed and never lost).
+        """
         if self.transaction is not None:
             self._finish("P")
-        self._key_generation += 1
-        self.signer = self._new_signer(self._key_generation)
+        generation = self._key_generation + 1
+        signer = self._new_signer(generation)
+        state = NonVolatile(
+            self.serial, self.profile.name, signer.to_pem(), generation, 0, 0, self.profile.first_pagination, None
+        )
+        self._memory.save(state)
+        self._saved = state
+        self._key_generation, self.signer, self._key_pem = generation, signer, state.key_pem
         self.import_uj = self.export_uj = 0
         self.next_pagination = self.profile.first_pagination
         self.last_transaction = None
         self.faults = frozenset()
-        self._persist()
         self._power_up(self._now())
         self._emit("factory_reset", {"fingerprint": self.signer.fingerprint})
 

@@ -29,6 +29,7 @@ ACTIONS = (
     "power",
     "fault",
     "profile",
+    "registers",
     "advance",
     "wait",
     "clock",

@@ -340,6 +340,9 @@ class ScenarioRun:
     async def _do_profile(self, step: Step, value: dict[str, Any]) -> None:
         self.meter_slot.meter.set_switches(value)
 
+    async def _do_registers(self, step: Step, value: dict[str, int]) -> None:
+        self.meter_slot.meter.set_registers(value.get("import_mWh"), value.get("export_mWh"))
+
     async def _do_advance(self, step: Step, value: str) -> None:
         self.clock.advance(parse_duration(value))
         await self.clock.settle()
@@ -536,13 +539,14 @@ class ScenarioRun:
             for before, after in itertools.pairwise(stored):
                 if after.pagination != before.pagination + 1:
                     problems.append(f"PG jumps from T{before.pagination} to T{after.pagination}")
-        if value.get("monotonic"):
-            last = None
+        if value.get("monotonic"):  # modulo the register's width: a wrap is not a step back
+            last: str | None = None
             for record in stored:
-                begin, end = float(record.begin_rv), float(record.end_rv)
-                if end < begin or (last is not None and begin < last):
+                if records.register_step_wh(record.begin_rv, record.end_rv) < 0 or (
+                    last is not None and records.register_step_wh(last, record.begin_rv) < 0
+                ):
                     problems.append(f"register went back at T{record.pagination}: {record.begin_rv} → {record.end_rv}")
-                last = end
+                last = record.end_rv
         if value.get("verify") or value.get("billable"):
             key = meter.signer.public_key_hex
             for record in stored:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from iemdcr_twin.simulator.scenario import ScenarioResult, load_text, run_all, run_scenario
+from iemdcr_twin.simulator.scenario import ScenarioResult, load_text, records, run_all, run_scenario
 
 
 def run(text: str, name: str = "probe") -> ScenarioResult:
@@ -83,6 +83,27 @@ def test_verifies_false_fails_for_a_good_record() -> None:
     result = run(HEAD + "  - start: {}\n  - stop: {}\n  - expect_record: {verifies: false}\n")
     assert result.failure is not None
     assert "expected not to verify, but pyocmf accepts it" in result.failure.got
+
+
+def test_billable_false_is_checked_beside_verifies_true() -> None:
+    """``{verifies: true, billable: false}`` (a record across the register wrap) fails for a billable record."""
+    result = run(HEAD + "  - start: {}\n  - stop: {}\n  - expect_record: {verifies: true, billable: false}\n")
+    assert result.failure is not None
+    assert "expected not to be billable, but pyocmf accepts it" in result.failure.got
+
+
+def test_record_energy_and_monotonic_count_across_the_register_wrap() -> None:
+    assert records.register_step_wh("99999990.000", "00000010.000") == 20_000
+    assert records.register_step_wh("00000010.000", "00000012.500") == 2_500
+    assert records.register_step_wh("00000012.500", "00000010.000") == -2_500  # a step back stays one
+    text = HEAD + (
+        "  - registers: {import_mWh: 99999999000000}\n  - start: {}\n  - load: {current_A: 100, voltage_V: 400}\n"
+        "  - advance: 6m\n  - load: {current_A: 0}\n  - stop: {}\n"
+        "    expect: {record: {verifies: true, billable: false, energy_Wh: 4000, end: {RV: '00000003.000'}}}\n"
+        "  - expect_records: {count: 1, monotonic: true}\n"
+    )
+    result = run(text)
+    assert result.passed, result.failure and result.failure.story()
 
 
 def test_expect_meter_reports_the_differing_key() -> None:

@@ -6,7 +6,16 @@ from typing import Any
 
 from pyocmf import OCMF
 
-from iemdcr_twin.simulator.model import Memory, Meter, RamMemory, Switches, get_profile
+from iemdcr_twin.simulator.model import (
+    Memory,
+    Meter,
+    NonVolatile,
+    RamMemory,
+    SignedRecord,
+    StorageError,
+    Switches,
+    get_profile,
+)
 from iemdcr_twin.simulator.ocmf import Signer
 
 T0 = 1_750_000_000.0
@@ -37,6 +46,28 @@ class FakeTime:
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
+
+
+class FullMemory(RamMemory):
+    """RAM memory whose writes fail with ``StorageError`` while ``full`` is set, like a full disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = False
+        self.refused = 0
+
+    def _check(self) -> None:
+        if self.full:
+            self.refused += 1
+            raise StorageError("the meter's non-volatile memory could not be written (disk full); nothing changed")
+
+    def save(self, state: NonVolatile) -> None:
+        self._check()
+        super().save(state)
+
+    def add_record(self, record: SignedRecord) -> None:
+        self._check()
+        super().add_record(record)
 
 
 def seeded_signer(serial: str = SERIAL, seed: str = "tests") -> Any:

@@ -14,7 +14,7 @@ import pytest
 from iemdcr_twin.simulator import fleet
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin, UnknownMeter
-from tests.simulator.helpers import GW, USER
+from tests.simulator.helpers import GW, T0, USER
 from tests.simulator.twin_helpers import until
 
 V1 = "/counter/v1/ocmf/"
@@ -169,7 +169,9 @@ async def test_stop_cancels_a_pending_power_on(clock: SimClock) -> None:
 # ---- non-volatile memory ------------------------------------------------------------------------------------
 
 
-async def test_state_dir_keeps_key_registers_and_records_across_twins(tmp_path: Path, clock: SimClock) -> None:
+async def test_state_dir_keeps_key_registers_and_records_across_twins(tmp_path: Path) -> None:
+    wall = [0.0]
+    clock = SimClock("virtual", 1.0, T0, monotonic=lambda: wall[0])  # time runs with ``wall``, without jumps
     twin = Twin(clock, state_dir=tmp_path)
     meter = twin.add_meter(MeterSpec(port=0)).meter
     await twin.start()
@@ -181,7 +183,7 @@ async def test_state_dir_keeps_key_registers_and_records_across_twins(tmp_path: 
     meter.set_load(0.0)
     meter.post_receipt({"TX": "E"})
     meter.set_load(100.0, 400.0)
-    clock.advance(90)  # 1 kWh more, only checkpointed at stop
+    wall[0] += 90  # 1 kWh more as time runs (no jump, no periodic checkpoint yet): saved by the one at stop
     await twin.stop()
     assert (tmp_path / meter.serial / "state.json").exists()
 
@@ -207,6 +209,31 @@ async def test_checkpoint_loop_persists_moving_registers(
         await until(lambda: json.loads(state.read_text())["import_uj"] == expected)
     finally:
         await twin.stop()
+
+
+async def test_a_kill_right_after_a_clock_jump_loses_nothing(tmp_path: Path, clock: SimClock) -> None:
+    """Issue 13's counterexample on the twin: B, 0.2 A, a 1 ms jump, SIGKILL (no stop). The checkpoint after
+    the jump saved the registers, so the restarted meter shows what was live; so does a jump of hours."""
+    twin = Twin(clock, state_dir=tmp_path)
+    meter = twin.add_meter(MeterSpec(port=0)).meter
+    await twin.start()
+    meter.post_gw(dict(GW))
+    meter.post_user(dict(USER))
+    meter.post_receipt({"TX": "B"})
+    meter.set_load(0.2, 200.0)
+    clock.advance(0.001)
+    live = meter.import_uj
+    assert live > 0
+    killed = Twin(SimClock("virtual", 0, clock.now()), state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter
+    assert killed.import_uj == live
+
+    meter.set_load(100.0, 400.0)
+    clock.advance(3 * 3600)
+    live = meter.import_uj
+    killed = Twin(SimClock("virtual", 0, clock.now()), state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter
+    assert (killed.import_uj, killed.import_mwh) == (live, 120_000_000)
+    await twin.stop()
+    assert clock.after_jump == []  # a stopped twin no longer checkpoints on this clock
 
 
 def test_state_dir_without_seed_still_keeps_one_key(tmp_path: Path, clock: SimClock) -> None:

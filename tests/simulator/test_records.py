@@ -262,7 +262,7 @@ async def test_next_record_can_be_cleared_and_bad_kinds_are_400(control: Client,
 
 
 def test_records_written_before_public_keys_were_kept_still_load() -> None:
-    record = SignedRecord(1, "E", "OCMF|{}|{}", "ab", "t0", "t1", "0", "1", "3059")
+    record = SignedRecord(1, "E", "OCMF|{}|{}", "ab", "t0", "t1", "00000000.000", "00000001.000", "3059")
     data = record.as_dict()
     assert SignedRecord.from_dict(data) == record
     del data["public_key"]

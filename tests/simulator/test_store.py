@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from iemdcr_twin.simulator.model import NonVolatile, SignedRecord
-from iemdcr_twin.simulator.model.energy import UJ_PER_MWH, parse_kwh
-from iemdcr_twin.simulator.model.memory import reconcile
-from iemdcr_twin.simulator.store import FileMemory, write_atomic
+from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_UJ, UJ_PER_MWH, parse_kwh
+from iemdcr_twin.simulator.model.memory import RECORD_RULES, REGISTER, STATE_RULES, reconcile
+from iemdcr_twin.simulator.ocmf import Signer
+from iemdcr_twin.simulator.store import DamagedMemory, FileMemory, write_atomic
 from tests.simulator.helpers import GW, SERIAL, USER, FakeTime, assert_verifies, charge, make_meter, ready_meter
 
-STATE = NonVolatile(SERIAL, "iem-dcr-125", "-----PEM-----", 0, 123_456_789, 42, 5, "OCMF|{}|{}")
+PEM = Signer.from_seed("tests", SERIAL, 0).to_pem()
+STATE = NonVolatile(SERIAL, "iem-dcr-125", PEM, 0, 123_456_789, 42, 5, "OCMF|{}|{}")
 
 
 def record(pagination: int, fingerprint: str = "f" * 16, end_rv: str = "00000004.000") -> SignedRecord:
@@ -60,7 +64,7 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_save_replaces_the_state(tmp_path: Path) -> None:
     memory = FileMemory(tmp_path, SERIAL)
     memory.save(STATE)
-    newer = NonVolatile(SERIAL, "iem-dcr-125", "-----PEM-----", 0, 999, 0, 6, None)
+    newer = NonVolatile(SERIAL, "iem-dcr-125", PEM, 0, 999, 0, 6, None)
     memory.save(newer)
     assert memory.load() == newer
 
@@ -95,10 +99,10 @@ def test_a_torn_temporary_file_is_ignored(tmp_path: Path) -> None:
 def test_unreadable_state_names_the_file(tmp_path: Path) -> None:
     memory = FileMemory(tmp_path, SERIAL)
     (memory.folder / "state.json").write_text("[1, 2]")
-    with pytest.raises(RuntimeError, match=r"state\.json"):
+    with pytest.raises(DamagedMemory, match=r"state\.json: unreadable meter state \(.*JSON object"):
         memory.load()
     (memory.folder / "state.json").write_text("{not json")
-    with pytest.raises(RuntimeError, match=r"state\.json"):
+    with pytest.raises(DamagedMemory, match=r"state\.json: unreadable meter state"):
         memory.load()
 
 
@@ -111,10 +115,95 @@ def test_unreadable_record_names_its_file_and_the_problem(tmp_path: Path, conten
     memory.add_record(record(1))
     name = "00000001-ffffffffffffffff-T0000000002.json"
     (memory.folder / "records" / name).write_bytes(content)
-    with pytest.raises(RuntimeError, match=rf"{name}: unreadable meter memory \(.*{problem}"):
+    with pytest.raises(DamagedMemory, match=rf"{name}: unreadable signed record \(.*{problem}"):
+        memory.load()  # start-up checks every record
+    with pytest.raises(DamagedMemory, match=rf"{name}: unreadable signed record \(.*{problem}"):
         memory.history()
-    with pytest.raises(RuntimeError, match=rf"{name}: unreadable meter memory \(.*{problem}"):
-        memory.records_since("f" * 16, 2)  # start-up reads it too: its name says it may be unsaved
+
+
+def test_a_missing_state_beside_records_refuses_to_start_a_new_meter(tmp_path: Path) -> None:
+    time = FakeTime()
+    meter = ready_meter(time, FileMemory(tmp_path, SERIAL))
+    charge(meter, time)
+    (tmp_path / SERIAL / "state.json").unlink()
+    with pytest.raises(DamagedMemory) as damaged:
+        make_meter(time, FileMemory(tmp_path, SERIAL))
+    message = str(damaged.value)
+    assert message.startswith(
+        f"{tmp_path / SERIAL / 'state.json'}: missing, but {tmp_path / SERIAL / 'records'} holds 1"
+    )
+    assert f"move {tmp_path / SERIAL} away" in message
+    assert not (tmp_path / SERIAL / "state.json").exists()  # nothing was written over it
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"import_uj": -5}, f"key 'import_uj' must be {REGISTER[0]}, not -5"),
+        ({"import_uj": REGISTER_WRAP_UJ}, f"key 'import_uj' must be {REGISTER[0]}, not {REGISTER_WRAP_UJ}"),
+        ({"export_uj": "12"}, f"key 'export_uj' must be {REGISTER[0]}, not '12'"),
+        ({"next_pagination": 1.5}, "key 'next_pagination' must be a whole number from 0, not 1.5"),
+        ({"key_generation": True}, "key 'key_generation' must be a whole number from 0, not True"),
+        ({"last_transaction": 7}, "key 'last_transaction' must be a string or null, not 7"),
+        ({"serial": None}, "key 'serial' must be a string, not None"),
+        ({"key_pem": "-----PEM-----"}, "key 'key_pem' is not a PEM private key"),
+        ({"next_pagination": None, "drop": "next_pagination"}, "key 'next_pagination' is missing"),
+    ],
+)
+def test_a_state_key_of_the_wrong_type_or_range_is_named(
+    tmp_path: Path, change: dict[str, object], problem: str
+) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    memory.save(STATE)
+    data = json.loads((memory.folder / "state.json").read_text())
+    data.update({key: value for key, value in change.items() if key != "drop"})
+    data.pop(str(change.get("drop")), None)
+    (memory.folder / "state.json").write_text(json.dumps(data))
+    with pytest.raises(DamagedMemory) as damaged:
+        FileMemory(tmp_path, SERIAL).load()
+    assert str(damaged.value).startswith(f"{memory.folder / 'state.json'}: ")
+    assert problem in str(damaged.value)
+
+
+def test_every_stored_field_has_a_check() -> None:
+    assert list(STATE_RULES) == [field.name for field in fields(NonVolatile)]
+    assert list(RECORD_RULES) == [field.name for field in fields(SignedRecord)]
+
+
+def test_stray_files_in_records_are_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="iemdcr.store")
+    memory = FileMemory(tmp_path, SERIAL)
+    memory.save(STATE)
+    memory.add_record(record(5))
+    records = memory.folder / "records"
+    (records / "notes.txt").write_text("lab notes")
+    (records / "backup.json").write_text("{}")
+    (records / "00000009-ffffffffffffffff-T0000000009.json.bak").write_text("{}")
+    (records / "subfolder").mkdir()
+    (records / ".00000001-ffffffffffffffff-T0000000006.json.tmp").write_bytes(b"{torn")  # a killed write
+    reopened = FileMemory(tmp_path, SERIAL)
+    assert reopened.load() == STATE
+    assert reopened.history() == [record(5)]
+    warned = sorted(r.getMessage().split(" is not")[0] for r in caplog.records if r.levelname == "WARNING")
+    assert warned == [
+        str(records / name)
+        for name in ("00000009-ffffffffffffffff-T0000000009.json.bak", "backup.json", "notes.txt", "subfolder")
+    ]
+    reopened.add_record(record(6))
+    assert [r.pagination for r in FileMemory(tmp_path, SERIAL).history()] == [5, 6]
+
+
+def test_the_next_record_follows_the_highest_sequence_when_one_was_moved_away(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    for pagination in (1, 2, 3):
+        memory.add_record(record(pagination))
+    (memory.folder / "records" / "00000001-ffffffffffffffff-T0000000002.json").unlink()
+    FileMemory(tmp_path, SERIAL).add_record(record(1, fingerprint="a" * 16))  # a new key's first record
+    assert [(r.key_fingerprint[0], r.pagination) for r in FileMemory(tmp_path, SERIAL).history()] == [
+        ("f", 1),
+        ("f", 3),
+        ("a", 1),
+    ]
 
 
 def test_records_since_reads_only_what_the_state_may_not_count(tmp_path: Path) -> None:
@@ -123,7 +212,7 @@ def test_records_since_reads_only_what_the_state_may_not_count(tmp_path: Path) -
         memory.add_record(record(pagination))
     memory.add_record(record(3, fingerprint="a" * 16))  # another key's record
     for name in ("00000001-ffffffffffffffff-T0000000001.json", "00000002-ffffffffffffffff-T0000000002.json"):
-        (memory.folder / "records" / name).write_bytes(b"{torn")  # older: never opened at start-up
+        (memory.folder / "records" / name).write_bytes(b"{torn")  # older: records_since does not open them
     assert [r.pagination for r in memory.records_since("f" * 16, 3)] == [3, 4]
     assert [r.pagination for r in memory.records_since("a" * 16, 0)] == [3]
     assert memory.records_since("f" * 16, 5) == []
@@ -164,6 +253,21 @@ def test_reconcile_when_the_state_was_written_keeps_it() -> None:
     own = "a" * 16
     records = [record(3, own, "00000000.000"), record(4, own, "00000000.000")]
     assert reconcile(STATE, records, own) == STATE
+
+
+def test_reconcile_across_the_wrap_takes_the_record_ahead_of_the_state() -> None:
+    """State saved at B just below the wrap, then a record signed after the wrap: the record is ahead, although
+    its number is smaller; a record from before the optional registers existed (0) pulls nothing back."""
+    own = "a" * 16
+    before_wrap = REGISTER_WRAP_UJ - 5 * UJ_PER_MWH * 1_000_000  # 99999995.000 kWh
+    state = NonVolatile(SERIAL, "iem-dcr-125", PEM, 0, before_wrap, 0, 5, None)
+    after_wrap = SignedRecord(
+        5, "E", "OCMF|T5|sig", own, "tm0", "tm1", "99999995.000", "00000002.000", "", 2_000_000 * UJ_PER_MWH, 0
+    )
+    legacy = SignedRecord(6, "E", "OCMF|T6|sig", own, "tm0", "tm1", "00000002.000", "00000002.000")
+    repaired = reconcile(state, [after_wrap, legacy], own)
+    assert repaired.import_uj == 2_000_000 * UJ_PER_MWH
+    assert repaired.next_pagination == 7
 
 
 # ---- a meter on FileMemory ---------------------------------------------------------------------------
