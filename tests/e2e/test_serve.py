@@ -6,6 +6,7 @@ import hashlib
 import json
 import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -277,3 +278,34 @@ def test_parse_line() -> None:
         "control",
         {"url": "http://127.0.0.1:1", "clock": "virtual"},
     )
+
+
+def _dockerfile_healthcheck(port: int) -> list[str]:
+    """The Dockerfile's HEALTHCHECK command, run by this interpreter against ``port`` instead of 8090."""
+    text = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text(encoding="utf-8")
+    command = json.loads(text.split("HEALTHCHECK", 1)[1].split("CMD", 1)[1].splitlines()[0].strip())
+    assert command[:2] == ["python3", "-c"] and "http://127.0.0.1:8090/healthz" in command[2]
+    return [sys.executable, "-c", command[2].replace(":8090/", f":{port}/")]
+
+
+async def test_an_open_bind_without_a_token_warns_on_stderr_and_keeps_its_guards(
+    sim_factory: SimFactory, session: aiohttp.ClientSession
+) -> None:
+    """As the Docker image starts it (0.0.0.0, no token): a warning in the log, never among the startup lines;
+    the image's health check passes; loopback names are answered and a rebound name is not."""
+    sim = sim_factory("--host", "0.0.0.0", "--log-format", "json")
+    assert [json.loads(line)["event"] for line in sim.lines] == ["meter", "control"]
+    warnings = [json.loads(line) for line in sim.stderr().splitlines()]
+    assert [(w["level"], "without a token" in w["message"]) for w in warnings] == [("WARNING", True)]
+    port = int(sim.control.rsplit(":", 1)[1])
+    assert subprocess.run(_dockerfile_healthcheck(port), timeout=30, check=False).returncode == 0
+    async with session.get(f"http://127.0.0.1:{port}/api/meters") as resp:
+        assert resp.status == 200
+    async with session.get(f"http://localhost:{port}/api/meters") as resp:
+        assert resp.status == 200
+    async with session.get(f"http://127.0.0.1:{port}/api/meters", headers={"Host": "rebound.example"}) as resp:
+        assert (resp.status, (await resp.json())["error"]) == (403, "host_not_allowed")
+    assert sim.signal(signal.SIGTERM) == 0
+    quiet = sim_factory("--host", "0.0.0.0", "--control-token", "s3cret")
+    assert quiet.signal(signal.SIGTERM) == 0
+    assert "without a token" not in quiet.stderr()
