@@ -18,6 +18,7 @@ from iemdcr_twin.simulator import dashboard, events
 from iemdcr_twin.simulator.clock import ClockError
 from iemdcr_twin.simulator.conformance import routes as conformance_routes
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin, UnknownMeter
+from iemdcr_twin.simulator.json_depth import MAX_JSON_DEPTH, nesting_exceeds
 from iemdcr_twin.simulator.model import CATALOGUE
 from iemdcr_twin.simulator.model.faults import BY_NAME
 
@@ -73,6 +74,8 @@ async def read_body(request: web.Request, *, optional: bool = False) -> dict[str
         raise ControlError(400, "bad_json", "the body could not be decoded") from None
     if not raw.strip() and optional:
         return {}
+    if nesting_exceeds(raw):
+        raise ControlError(400, "bad_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deeply nested arrays

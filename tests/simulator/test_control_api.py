@@ -579,3 +579,24 @@ async def test_control_fuzz_never_answers_5xx(control: Client, twin: Twin) -> No
                 assert resp.status < 500, (method, path, raw, text)
                 assert "Traceback" not in text
     assert twin.slot(S1).meter.powered
+
+
+# ---- nesting depth (control-api.md §2, meter-api.md §1: deeper than 32 levels is 400 bad_json) -------------
+
+
+def nested(depth: int) -> bytes:
+    """A JSON object ``depth`` levels deep, its depth in one ignored key."""
+    return b'{"x":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
+async def test_a_control_body_nested_deeper_than_32_levels_is_400(control: Client, twin: Twin) -> None:
+    """``PUT faults/{name}`` ignores its body, so depth is all that can refuse it."""
+    meter = twin.slot(S1).meter
+    for depth in (33, 980):
+        resp = await control.put(METER + "/faults/clock_lost", data=nested(depth), headers=JSON_TYPE)
+        assert "32" in (await expect_error(resp, 400, "bad_json"))["message"]
+        resp = await control.put(METER + "/load", data=nested(depth), headers=JSON_TYPE)
+        await expect_error(resp, 400, "bad_json")
+    assert meter.faults == frozenset()
+    await ok(await control.put(METER + "/faults/clock_lost", data=nested(32), headers=JSON_TYPE))
+    assert meter.faults == frozenset({"clock_lost"})
