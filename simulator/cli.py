@@ -21,6 +21,7 @@ from iemdcr_twin.simulator.conformance import cli as conformance_cli
 from iemdcr_twin.simulator.control_api import create_control_app
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from iemdcr_twin.simulator.fleet_file import load_fleet
+from iemdcr_twin.simulator.log_limits import limit_malformed_request_logs
 from iemdcr_twin.simulator.model import PROFILES, Switches
 from iemdcr_twin.simulator.model.profiles import DEFAULT_PROFILE
 from iemdcr_twin.simulator.scenario import cli as scenario_cli
@@ -55,6 +56,7 @@ def configure_logging(fmt: str) -> None:
         JsonLogFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s")
     )
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    limit_malformed_request_logs()  # a client must not fill the log with aiohttp's parser tracebacks
 
 
 def parse_epoch(text: str) -> float:

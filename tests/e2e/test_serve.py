@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ import pytest
 from pyocmf import OCMF
 
 from tests.e2e.conftest import Sim, SimFactory, console_script, parse_line
+from tests.simulator.test_log_limits import MALFORMED, UNREAD_BAD_GZIP
 
 GW = {"CT": "EVSEID", "CI": "DE*ISA*E0001", "TM": "2025-06-06T09:26:24,000+0100"}
 USER = {"IS": True, "IL": "VERIFIED", "IF": ["RFID_PLAIN"], "IT": "ISO14443", "ID": "04A1B2C3", "US": True}
@@ -309,3 +311,31 @@ async def test_an_open_bind_without_a_token_warns_on_stderr_and_keeps_its_guards
     quiet = sim_factory("--host", "0.0.0.0", "--control-token", "s3cret")
     assert quiet.signal(signal.SIGTERM) == 0
     assert "without a token" not in quiet.stderr()
+
+
+def _send_raw(port: int, raw: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(raw)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def test_requests_the_http_parser_refuses_write_one_line_each_and_no_traceback(sim_factory: SimFactory) -> None:
+    """Raw malformed requests to a meter port and the control port of the real process: each gets aiohttp's
+    plain-text 400 and at most one line in the log, never a traceback."""
+    sim = sim_factory()
+    ports = [int(sim.meter.url.rsplit(":", 1)[1]), int(sim.control.rsplit(":", 1)[1])]
+    sent = 0
+    for port in ports:
+        for raw in MALFORMED.values():
+            assert _send_raw(port, raw).startswith(b"HTTP/1.0 400 Bad Request\r\n")
+            sent += 1
+    assert _send_raw(ports[0], UNREAD_BAD_GZIP).startswith(b"HTTP/1.1 200 OK\r\n")
+    sent += 1
+    assert sim.signal(signal.SIGTERM) == 0
+    lines = sim.stderr().splitlines()
+    refused = [line for line in lines if "refused a malformed HTTP request" in line]
+    assert "Traceback" not in sim.stderr()
+    assert 1 <= len(refused) <= sent and lines == [*refused, "INFO iemdcr: shutting down"], lines
