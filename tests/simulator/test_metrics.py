@@ -93,11 +93,9 @@ async def test_conformance_findings_are_counted_by_code(control: Client, twin: T
             async with session.post(meter_url(twin, "gw"), json=gw) as resp:
                 await resp.read()
     m = await scrape(control)
-    found = {k: v for k, v in m.items() if k.startswith(f'iemdcr_conformance_findings_total{{meter="{S1}"')}
-    expected = findings_by_code(twin.slot(S1).host)
-    assert sum(found.values()) == sum(expected.values())
-    if "conformance" in twin.slot(S1).host.notes:  # the conformance monitor is part of this build
-        assert sum(found.values()) >= 1
+    found = {k: v for k, v in m.items() if k.startswith("iemdcr_conformance_findings_total")}
+    # the second POST gw of the power cycle is the driver's fault: one finding, on that meter only
+    assert found == {f'iemdcr_conformance_findings_total{{meter="{S1}",code="gw_repeated"}}': 1}
 
 
 def test_findings_hook_without_a_monitor_counts_journal_findings() -> None:
