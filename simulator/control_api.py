@@ -75,7 +75,9 @@ async def read_body(request: web.Request, *, optional: bool = False) -> dict[str
     if not raw.strip() and optional:
         return {}
     if nesting_exceeds(raw):
-        raise ControlError(400, "bad_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+        raise ControlError(
+            400, "bad_json", f"the body must be a JSON object nested at most {MAX_JSON_DEPTH} levels deep"
+        )
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deeply nested arrays

@@ -82,7 +82,7 @@ async def _read_object(request: web.Request) -> dict[str, Any]:
         raise Refusal(400, "bad_json", "the body could not be decoded") from None
     if nesting_exceeds(raw):
         request[_REQUEST_BODY] = raw[:200].decode("utf-8", "replace")
-        raise Refusal(400, "bad_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+        raise Refusal(400, "bad_json", f"the body must be a JSON object nested at most {MAX_JSON_DEPTH} levels deep")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deeply nested arrays

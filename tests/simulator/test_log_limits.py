@@ -63,8 +63,10 @@ def time_() -> FakeTime:
 
 
 @pytest.fixture
-def log_filter(time_: FakeTime) -> Iterator[MalformedRequestFilter]:
-    """The filter ``iemdcr-sim serve`` installs, on a fake clock; removed again afterwards."""
+def log_filter(time_: FakeTime, caplog: pytest.LogCaptureFixture) -> Iterator[MalformedRequestFilter]:
+    """The filter ``iemdcr-sim serve`` installs, on a fake clock; removed again afterwards. The logger's level is
+    set here: other tests (the scenario CLI) may have left the root logger at CRITICAL."""
+    caplog.set_level(logging.INFO, logger=SERVER_LOGGER)
     installed = limit_malformed_request_logs(MalformedRequestFilter(burst=10, window_s=60, now=time_))
     yield installed
     logging.getLogger(SERVER_LOGGER).removeFilter(installed)
