@@ -21,10 +21,11 @@ from iemdcr_twin.simulator.conformance import cli as conformance_cli
 from iemdcr_twin.simulator.control_api import create_control_app
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from iemdcr_twin.simulator.fleet_file import load_fleet
+from iemdcr_twin.simulator.log_limits import limit_malformed_request_logs
 from iemdcr_twin.simulator.model import PROFILES, StorageError, Switches
 from iemdcr_twin.simulator.model.profiles import DEFAULT_PROFILE
 from iemdcr_twin.simulator.scenario import cli as scenario_cli
-from iemdcr_twin.simulator.security import TOKEN_ENV, token_from_env
+from iemdcr_twin.simulator.security import TOKEN_ENV, host_arg, is_loopback, origin_arg, token_from_env
 from iemdcr_twin.simulator.store import DamagedMemory
 
 log = logging.getLogger("iemdcr")
@@ -56,6 +57,7 @@ def configure_logging(fmt: str) -> None:
         JsonLogFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s")
     )
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    limit_malformed_request_logs()  # a client must not fill the log with aiohttp's parser tracebacks
 
 
 def parse_epoch(text: str) -> float:
@@ -127,6 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--control-token", help=f"require Authorization: Bearer TOKEN on the control API (or set {TOKEN_ENV})"
     )
+    serve.add_argument(
+        "--allow-host",
+        type=host_arg,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a further Host name the control API answers to (repeatable; '*' for any)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        type=origin_arg,
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a further web origin that may call the control API, e.g. a proxy's (repeatable)",
+    )
     conformance_cli.add_parser(commands)
     scenario_cli.add_parser(commands)
     return parser
@@ -190,9 +208,16 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    runner = web.AppRunner(
-        create_control_app(twin, token=token_from_env(args.control_token)), access_log=None, handle_signals=False
-    )
+    token = token_from_env(args.control_token)
+    if not token and not is_loopback(args.host):
+        log.warning(
+            "the control API listens on %s without a token: whoever reaches its port can power meters off and "
+            "reset them; set --control-token (or %s)",
+            args.host,
+            TOKEN_ENV,
+        )
+    app = create_control_app(twin, token=token, allow_hosts=args.allow_host, allow_origins=args.allow_origin)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, control_port(args), reuse_address=True)
     await site.start()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from iemdcr_twin.simulator import dashboard, events
 from iemdcr_twin.simulator.clock import ClockError
 from iemdcr_twin.simulator.conformance import routes as conformance_routes
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin, UnknownMeter
+from iemdcr_twin.simulator.json_depth import MAX_JSON_DEPTH, nesting_exceeds
 from iemdcr_twin.simulator.model import CATALOGUE, Refusal
 from iemdcr_twin.simulator.model.faults import BY_NAME
 
@@ -76,6 +77,10 @@ async def read_body(request: web.Request, *, optional: bool = False) -> dict[str
         raise ControlError(400, "bad_json", "the body could not be decoded") from None
     if not raw.strip() and optional:
         return {}
+    if nesting_exceeds(raw):
+        raise ControlError(
+            400, "bad_json", f"the body must be a JSON object nested at most {MAX_JSON_DEPTH} levels deep"
+        )
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deeply nested arrays
@@ -290,15 +295,26 @@ def add_routes(app: web.Application) -> None:
     dashboard.add_routes(app)
 
 
-def create_control_app(twin: Twin, *, token: str | None = None) -> web.Application:
+def create_control_app(
+    twin: Twin,
+    *,
+    token: str | None = None,
+    allow_hosts: Iterable[str] = (),
+    allow_origins: Iterable[str] = (),
+) -> web.Application:
     """The control app for one twin (its meters are started and stopped with the app).
 
-    With ``token``, every control request but the public ones needs ``Authorization: Bearer <token>``.
+    With ``token``, every control request but the public ones needs ``Authorization: Bearer <token>``. A
+    ``Host`` other than loopback, ``twin.bind`` and ``allow_hosts`` (``"*"``: any), an ``Origin`` other than
+    the app's own and ``allow_origins``, and a body that is not JSON are refused (security.BrowserGuard).
     """
     # These modules build on this one's helpers, so they are imported here rather than at the top.
     from iemdcr_twin.simulator import control_records, metrics, network, openapi, security
 
-    middlewares = [error_middleware] + ([security.token_middleware(token)] if token else [])
+    guard = security.BrowserGuard.for_bind(twin.bind, allow_hosts, allow_origins)
+    middlewares = [error_middleware, security.browser_guard_middleware(guard)]
+    if token:
+        middlewares.append(security.token_middleware(token))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_CONTROL_BODY)
     app[TWIN_KEY] = twin
     add_routes(app)

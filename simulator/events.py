@@ -14,7 +14,9 @@ Types: ``hello`` (first event of a stream: meters, intervals), ``state`` (a ``Me
 tariff, datetime, user, transaction_begin, transaction_end, fault_raised, fault_cleared, power, profile,
 factory_reset), ``request`` (a journal entry of the meter API), ``values`` (live electrical values and
 registers of a meter whose values moved, at most once per ``values_interval_s``), ``dropped`` (``count``
-events were lost by this subscriber). Comment lines (``: ping``) are heartbeats.
+events were lost by this subscriber). Comment lines (``: ping``) are heartbeats. An event that cannot be encoded
+as JSON reaches every subscriber as a ``dropped`` event with its ``seq`` (and one log line): one bad event never
+ends a stream.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class EventHub:
         self._attached: set[int] = set()
         self._last_values: dict[str, tuple[Any, ...]] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._unencodable_seq: int | None = None
         self.twin: Twin | None = None
         self.closed = False
 
@@ -149,6 +152,30 @@ class EventHub:
             self._subscribers.discard(subscription)
             subscription.close()
 
+    def unencodable(self, event: Event, error: Exception) -> Event:
+        """What subscribers get instead of an event that does not encode: a ``dropped`` marker for it.
+
+        Logs one line per such event, not one per subscriber (seqs only grow: the first subscriber to meet it logs).
+        """
+        seq = event.get("seq")
+        if not isinstance(seq, int) or self._unencodable_seq is None or seq > self._unencodable_seq:
+            self._unencodable_seq = seq if isinstance(seq, int) else self._unencodable_seq
+            log.warning(
+                "event %s (%s of %s) could not be encoded as JSON (%s); subscribers get a dropped marker",
+                seq,
+                str(event.get("type"))[:40],
+                str(event.get("serial"))[:40],
+                type(error).__name__,
+            )
+        serial = event.get("serial")
+        return {
+            "seq": seq if isinstance(seq, int) else None,
+            "type": "dropped",
+            "serial": serial if isinstance(serial, str) else None,
+            "count": 1,
+            "wall_time": time.time(),
+        }
+
     def close(self) -> None:
         """End every stream (server shutdown); later subscriptions are refused."""
         self.closed = True
@@ -169,7 +196,8 @@ class EventHub:
         meter, journal = slot.meter, slot.host.journal
 
         def on_state(kind: str, data: dict[str, Any]) -> None:
-            self.publish("state", serial, kind=kind, data=_jsonable(data))
+            if self._subscribers:  # with nobody listening, a state change costs this check only
+                self.publish("state", serial, kind=kind, data=_jsonable(data))
 
         on_request = _RequestEvents(self, serial)
         meter.listeners.append(on_state)
@@ -244,10 +272,17 @@ def live_values(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` itself when it encodes as JSON, else a copy with odd values as strings (or as is: the stream
+    then sends a ``dropped`` marker for it); never raises into the meter that changed."""
     try:
         json.dumps(data)
     except (TypeError, ValueError):
-        return json.loads(json.dumps(data, default=str))
+        try:
+            return dict(json.loads(json.dumps(data, default=str)))
+        except (TypeError, ValueError, RecursionError):
+            return data
+    except RecursionError:
+        return data
     return data
 
 
@@ -275,7 +310,11 @@ async def _events(hub: EventHub, subscription: Subscription) -> AsyncIterator[by
             continue
         except StreamClosed:
             return
-        yield format_sse(event)
+        try:
+            chunk = format_sse(event)
+        except Exception as exc:  # whatever fails to encode, the stream goes on
+            chunk = format_sse(hub.unencodable(event, exc))
+        yield chunk
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from iemdcr_twin.simulator.host import NETWORK_FAULT_KEY, Handler, MeterHost
 from iemdcr_twin.simulator.journal import Route, route_of
+from iemdcr_twin.simulator.json_depth import MAX_JSON_DEPTH, nesting_exceeds
 from iemdcr_twin.simulator.model import Meter, Refusal
 from iemdcr_twin.simulator.model.energy import format_kwh
 from iemdcr_twin.simulator.model.meter import LiveReading
@@ -79,6 +80,9 @@ async def _read_object(request: web.Request) -> dict[str, Any]:
         raw = await request.read()
     except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
         raise Refusal(400, "bad_json", "the body could not be decoded") from None
+    if nesting_exceeds(raw):
+        request[_REQUEST_BODY] = raw[:200].decode("utf-8", "replace")
+        raise Refusal(400, "bad_json", f"the body must be a JSON object nested at most {MAX_JSON_DEPTH} levels deep")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deeply nested arrays

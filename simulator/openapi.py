@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from iemdcr_twin.simulator.security import GUARD_EXEMPT_GET_PATHS
+
 METER_DOCUMENT = "meter-api.openapi.json"
 SERIAL = {"name": "serial", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^1ISA[0-9]{10}$"}}
 FAULT_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -249,6 +251,10 @@ def _operation(op: Operation) -> dict[str, Any]:
         errors.setdefault("400", "bad body or query; the message names the problem")
     if not op.public:
         errors.setdefault("401", "the control token is set and was not given")
+    if not (op.method == "get" and op.path in GUARD_EXEMPT_GET_PATHS):
+        errors.setdefault("403", "host_not_allowed or origin_not_allowed: a foreign Host or Origin header")
+    if op.body is not None:
+        errors.setdefault("415", "unsupported_media_type: a body that is not application/json")
     for status, text in sorted(errors.items()):
         responses[status] = {"description": text, "content": {"application/json": {"schema": ERROR_REF}}}
     data: dict[str, Any] = {

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 from pyocmf import OCMF
 
 from tests.e2e.conftest import Sim, SimFactory, console_script, parse_line
+from tests.simulator.test_log_limits import MALFORMED, UNREAD_BAD_GZIP
 
 GW = {"CT": "EVSEID", "CI": "DE*ISA*E0001", "TM": "2025-06-06T09:26:24,000+0100"}
 USER = {"IS": True, "IL": "VERIFIED", "IF": ["RFID_PLAIN"], "IT": "ISO14443", "ID": "04A1B2C3", "US": True}
@@ -240,7 +243,9 @@ async def test_json_startup_lines_and_seeded_keys(sim_factory: SimFactory, sessi
     assert events[0]["serial"] == first.meter.serial == "1ISA0215000001"
     assert events[0]["model"] == "IEM-DCR-1500-1000-32-00-006-B_000"
     assert first.signal(signal.SIGTERM) == 0
-    for line in first.stderr().splitlines():
+    logged = first.stderr().splitlines()
+    assert logged  # at least "shutting down"
+    for line in logged:
         assert isinstance(json.loads(line), dict)  # logs are JSON too
     # without a state dir, the same seed gives the same key
     second = sim_factory("--seed", "lab", "--profile", "iem-dcr-1500")
@@ -277,3 +282,62 @@ def test_parse_line() -> None:
         "control",
         {"url": "http://127.0.0.1:1", "clock": "virtual"},
     )
+
+
+def _dockerfile_healthcheck(port: int) -> list[str]:
+    """The Dockerfile's HEALTHCHECK command, run by this interpreter against ``port`` instead of 8090."""
+    text = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text(encoding="utf-8")
+    command = json.loads(text.split("HEALTHCHECK", 1)[1].split("CMD", 1)[1].splitlines()[0].strip())
+    assert command[:2] == ["python3", "-c"] and "http://127.0.0.1:8090/healthz" in command[2]
+    return [sys.executable, "-c", command[2].replace(":8090/", f":{port}/")]
+
+
+async def test_an_open_bind_without_a_token_warns_on_stderr_and_keeps_its_guards(
+    sim_factory: SimFactory, session: aiohttp.ClientSession
+) -> None:
+    """As the Docker image starts it (0.0.0.0, no token): a warning in the log, never among the startup lines;
+    the image's health check passes; loopback names are answered and a rebound name is not."""
+    sim = sim_factory("--host", "0.0.0.0", "--log-format", "json")
+    assert [json.loads(line)["event"] for line in sim.lines] == ["meter", "control"]
+    warnings = [json.loads(line) for line in sim.stderr().splitlines()]
+    assert [(w["level"], "without a token" in w["message"]) for w in warnings] == [("WARNING", True)]
+    port = int(sim.control.rsplit(":", 1)[1])
+    assert subprocess.run(_dockerfile_healthcheck(port), timeout=30, check=False).returncode == 0
+    async with session.get(f"http://127.0.0.1:{port}/api/meters") as resp:
+        assert resp.status == 200
+    async with session.get(f"http://localhost:{port}/api/meters") as resp:
+        assert resp.status == 200
+    async with session.get(f"http://127.0.0.1:{port}/api/meters", headers={"Host": "rebound.example"}) as resp:
+        assert (resp.status, (await resp.json())["error"]) == (403, "host_not_allowed")
+    assert sim.signal(signal.SIGTERM) == 0
+    quiet = sim_factory("--host", "0.0.0.0", "--control-token", "s3cret")
+    assert quiet.signal(signal.SIGTERM) == 0
+    assert "without a token" not in quiet.stderr()
+
+
+def _send_raw(port: int, raw: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(raw)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def test_requests_the_http_parser_refuses_write_one_line_each_and_no_traceback(sim_factory: SimFactory) -> None:
+    """Raw malformed requests to a meter port and the control port of the real process: each gets aiohttp's
+    plain-text 400 and at most one line in the log, never a traceback."""
+    sim = sim_factory()
+    ports = [int(sim.meter.url.rsplit(":", 1)[1]), int(sim.control.rsplit(":", 1)[1])]
+    sent = 0
+    for port in ports:
+        for raw in MALFORMED.values():
+            assert _send_raw(port, raw).startswith(b"HTTP/1.0 400 Bad Request\r\n")
+            sent += 1
+    assert _send_raw(ports[0], UNREAD_BAD_GZIP).startswith(b"HTTP/1.1 200 OK\r\n")
+    sent += 1
+    assert sim.signal(signal.SIGTERM) == 0
+    lines = sim.stderr().splitlines()
+    refused = [line for line in lines if "refused a malformed HTTP request" in line]
+    assert "Traceback" not in sim.stderr()
+    assert 1 <= len(refused) <= sent and lines == [*refused, "INFO iemdcr: shutting down"], lines

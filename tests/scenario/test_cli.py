@@ -20,6 +20,7 @@ FAILING = """version: 1
 name: a stop with nothing to stop is not OK
 steps:
   - wait_for: {event: initialised, timeout: 1s}
+  - advance: 90s
   - stop: {}
     expect: {status: OK}
 """
@@ -49,7 +50,7 @@ def test_exit_1_with_a_failure_story(library: Path, capsys: pytest.CaptureFixtur
     assert cli.run(parse(str(library))) == 1
     out = capsys.readouterr().out
     assert "FAIL  failing " in out
-    assert "at step 1 (stop)" in out
+    assert "at step 2 (stop)" in out
     assert "expected: " in out
     assert "got:      " in out and "Maybe no transaction to return?" in out
     assert "last requests on the wire:" in out
@@ -83,6 +84,6 @@ def test_junit_and_json_reports(library: Path, tmp_path: Path) -> None:
     verdicts = {Path(s["path"]).stem: s["verdict"] for s in data["scenarios"]}
     assert verdicts == {"failing": "FAIL", "passing": "PASS"}
     failing = next(s for s in data["scenarios"] if s["verdict"] == "FAIL")
-    assert failing["failure"]["step"] == "step 1 (stop)"
-    assert failing["sim_seconds"] >= 0
+    assert failing["failure"]["step"] == "step 2 (stop)"
+    assert failing["sim_seconds"] == 90.0  # the simulated time the scenario ran, not the wall time
     assert failing["failure"]["requests"]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 import iemdcr_twin
 from iemdcr_twin.simulator import cli
@@ -150,3 +151,31 @@ def test_announce_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     text_line, json_line = capsys.readouterr().out.splitlines()
     assert text_line == "meter serial=1ISA0200000001 url=http://127.0.0.1:8080"
     assert json.loads(json_line) == {"event": "meter", **fields}
+
+
+def test_allow_host_and_allow_origin_repeat() -> None:
+    args = serve_args("--allow-host", "twin", "--allow-host", "Lab.Example:8090", "--allow-origin", "HTTPS://lab/")
+    assert (args.allow_host, args.allow_origin) == (["twin", "lab.example"], ["https://lab"])
+    assert serve_args("--allow-host", "*").allow_host == ["*"]
+    assert serve_args().allow_host == [] and serve_args().allow_origin == []
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--allow-host", "a/b"), ("--allow-origin", "lab.example")])
+def test_bad_allow_values_exit_2_naming_the_flag(flag: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        serve_args(flag, value)
+    assert exited.value.code == 2
+    assert flag in capsys.readouterr().err
+
+
+def test_the_compose_lab_and_the_image_commands_parse_and_the_lab_allows_its_service_name() -> None:
+    """compose.yaml: drivers and tools in other containers reach the twin by its service name, ``twin``."""
+    repo = Path(__file__).resolve().parents[2]
+    services = yaml.safe_load((repo / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    command = services["twin"]["command"]
+    assert command[:2] == ["iemdcr-sim", "serve"]
+    args = cli.build_parser().parse_args(command[1:])
+    assert "twin" in args.allow_host and args.host == "0.0.0.0"
+    dockerfile = (repo / "Dockerfile").read_text(encoding="utf-8")
+    image_command = json.loads(dockerfile.rsplit("\nCMD ", 1)[1].replace("\\\n", ""))
+    assert cli.build_parser().parse_args(image_command[1:]).host == "0.0.0.0"

@@ -16,7 +16,7 @@ from iemdcr_twin.simulator.control_api import MAX_CONTROL_BODY
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model import CATALOGUE
 from tests.simulator.helpers import GW, HEALTHY_XC, T0, USER
-from tests.simulator.twin_helpers import new_twin, until
+from tests.simulator.twin_helpers import JSON_TYPE, new_twin, until
 
 Client = TestClient[Any, Any]
 
@@ -201,19 +201,21 @@ async def test_put_load_bad_bodies_are_400_and_change_nothing(
     control: Client, twin: Twin, raw: bytes, code: str, named: str
 ) -> None:
     before = twin.slot(S1).meter.snapshot()
-    body = await expect_error(await control.put(METER + "/load", data=raw), 400, code)
+    body = await expect_error(await control.put(METER + "/load", data=raw, headers=JSON_TYPE), 400, code)
     assert named in body["message"]
     assert twin.slot(S1).meter.snapshot() == before
 
 
 async def test_body_not_matching_its_content_encoding_is_400(control: Client) -> None:
-    resp = await control.put(METER + "/load", data=b'{"current_A":1}', headers={"Content-Encoding": "gzip"})
+    resp = await control.put(
+        METER + "/load", data=b'{"current_A":1}', headers={**JSON_TYPE, "Content-Encoding": "gzip"}
+    )
     await expect_error(resp, 400, "bad_json")
 
 
 async def test_control_body_over_64_kib_is_413(control: Client) -> None:
     raw = json.dumps({"current_A": 1, "pad": "x" * MAX_CONTROL_BODY}).encode()
-    await expect_error(await control.put(METER + "/load", data=raw), 413, "body_too_large")
+    await expect_error(await control.put(METER + "/load", data=raw, headers=JSON_TYPE), 413, "body_too_large")
 
 
 # ---- profile switches --------------------------------------------------------------------------------------
@@ -258,7 +260,7 @@ async def test_patch_profile_bad_switch_is_400_and_changes_nothing(
 
 
 async def test_patch_profile_not_an_object(control: Client) -> None:
-    await expect_error(await control.patch(METER + "/profile", data=b"[]"), 400, "bad_json")
+    await expect_error(await control.patch(METER + "/profile", data=b"[]", headers=JSON_TYPE), 400, "bad_json")
 
 
 # ---- power ---------------------------------------------------------------------------------------------------
@@ -316,7 +318,7 @@ async def test_power_off_mid_transaction_signs_a_p_record(
 
 @pytest.mark.parametrize("raw", [b"", b"{}", b'{"on":1}', b'{"on":"false"}', b'{"on":null}', b'{"on":true,"x":1}'])
 async def test_power_bad_body(control: Client, twin: Twin, raw: bytes) -> None:
-    resp = await control.post(METER + "/power", data=raw)
+    resp = await control.post(METER + "/power", data=raw, headers=JSON_TYPE)
     assert resp.status == 400
     assert (await resp.json())["error"] in ("bad_json", "bad_type", "unknown_key")
     assert twin.slot(S1).meter.powered and twin.slot(S1).listening
@@ -362,7 +364,7 @@ async def test_power_on_during_off_ms_cancels_the_pending_power_on(
 
 @pytest.mark.parametrize("raw", [b"[]", b'{"off_ms":-1}', b'{"off_ms":"5"}', b'{"off_ms":true}', b'{"off":5}'])
 async def test_power_cycle_bad_body(control: Client, twin: Twin, raw: bytes) -> None:
-    assert (await control.post(METER + "/power-cycle", data=raw)).status == 400
+    assert (await control.post(METER + "/power-cycle", data=raw, headers=JSON_TYPE)).status == 400
     assert twin.slot(S1).meter.powered and twin.slot(S1).meter.counters["power_cycles"] == 0
 
 
@@ -420,7 +422,7 @@ async def test_unknown_fault_is_404_listing_known_names(control: Client, twin: T
 
 
 async def test_fault_bad_body(control: Client, twin: Twin) -> None:
-    await expect_error(await control.put(METER + "/faults/clock_lost", data=b"[1]"), 400, "bad_json")
+    await expect_error(await control.put(METER + "/faults/clock_lost", data=b"[1]", headers=JSON_TYPE), 400, "bad_json")
     assert twin.slot(S1).meter.faults == frozenset()
 
 
@@ -459,7 +461,7 @@ async def test_advance_moves_meter_time_and_energy(
 )
 async def test_advance_bad_body(control: Client, clock: SimClock, raw: bytes, code: str) -> None:
     before = clock.now()
-    await expect_error(await control.post("/api/clock/advance", data=raw), 400, code)
+    await expect_error(await control.post("/api/clock/advance", data=raw, headers=JSON_TYPE), 400, code)
     assert clock.now() == before
 
 
@@ -502,7 +504,7 @@ async def test_real_mode_refuses_advance_and_never_goes_back(control: Client, cl
     ],
 )
 async def test_put_clock_bad_body(control: Client, clock: SimClock, raw: bytes, code: str) -> None:
-    await expect_error(await control.put("/api/clock", data=raw), 400, code)
+    await expect_error(await control.put("/api/clock", data=raw, headers=JSON_TYPE), 400, code)
     assert (clock.mode, clock.rate) == ("virtual", 0.0)
 
 
@@ -572,8 +574,29 @@ async def test_control_fuzz_never_answers_5xx(control: Client, twin: Twin) -> No
     for path in paths:
         for method in ("GET", "PUT", "PATCH", "DELETE"):
             for raw in bodies:
-                resp = await control.request(method, path, data=raw)
+                resp = await control.request(method, path, data=raw, headers=JSON_TYPE)
                 text = await resp.text()
                 assert resp.status < 500, (method, path, raw, text)
                 assert "Traceback" not in text
     assert twin.slot(S1).meter.powered
+
+
+# ---- nesting depth (control-api.md §2, meter-api.md §1: deeper than 32 levels is 400 bad_json) -------------
+
+
+def nested(depth: int) -> bytes:
+    """A JSON object ``depth`` levels deep, its depth in one ignored key."""
+    return b'{"x":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
+async def test_a_control_body_nested_deeper_than_32_levels_is_400(control: Client, twin: Twin) -> None:
+    """``PUT faults/{name}`` ignores its body, so depth is all that can refuse it."""
+    meter = twin.slot(S1).meter
+    for depth in (33, 980):
+        resp = await control.put(METER + "/faults/clock_lost", data=nested(depth), headers=JSON_TYPE)
+        assert "32" in (await expect_error(resp, 400, "bad_json"))["message"]
+        resp = await control.put(METER + "/load", data=nested(depth), headers=JSON_TYPE)
+        await expect_error(resp, 400, "bad_json")
+    assert meter.faults == frozenset()
+    await ok(await control.put(METER + "/faults/clock_lost", data=nested(32), headers=JSON_TYPE))
+    assert meter.faults == frozenset({"clock_lost"})

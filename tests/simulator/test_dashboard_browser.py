@@ -187,3 +187,72 @@ async def test_dashboard_asks_for_the_token(browser: Browser, tmp_path: Path) ->
         await runner.cleanup()
     # the 401s before the token was given are expected console noise; nothing else is
     assert [e for e in browser.errors if "401" not in e] == []
+
+
+ATTACK_PAGE = """<!doctype html><title>a page from elsewhere</title><script>
+const meter = TWIN + "/api/meters/SERIAL";
+const plain = {"Content-Type": "text/plain"};
+async function attack() {
+  // simple requests: the browser sends them without asking (no-cors), only the answer stays hidden
+  const shots = await Promise.allSettled([
+    fetch(meter + "/power", {method: "POST", mode: "no-cors", headers: plain, body: '{"on":false}'}),
+    fetch(meter + "/factory-reset", {method: "POST", mode: "no-cors", headers: plain, body: "{}"}),
+    fetch(meter + "/factory-reset", {method: "POST", mode: "no-cors"}),
+    fetch(meter + "/power-cycle", {method: "POST", mode: "no-cors"}),
+  ]);
+  // a JSON body needs a CORS preflight, and reading an answer needs a grant: both must fail
+  const json = await fetch(meter + "/power", {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: '{"on":false}'
+  }).then(() => "sent", () => "blocked");
+  const read = await fetch(TWIN + "/api/meters").then((r) => r.json()).then(() => "read", () => "blocked");
+  window.attack = {shots: shots.map((s) => s.status), json, read};
+}
+attack();
+</script>"""
+
+
+async def test_a_page_from_another_origin_cannot_drive_the_twin(browser: Browser) -> None:
+    """Cross-site requests (control-api.md §2): a page served from another origin fires the no-cors POSTs that
+    powered a meter off and factory-reset it; each arrives at the twin and is refused, and nothing changes."""
+    twin = Twin(SimClock("virtual", 0, T0), seed="dashboard")
+    twin.add_meter(MeterSpec(port=0), 0)
+    meter = twin.slot(S1).meter
+    key, cycles = meter.signer.fingerprint, meter.counters["power_cycles"]
+    app = create_control_app(twin)
+    seen: list[tuple[str, str, int]] = []
+
+    async def note(request: web.Request, response: web.StreamResponse) -> None:
+        seen.append((request.method, request.path.rpartition("/")[2], response.status))
+
+    app.on_response_prepare.append(note)
+    runners = [web.AppRunner(app, handle_signals=False)]
+    try:
+        await runners[0].setup()
+        await web.TCPSite(runners[0], "127.0.0.1", 0).start()
+        control = f"http://127.0.0.1:{runners[0].addresses[0][1]}"
+        page = ATTACK_PAGE.replace("TWIN", json.dumps(control)).replace("SERIAL", S1)
+
+        async def serve_page(request: web.Request) -> web.Response:
+            return web.Response(text=page, content_type="text/html")
+
+        elsewhere = web.Application()
+        elsewhere.router.add_get("/", serve_page)
+        runners.append(web.AppRunner(elsewhere, handle_signals=False))
+        await runners[1].setup()
+        await web.TCPSite(runners[1], "127.0.0.1", 0).start()
+
+        await browser.navigate(f"http://127.0.0.1:{runners[1].addresses[0][1]}/")
+        result = await browser.wait_for("window.attack", describe="document.title")
+        assert result == {"shots": ["fulfilled"] * 4, "json": "blocked", "read": "blocked"}
+        # every simple request reached the twin and was refused; the JSON one never left the preflight
+        assert sorted(s for s in seen if s[0] == "POST") == [
+            ("POST", "factory-reset", 403),
+            ("POST", "factory-reset", 403),
+            ("POST", "power", 403),
+            ("POST", "power-cycle", 403),
+        ]
+        assert ("GET", "meters", 403) in seen
+        assert meter.powered and meter.signer.fingerprint == key and meter.counters["power_cycles"] == cycles
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -12,10 +13,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from iemdcr_twin.simulator import events
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.control_api import create_control_app
 from iemdcr_twin.simulator.events import EVENTS_KEY, EventHub, StreamClosed
 from iemdcr_twin.simulator.fleet import Twin
+from iemdcr_twin.simulator.journal import JournalEntry
 from tests.simulator.helpers import GW
 from tests.simulator.twin_helpers import new_twin
 
@@ -236,13 +239,84 @@ def test_dropped_marker_when_nothing_follows() -> None:
     assert events[1]["count"] == 1
 
 
-def test_no_subscribers_costs_nothing() -> None:
+def test_no_subscribers_costs_nothing(twin: Twin, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nobody subscribed, a state change or a journalled request neither builds nor encodes an event."""
+    built: list[Any] = []
+    real_jsonable, real_as_dict = events._jsonable, JournalEntry.as_dict
+    monkeypatch.setattr(events, "_jsonable", lambda data: built.append("state") or real_jsonable(data))
+    monkeypatch.setattr(JournalEntry, "as_dict", lambda entry: built.append("request") or real_as_dict(entry))
     hub = EventHub()
+    hub.attach(twin)
+    slot = twin.slot(S1)
+
+    def change_and_request() -> None:
+        slot.meter.set_load(10.0, 400.0)
+        slot.host.journal.add(
+            sim_time=0, wall_time=0, method="POST", path="/x", body={}, status=400, error="x", latency_ms=1
+        )
+        slot.host.journal.flush()
+
+    change_and_request()
     hub.publish("state", S1, kind="load", data={})
+    assert built == []
     with hub.subscribe() as sub:
         assert sub.get_nowait() is None  # nothing was kept from before the subscription
-        hub.publish("state", S1, kind="load", data={})
-        assert sub.get_nowait()["seq"] == 1
+        change_and_request()
+        assert built == ["state", "request"]
+        assert [(e["seq"], e["type"]) for e in drain(sub)] == [(1, "state"), (2, "request")]
+    hub.detach()
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def test_an_event_that_does_not_encode_ends_no_stream(
+    control: Client, app: web.Application, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One bad event (too deep, circular) reaches each subscriber as a ``dropped`` marker, logged once; the
+    streams go on with the next event."""
+    hub = app[EVENTS_KEY]
+    first, second = await open_stream(control), await open_stream(control)
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    with caplog.at_level(logging.WARNING, "iemdcr.events"):
+        hub.publish("state", S1, kind="deep", data={"v": _nested(5000)})
+        hub.publish("state", S1, kind="circular", data=circular)
+        hub.publish("state", S1, kind="load", data={"fine": True})
+        for stream in (first, second):
+            bad = [await stream.next_of("dropped"), await stream.next_of("dropped")]
+            assert [(e["seq"], e["count"], e["serial"]) for e in bad] == [(1, 1, S1), (2, 1, S1)]
+            good = await stream.next_of("state")
+            assert (good["seq"], good["data"]) == (3, {"fine": True})
+    lines = [r.getMessage() for r in caplog.records if r.name == "iemdcr.events"]
+    assert len(lines) == 2 and all("could not be encoded" in line for line in lines), lines
+    for stream in (first, second):
+        stream.response.close()
+
+
+async def test_a_deeply_nested_body_is_refused_and_the_streams_live_on(control: Client, twin: Twin) -> None:
+    """A 2 KB body nested 900 deep in an ignored key (the old code accepted it, and encoding its journal entry
+    ended every stream): 400 bad_json now, and its journal entry encodes."""
+    streams = [await open_stream(control), await open_stream(control)]
+    body = b'{"TT":"x","deep":' + b"[" * 900 + b"]" * 900 + b"}"
+    assert len(body) < 2100
+    async with aiohttp.ClientSession() as device:
+        url = twin.slot(S1).url + "/counter/v1/ocmf/tariff"
+        async with device.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+            assert (resp.status, (await resp.json())["error"]) == (400, "bad_json")
+        async with device.post(url, json={"TT": "0,40 EUR/kWh"}) as resp:
+            assert resp.status == 200
+    for stream in streams:
+        refused = await stream.next_of("request")
+        assert (refused["data"]["status"], refused["data"]["error"]) == (400, "bad_json")
+        assert isinstance(refused["data"]["body"], str) and len(refused["data"]["body"]) <= 200
+        assert (await stream.next_of("state"))["kind"] == "tariff"
+        assert (await stream.next_of("request"))["data"]["status"] == 200
+        stream.response.close()
 
 
 async def test_close_ends_waiting_subscribers() -> None:

@@ -701,3 +701,36 @@ async def test_journal_records_every_request(client: Client, host: MeterHost, cl
     clock.advance(10)
     await ok_json(await client.get(V1 + "gw"))
     assert host.journal.entries(since=4)[0].sim_time == clock.now()
+
+
+# ---- nesting depth (meter-api.md §1: deeper than 32 levels is 400 bad_json) ------------------------------
+
+
+def nested_tariff(depth: int) -> bytes:
+    """A tariff body whose ignored extra key makes the whole body ``depth`` levels deep."""
+    return b'{"TT":"0,40 EUR/kWh","x":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
+@pytest.mark.parametrize("node", ["tariff", "gw", "user", "receipt", "datetime"])
+async def test_a_body_nested_deeper_than_32_levels_is_400_and_changes_nothing(
+    client: Client, host: MeterHost, node: str
+) -> None:
+    meter = host.meter
+    before = meter.snapshot()
+    for depth in (33, 980):
+        raw = b'{"a":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+        resp = await client.post(V1 + node, data=raw, headers={"Content-Type": "application/json"})
+        assert "32" in await expect_error(resp, 400, "bad_json")
+    assert meter.snapshot() == before
+    host.journal.flush()
+    entries = host.journal.entries()
+    assert len(entries) == 2
+    for entry in entries:  # the journal keeps a short text of the refused body, not the body
+        assert entry.error == "bad_json" and isinstance(entry.body, str) and len(entry.body) <= 200
+
+
+async def test_a_body_32_levels_deep_is_accepted(client: Client, meter: Meter) -> None:
+    raw = nested_tariff(32)
+    assert (await ok_json(await client.post(V1 + "tariff", data=raw)))["TT"] == "0,40 EUR/kWh"
+    await expect_error(await client.post(V1 + "tariff", data=nested_tariff(33)), 400, "bad_json")
+    assert meter.get_tariff() == {"TT": "0,40 EUR/kWh"}

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from iemdcr_twin.simulator.cli import JsonLogFormatter
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.network import NetworkFaults, parse_rules
-from tests.simulator.twin_helpers import S1, S2, json_error, json_ok, meter_url, new_twin, raw_get, until
+from tests.simulator.twin_helpers import JSON_TYPE, S1, S2, json_error, json_ok, meter_url, new_twin, raw_get, until
 
 Client = TestClient[Any, Any]
 NETWORK = f"/api/meters/{S1}/network"
@@ -76,7 +76,7 @@ async def test_bad_bodies_are_400_naming_the_key_and_change_nothing(
 
 
 async def test_not_json_unknown_meter_and_wrong_method(control: Client) -> None:
-    await json_error(await control.put(NETWORK, data=b"[1,"), 400, "bad_json")
+    await json_error(await control.put(NETWORK, data=b"[1,", headers=JSON_TYPE), 400, "bad_json")
     await json_error(await control.put("/api/meters/1ISA0299999999/network", json={"rules": []}), 404, "unknown_meter")
     await json_error(await control.post(NETWORK, json={"rules": []}), 405, "method_not_allowed")
 

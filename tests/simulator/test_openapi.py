@@ -20,13 +20,6 @@ from tests.simulator.twin_helpers import S1, json_ok, new_twin
 
 Client = TestClient[Any, Any]
 METHODS = {"get", "put", "post", "patch", "delete", "head", "options"}
-# Routes other modules of the control plane add; described ahead so the document is complete once they land.
-MAY_BE_PENDING = {
-    ("GET", "/"),
-    ("GET", "/static/{path}"),
-    ("GET", "/api/events"),
-    ("GET", "/api/meters/{serial}/conformance"),
-}
 
 
 @pytest.fixture
@@ -38,11 +31,21 @@ def described(document: dict[str, Any]) -> set[tuple[str, str]]:
     return {(method.upper(), path) for path, item in document["paths"].items() for method in item if method in METHODS}
 
 
-def test_every_control_route_is_in_the_catalogue_and_only_pending_ones_are_missing(twin: Twin) -> None:
+def test_the_catalogue_and_the_control_app_have_exactly_the_same_routes(twin: Twin) -> None:
+    """Every shipped route is served and described: a route dropped from the app fails here, not silently
+    disappearing from the served document (which keeps only the routes the app registers)."""
     routes = app_routes(create_control_app(twin))
     assert routes - operation_keys() == set(), "add these routes to simulator/openapi.py CATALOGUE"
-    assert operation_keys() - routes <= MAY_BE_PENDING
+    assert operation_keys() - routes == set(), "the app no longer serves these documented routes"
     assert len(CATALOGUE) == len(operation_keys())  # no operation described twice
+
+
+def test_guarded_operations_document_403_and_bodies_415() -> None:
+    """control-api.md §2: a foreign Host or Origin is 403 everywhere but /healthz; a non-JSON body is 415."""
+    for path, item in control_document()["paths"].items():
+        for method, operation in item.items():
+            assert ("403" in operation["responses"]) == (path != "/healthz"), (method, path)
+            assert ("415" in operation["responses"]) == ("requestBody" in operation), (method, path)
 
 
 async def test_served_control_document_matches_the_app_exactly(control: Client) -> None:

@@ -16,7 +16,7 @@ from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model import RamMemory, SignedRecord
 from iemdcr_twin.simulator.ocmf import FAULTY_RECORD_KINDS
 from tests.simulator.helpers import assert_verifies, pyocmf_rejects
-from tests.simulator.twin_helpers import S1, charge, json_error, json_ok, new_twin
+from tests.simulator.twin_helpers import JSON_TYPE, S1, charge, json_error, json_ok, new_twin
 
 Client = TestClient[Any, Any]
 METER = f"/api/meters/{S1}"
@@ -257,7 +257,7 @@ async def test_next_record_can_be_cleared_and_bad_kinds_are_400(control: Client,
     assert "flipped_byte" in body["known"]
     await json_error(await control.put(f"{METER}/next-record", json={"kind": 3}), 400, "bad_value", "kind")
     await json_error(await control.put(f"{METER}/next-record", json={"k": "x"}), 400, "unknown_key", "k")
-    await json_error(await control.put(f"{METER}/next-record", data=b"nope"), 400, "bad_json")
+    await json_error(await control.put(f"{METER}/next-record", data=b"nope", headers=JSON_TYPE), 400, "bad_json")
     assert twin.slot(S1).meter.next_record_fault is None
 
 

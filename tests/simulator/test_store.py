@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from iemdcr_twin.simulator.model import NonVolatile, SignedRecord
+from iemdcr_twin.simulator.model import NonVolatile, Refusal, SignedRecord
 from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_UJ, UJ_PER_MWH, parse_kwh
 from iemdcr_twin.simulator.model.memory import RECORD_RULES, REGISTER, STATE_RULES, reconcile
 from iemdcr_twin.simulator.ocmf import Signer
@@ -368,5 +368,6 @@ def test_records_stay_in_signing_order_across_factory_resets_and_restarts(tmp_pa
     assert again.records == meter.records
     assert again.signer.fingerprint == meter.signer.fingerprint
     assert again.next_pagination == 1
-    with pytest.raises(Exception, match="never"):
+    with pytest.raises(Refusal, match="never") as refused:  # the new key has no record yet
         again.get_transaction()
+    assert (refused.value.status, refused.value.code) == (404, "no_record")

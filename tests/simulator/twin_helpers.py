@@ -17,6 +17,7 @@ from tests.simulator.helpers import GW, T0, USER
 S1 = "1ISA0200000001"
 S2 = "1ISA0200000002"
 V1 = "/counter/v1/ocmf/"
+JSON_TYPE = {"Content-Type": "application/json"}  # the control API takes bodies of this type only (415 otherwise)
 
 
 def new_twin(meters: int = 1, clock: SimClock | None = None, journal_size: int = 100) -> Twin:

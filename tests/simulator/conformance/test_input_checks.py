@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pyocmf import OCMF
+from pyocmf.exceptions import PyOCMFError
 
 from iemdcr_twin.simulator.conformance.charger_inputs import ct_problem, enum_problems, id_problem, level_problem
 from tests.simulator.helpers import USER, FakeTime, make_meter
@@ -61,7 +62,7 @@ def strict_accepts(**user: object) -> bool:
     meter.post_receipt({"TX": "E"})
     try:
         OCMF.from_string(meter.get_receipt(), strict=True)
-    except Exception:
+    except (PyOCMFError, ValueError):  # pyocmf's refusals (pydantic's are ValueErrors); nothing else is swallowed
         return False
     return True
 
