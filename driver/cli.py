@@ -208,11 +208,11 @@ async def run(argv: list[str], *, clock: Clock | None = None, out: TextIO | None
         problem = await _until_ready(drv)
         response: TransactionStartResponse | TransactionStopResponse
         if problem is not None:
-            error = f"meter not ready: {problem}"
+            not_ready = f"meter not ready: {problem}"
             if args.command == "start":
-                response = TransactionStartResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=error)
+                response = TransactionStartResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=not_ready)
             else:
-                response = TransactionStopResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=error)
+                response = TransactionStopResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=not_ready)
         elif req is not None:
             # fix 16: a start that ends a running transaction publishes its record; print it, it must not be lost
             unsubscribe = drv.events.on(lambda event: _print(out, event.to_json()), [TRANSACTION_ENDED])
