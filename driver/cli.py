@@ -1,4 +1,4 @@
-"""`iemdcr-driver`: run the driver against a meter from the command line (monitor, start, stop)."""
+"""`iemdcr-driver`: run the driver against a meter from the command line (monitor, start, stop; driver.md §4)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ ascii_seconds = _ascii_number(_ASCII_DECIMAL, float, "a number")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags: one per DriverConfig key (FLAG_OF_KEY), then the `monitor`, `start` and `stop` commands."""
     parser = argparse.ArgumentParser(
         prog="iemdcr-driver", description="Talk to an Isabellenhuette IEM-DCR meter (or its twin)."
     )
@@ -176,7 +177,11 @@ async def _monitor(drv: IemDcrDriver, count: int | None, out: TextIO) -> int:
 
 
 async def run(argv: list[str], *, clock: Clock | None = None, out: TextIO | None = None) -> int:
-    """The CLI without process concerns, so tests can run it in-process on a virtual clock."""
+    """The CLI without process concerns, so tests can run it in-process on a virtual clock.
+
+    Prints JSON lines to `out` (events for monitor, the response for start and stop) and returns the exit status:
+    0 when the response is OK, 1 otherwise; a bad flag exits 2 through argparse with a message naming it.
+    """
     out = out or sys.stdout
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -208,11 +213,11 @@ async def run(argv: list[str], *, clock: Clock | None = None, out: TextIO | None
         problem = await _until_ready(drv)
         response: TransactionStartResponse | TransactionStopResponse
         if problem is not None:
-            error = f"meter not ready: {problem}"
+            not_ready = f"meter not ready: {problem}"
             if args.command == "start":
-                response = TransactionStartResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=error)
+                response = TransactionStartResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=not_ready)
             else:
-                response = TransactionStopResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=error)
+                response = TransactionStopResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=not_ready)
         elif req is not None:
             # fix 16: a start that ends a running transaction publishes its record; print it, it must not be lost
             unsubscribe = drv.events.on(lambda event: _print(out, event.to_json()), [TRANSACTION_ENDED])

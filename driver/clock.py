@@ -15,16 +15,22 @@ class Clock(Protocol):
     virtual clock (control-api.md §4) can run a 2 h resync interval in milliseconds.
     """
 
-    def now(self) -> float: ...
+    def now(self) -> float:
+        """The current time in epoch seconds, UTC."""
+        ...
 
-    async def sleep(self, seconds: float) -> None: ...
+    async def sleep(self, seconds: float) -> None:
+        """Return after `seconds` of this clock's time (at once for 0 or less)."""
+        ...
 
 
 class RealClock:
     """Wall-clock time and asyncio sleeps: the default for a real meter."""
 
     def now(self) -> float:
+        """`time.time()`: epoch seconds, UTC."""
         return time.time()
 
     async def sleep(self, seconds: float) -> None:
+        """`asyncio.sleep`, negative durations as 0."""
         await asyncio.sleep(max(0.0, seconds))

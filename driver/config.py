@@ -21,23 +21,26 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*", re.ASCII)
 
 @dataclass(frozen=True)
 class DriverConfig:
-    """Validated settings; construction fails with a ValueError that names the offending key."""
+    """The driver's settings (driver.md §1): the keys, defaults and ranges of the C++ module's `manifest.yaml`.
+
+    Construction fails with a ValueError that names the offending key, e.g. `port_http: 70000 is outside ...`.
+    """
 
     ip_address: str = "192.168.60.12"
     port_http: int = 80
-    timezone: str = "+0100"
+    timezone: str = "+0100"  # ±HHMM of normal time, or an IANA zone name
     timezone_handle_DST: bool = True
-    datetime_resync_interval: int = 2
-    resilience_initial_connection_retry_delay: int = 10000
+    datetime_resync_interval: int = 2  # hours
+    resilience_initial_connection_retry_delay: int = 10000  # ms
     resilience_transaction_request_retries: int = 3
-    resilience_transaction_request_retry_delay: int = 250
+    resilience_transaction_request_retry_delay: int = 250  # ms
     CT: str = "EVSEID"
     CI: str = "1234"
     TT_initial: str = ""
     US: bool = False
     # Python-only settings.
     signature_timeout_ms: int = 10000
-    request_timeout_s: float = 5.0
+    request_timeout_s: float = 5.0  # per HTTP request, all of it (fix 5)
     clock: Clock = field(default_factory=RealClock, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +71,7 @@ class DriverConfig:
 
     @property
     def base_url(self) -> str:
+        """`http://HOST:PORT` of the meter API; an IPv6 host goes in brackets."""
         host = f"[{self.ip_address}]" if ":" in self.ip_address else self.ip_address
         return f"http://{host}:{self.port_http}"
 
@@ -78,7 +82,7 @@ class DriverConfig:
 
     @property
     def timezone_offset_s(self) -> int:
-        """The `±HHMM` offset in seconds (normal time); only for an offset, not for an IANA zone name."""
+        """The `±HHMM` offset in seconds (normal time); ValueError when `timezone` is an IANA zone name."""
         if self.zone is not None:
             raise ValueError(f"timezone: {self.timezone!r} is a zone name, not a fixed offset")
         sign = -1 if self.timezone[0] == "-" else 1
@@ -86,7 +90,10 @@ class DriverConfig:
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> DriverConfig:
-        """Build a config from `http://HOST:PORT` (the CLI's and scenario runner's way to name a meter)."""
+        """Build a config from `http://HOST:PORT` (the CLI's and scenario runner's way to name a meter).
+
+        ValueError starting `url:` for anything else (a path, a query, a bad port, non-ASCII text).
+        """
         if not isinstance(url, str) or not _PRINTABLE_ASCII.fullmatch(url):
             raise ValueError(f"url: {url!r} must be printable ASCII (no line breaks; an IDN host in its xn-- form)")
         parts = urlsplit(url)

@@ -1,4 +1,7 @@
-"""The meter protocol: one method per exchange with the IEM-DCR, parsing and checking each answer."""
+"""The meter protocol: one method per exchange with the IEM-DCR, parsing and checking each answer.
+
+The port of the C++ `main/isabellenhuetteIemDcrController.cpp`; the endpoints are meter-api.md §2.
+"""
 
 from __future__ import annotations
 
@@ -110,7 +113,7 @@ def record_identity(record: SignedMeterValue) -> tuple[str, str]:
 
 
 def split_time_status(tm: str) -> tuple[str, str]:
-    """Split `...,000+0100 I` into the timestamp and the status letter."""
+    """Split TM `...,000+0100 I` into (timestamp, OCMF time-status letter); the letter is "" when absent."""
     head, sep, letter = tm.rpartition(" ")
     if sep and len(letter) == 1 and letter.isalpha():
         return head, letter
@@ -118,7 +121,10 @@ def split_time_status(tm: str) -> tuple[str, str]:
 
 
 def kwh_to_wh(value: Any, endpoint: str, where: str) -> float:
-    """Parse a kWh register string (the whole string: fix 3) into Wh."""
+    """A register's WV (kWh as a decimal string, e.g. "1.040") in Wh; the whole string is parsed (fix 3).
+
+    Raises UnexpectedBody naming `where` (e.g. `RD[2].WV`) for a non-string, non-number or non-finite value.
+    """
     if not isinstance(value, str):
         raise UnexpectedBody(endpoint, f"{where} must be a string, got {type(value).__name__}")
     try:
@@ -136,7 +142,7 @@ T = TypeVar("T")
 async def call_with_retry(
     action: Callable[[], Awaitable[T]], retries: int, delay_ms: int, clock: Clock, what: str
 ) -> T:
-    """1 + retries attempts, sleeping the delay after each failure; the last error propagates.
+    """1 + retries attempts of `action`, sleeping `delay_ms` on `clock` after each failure; the last error propagates.
 
     Only failures that may go away are retried (fix 15): transport failures, garbled answers, 5xx, 425 and
     428. Any other status (a 400 naming a field, a 404) fails at once.
@@ -157,7 +163,11 @@ async def call_with_retry(
 
 
 class MeterController:
-    """Requests and answers of the meter API (meter-api.md); no policy, no state beyond the public key."""
+    """Requests and answers of the meter API (meter-api.md §2); no policy, no state beyond the public key.
+
+    Every method raises TransportError (no answer), UnexpectedStatus (not 200) or UnexpectedBody (a 200 whose
+    body is not what the node promises).
+    """
 
     def __init__(self, client: MeterHttpClient, config: DriverConfig) -> None:
         self._client = client
@@ -181,9 +191,11 @@ class MeterController:
         return data
 
     def now_tm(self) -> str:
+        """TM for the meter at the config clock's now: `YYYY-MM-DDTHH:MM:SS,000±HHMM` (format_meter_time)."""
         return format_meter_time(self._config, self._config.clock.now())
 
     async def get_gw(self) -> dict[str, Any]:
+        """GET gw: the JSON object as sent (CT, CI...); UnexpectedBody when it is not a JSON object."""
         return await self._call_json("GET", V1 + "gw")
 
     async def gw_is_empty(self) -> bool:
@@ -192,16 +204,20 @@ class MeterController:
         return ct is None or ct == ""
 
     async def post_gw(self) -> None:
+        """POST gw {CT, CI, TM} from the config; the meter takes it once per power cycle (meter-api.md §3.2)."""
         body = {"CT": self._config.CT, "CI": self._config.CI, "TM": self.now_tm()}
         await self._call("POST", V1 + "gw", body)
 
     async def post_tariff(self, tariff_text: str) -> None:
+        """POST tariff {TT}: the tariff text the meter signs into the next records."""
         await self._call("POST", V1 + "tariff", {"TT": tariff_text})
 
     async def post_datetime(self) -> None:
+        """POST datetime {TM}: set the meter clock to the config clock's now (meter-api.md §3.3)."""
         await self._call("POST", V1 + "datetime", {"TM": self.now_tm()})
 
     async def get_publickey(self) -> str:
+        """GET publickey: PK (hex DER), also kept in `public_key`; UnexpectedBody when PK is missing or empty."""
         endpoint = V1 + "publickey"
         data = await self._call_json("GET", endpoint)
         key = data.get("PK")
@@ -211,12 +227,16 @@ class MeterController:
         return key
 
     async def get_metervalue(self) -> MeterReading:
+        """GET metervalue as a MeterReading (parse_metervalue)."""
         endpoint = V1 + "metervalue"
         data = await self._call_json("GET", endpoint)
         return parse_metervalue(data, endpoint)
 
     async def post_user(self, req: TransactionReq) -> None:
-        """POST user: ID is identification_data when given and non-empty, else the transaction id."""
+        """POST user {IS, IL, IF, IT, ID, US, TT} from `req` (driver.md §2; IL UNKNOWN when unset).
+
+        ID is identification_data when given and non-empty, else the transaction id; TT only when tariff_text is set.
+        """
         body: dict[str, Any] = {
             "IS": req.identification_status == OCMFUserIdentificationStatus.ASSIGNED,
             "IL": (req.identification_level or OCMFIdentificationLevel.UNKNOWN).value,
@@ -230,9 +250,11 @@ class MeterController:
         await self._call("POST", V1 + "user", body)
 
     async def post_receipt(self, tx: str) -> None:
+        """POST receipt {TX}: "B" begins a transaction, "E" ends it (meter-api.md §3.6)."""
         await self._call("POST", V1 + "receipt", {"TX": tx})
 
     async def get_receipt(self) -> SignedMeterValue:
+        """GET receipt: the record of the last transaction ended since power-up, byte for byte (425 while signing)."""
         return await self._signed_record(V1 + "receipt")
 
     async def get_transaction(self) -> SignedMeterValue:
@@ -274,7 +296,12 @@ def _string(data: dict[str, Any], key: str, endpoint: str) -> str:
 
 
 def parse_metervalue(data: dict[str, Any], endpoint: str = V1 + "metervalue") -> MeterReading:
-    """Map a metervalue answer to a Powermeter; any missing key or wrong type is an UnexpectedBody."""
+    """Map a metervalue answer (meter-api.md §4) to a MeterReading; driver.md §2 gives the mapping.
+
+    I → current_A.DC (A), U2 → voltage_V.DC (V), P → power_W.total (W), RD[2]/RD[3].WV (kWh) → energy_Wh_import /
+    energy_Wh_export (Wh), MS → meter_id, TM → timestamp and time status, XC and XT as they are. Any missing key
+    or wrong type raises UnexpectedBody naming it.
+    """
     transaction_active = data.get("XT")
     if not isinstance(transaction_active, bool):
         raise UnexpectedBody(endpoint, f"XT missing or not a boolean ({transaction_active!r})")

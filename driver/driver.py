@@ -68,7 +68,7 @@ class SignatureTimeout(MeterError):
 
 
 class IemDcrDriver:
-    """One IEM-DCR behind the EVerest powermeter interface.
+    """One IEM-DCR behind the EVerest powermeter interface; the port of the C++ module's `main/powermeterImpl.cpp`.
 
     Lifecycle: `await start()` / `await stop()` or `async with IemDcrDriver(cfg) as drv:`. A background task
     initialises the meter (forever, every `resilience_initial_connection_retry_delay` ms) and then polls it
@@ -110,6 +110,7 @@ class IemDcrDriver:
     # ----- state, read-only for callers -------------------------------------------------------------
     @property
     def initialised(self) -> bool:
+        """Whether init has finished and no failure has asked for it again since."""
         return self._initialised
 
     @property
@@ -124,22 +125,27 @@ class IemDcrDriver:
 
     @property
     def communication_fault_active(self) -> bool:
+        """Whether the EVerest error `powermeter/CommunicationFault` is raised and not yet cleared."""
         return self._fault_active
 
     @property
-    def public_key(self) -> str:
+    def public_key_ocmf(self) -> str:
+        """The interface's `public_key_ocmf` var: the meter's PK (hex DER) from GET publickey, "" before init."""
         return self._meter.public_key
 
     @property
     def running(self) -> bool:
+        """Whether the background task (init, then the live loop) runs."""
         return self._task is not None and not self._task.done()
 
     # ----- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Start the background task (init, then the live loop); does nothing if it runs."""
         if not self.running:
             self._task = asyncio.create_task(self._run(), name=f"iemdcr-driver {self.config.base_url}")
 
     async def stop(self) -> None:
+        """Cancel the background task and close the HTTP session; a transaction on the meter is left as it is."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -160,9 +166,11 @@ class IemDcrDriver:
     async def wait_for(
         self, name: str, predicate: Predicate | None = None, *, include_past: bool = False
     ) -> DriverEvent:
+        """EventBus.wait_for on this driver's events; ValueError for an unknown event name."""
         return await self.events.wait_for(name, predicate, include_past=include_past)
 
     def subscribe(self, names: Iterable[str] | None = None) -> Subscription:
+        """EventBus.subscribe on this driver's events (all of them when `names` is None)."""
         return self.events.subscribe(names)
 
     # ----- the live loop ----------------------------------------------------------------------------
@@ -323,12 +331,13 @@ class IemDcrDriver:
 
     # ----- commands ---------------------------------------------------------------------------------
     async def start_transaction(self, req: TransactionReq) -> TransactionStartResponse:
-        """Close any open transaction (publishing its record), write the user block, begin.
+        """Close any open transaction (publishing its record), write the user block, begin (driver.md §2).
 
         EVerest's start_transaction, with fix 16: a transaction ended here has its record fetched and published
         as a `transaction_ended` event. If that record cannot be read, no new transaction begins, so the
         meter's last record stays that one and a stop still returns it. The outcome of every start is
-        remembered for fix 13 (a stop of a transaction that never began gets no record).
+        remembered for fix 13 (a stop of a transaction that never began gets no record). Meter failures come
+        back as the response's status and error, never raised.
         """
         self._last_start_tid = req.transaction_id
         outcome = MAYBE_BEGAN  # if the start is cancelled or fails in a way nobody foresaw
@@ -427,7 +436,8 @@ class IemDcrDriver:
         another transaction: a stop of a transaction whose start this driver saw refused, a stop naming another
         transaction than the one this driver began, or a record already delivered for another transaction
         gets UNEXPECTED_ERROR. "" stands for the transaction this driver began last. A driver that knows
-        nothing (just restarted) returns the last record, as documented.
+        nothing (just restarted) returns the last record, as documented. Meter failures come back as the
+        response's status and error, never raised.
         """
         if not self._initialised:  # fix 10: answer at once, never wait behind an init in progress
             return _stop_error(NOT_INITIALISED)

@@ -1,4 +1,8 @@
-"""Exceptions of the meter protocol; their messages are what callers see (fix 4: no "std::exception")."""
+"""Exceptions of the meter protocol; their messages are what callers see (fix 4: no "std::exception").
+
+They take the place of the C++ module's HttpClientError, UnexpectedIemDcrResponseCode and
+UnexpectedIemDcrResponseBody (`main/isabellenhuetteIemDcrController.hpp`).
+"""
 
 from __future__ import annotations
 
@@ -53,6 +57,7 @@ class UnexpectedStatus(MeterError):
 
     @property
     def retryable(self) -> bool:
+        """True for 425, 428 and 5xx: states that can change; any other status is a refusal (fix 15)."""
         return self.status in RETRYABLE_STATUSES or 500 <= self.status <= 599
 
 

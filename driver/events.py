@@ -1,4 +1,9 @@
-"""Driver outputs as named events: callbacks, subscription queues and an awaitable `wait_for`."""
+"""Driver outputs as named events: callbacks, subscription queues and an awaitable `wait_for`.
+
+`powermeter` and `public_key_ocmf` are the vars of EVerest's powermeter interface (`interfaces/powermeter.yaml`),
+`communication_fault_raised`/`_cleared` its error `powermeter/CommunicationFault`; the others are the driver's
+own lifecycle events (driver.md §1).
+"""
 
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ COMMUNICATION_FAULT = "powermeter/CommunicationFault"
 @dataclass(frozen=True)
 class DriverEvent:
     """One output. `data` is a Powermeter for `powermeter`, a TransactionEnded for `transaction_ended`, a str for
-    the others (None for `initialised`)."""
+    the others (None for `initialised`); `seq` counts from 1 in emission order."""
 
     name: str
     data: Any
@@ -44,6 +49,7 @@ class DriverEvent:
     seq: int
 
     def to_json(self) -> dict[str, Any]:
+        """`{"event", "time", "data"}` (data in EVerest's shape), plus `"error_type"` for the fault events."""
         data = self.data.to_json() if hasattr(self.data, "to_json") else self.data
         out: dict[str, Any] = {"event": self.name, "time": self.time, "data": data}
         if self.name.startswith("communication_fault"):
@@ -67,15 +73,18 @@ class Subscription:
             self._queue.put_nowait(event)
 
     async def get(self) -> DriverEvent:
+        """The next event, waiting for one."""
         return await self._queue.get()
 
     def get_nowait(self) -> DriverEvent | None:
+        """The next event if one is queued, else None."""
         try:
             return self._queue.get_nowait()
         except asyncio.QueueEmpty:
             return None
 
     def close(self) -> None:
+        """Stop receiving events; the queued ones stay readable."""
         self._bus._unsubscribe(self)
 
     def __enter__(self) -> Subscription:
@@ -102,6 +111,7 @@ class EventBus:
         self.history: deque[DriverEvent] = deque(maxlen=history)
 
     def emit(self, name: str, data: Any = None) -> DriverEvent:
+        """Record the event, queue it for subscriptions and call the callbacks in order; returns it."""
         self._seq += 1
         event = DriverEvent(name=name, data=data, time=self._now(), seq=self._seq)
         self.history.append(event)
@@ -119,6 +129,7 @@ class EventBus:
         return lambda: self._callbacks.remove(entry) if entry in self._callbacks else None
 
     def subscribe(self, names: Iterable[str] | None = None) -> Subscription:
+        """A new queue of the events named (all when None); ValueError for an unknown name."""
         subscription = Subscription(self, _names(names))
         self._subscriptions.append(subscription)
         return subscription

@@ -311,7 +311,7 @@ async def test_public_key_equals_the_meters(slot: MeterSlot, make_driver: MakeDr
     await drv.start()
     event = await wait(drv, "public_key_ocmf")
     assert event.data == slot.meter.get_publickey()["PK"] == slot.meter.signer.public_key_hex
-    assert drv.public_key == event.data
+    assert drv.public_key_ocmf == event.data
 
 
 # ----- transactions ---------------------------------------------------------------------------------------

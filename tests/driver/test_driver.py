@@ -51,7 +51,7 @@ async def test_init_sequence_and_public_key(make_driver: MakeDriver, meter: Fake
     assert meter.seen[1].body["CT"] == "EVSEID" and meter.seen[1].body["CI"] == "1234"
     assert meter.seen[2].body == {"TT": "0.40 EUR/kWh"}
     assert names == ["public_key_ocmf", "powermeter", "initialised"]
-    assert drv.public_key == PK
+    assert drv.public_key_ocmf == PK
     assert drv.events.history[0].data == PK
 
 

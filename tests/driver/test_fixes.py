@@ -356,7 +356,7 @@ async def test_fix16_start_during_a_transaction_publishes_its_record(driver: Iem
     # C++ (and the port before fix 16): E, then POST user at once; the first record never left the meter
     assert event is not None and event.data.transaction_id == "tx-1"
     assert event.data.signed_meter_value.signed_meter_data == meter.records[0] and '"ID":"AAAA"' in meter.records[0]
-    assert event.to_json()["data"]["signed_meter_value"]["public_key"] == driver.public_key
+    assert event.to_json()["data"]["signed_meter_value"]["public_key"] == driver.public_key_ocmf
     order = [(s.method, s.node) for s in meter.seen if s.node in ("receipt", "user")][-4:]
     assert order == [("POST", "receipt"), ("GET", "receipt"), ("POST", "user"), ("POST", "receipt")]
 
