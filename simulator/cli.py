@@ -16,11 +16,14 @@ from typing import Any
 from aiohttp import web
 
 from iemdcr_twin import __version__
+from iemdcr_twin.asciinum import parse_float, parse_int
+from iemdcr_twin.simulator import limits
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.conformance import cli as conformance_cli
 from iemdcr_twin.simulator.control_api import create_control_app
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from iemdcr_twin.simulator.fleet_file import load_fleet
+from iemdcr_twin.simulator.meter_api import IDLE_TIMEOUT_S
 from iemdcr_twin.simulator.model import PROFILES, Switches
 from iemdcr_twin.simulator.model.profiles import DEFAULT_PROFILE
 from iemdcr_twin.simulator.scenario import cli as scenario_cli
@@ -59,10 +62,12 @@ def configure_logging(fmt: str) -> None:
 
 def parse_epoch(text: str) -> float:
     try:
-        return float(text)
+        return parse_float(text)
     except ValueError:
         pass
     try:
+        if not text.isascii():
+            raise ValueError(text)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--epoch {text!r}: use epoch seconds or ISO 8601") from None
@@ -73,7 +78,7 @@ def parse_epoch(text: str) -> float:
 
 def port_number(text: str) -> int:
     try:
-        value = int(text)
+        value = parse_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 <= value <= 65535:
@@ -83,11 +88,21 @@ def port_number(text: str) -> int:
 
 def positive_int(text: str) -> int:
     try:
-        value = int(text)
+        value = parse_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def idle_seconds(text: str) -> float:
+    try:
+        value = parse_float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0 and at most 3600 seconds")
     return value
 
 
@@ -124,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--fleet", type=Path, metavar="FILE", help="YAML list of meters (port, serial, profile, switches)"
     )
     serve.add_argument(
+        "--idle-timeout",
+        type=idle_seconds,
+        default=IDLE_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"close connections idle or half-open this long, on every port ({IDLE_TIMEOUT_S:g})",
+    )
+    serve.add_argument(
         "--control-token", help=f"require Authorization: Bearer TOKEN on the control API (or set {TOKEN_ENV})"
     )
     conformance_cli.add_parser(commands)
@@ -137,15 +159,32 @@ def build_twin(args: argparse.Namespace) -> Twin:
     except ValueError as exc:
         raise SystemExit(f"iemdcr-sim: {exc}") from None
     clock = SimClock("virtual" if args.clock == "virtual" else "real", 1.0, args.epoch)
-    if args.state_dir is not None:
-        args.state_dir.mkdir(parents=True, exist_ok=True)
-    twin = Twin(clock, bind=args.host, state_dir=args.state_dir, seed=args.seed, journal_size=args.journal_size)
+    specs = None
     if args.fleet is not None:
         try:
             specs = load_fleet(args.fleet, args.profile, switches)
+        except ValueError as exc:  # FleetFileError
+            print(f"iemdcr-sim: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    try:
+        limits.check_fleet_fits(args.meters if specs is None else len(specs))
+    except limits.DescriptorBudgetError as exc:
+        raise SystemExit(f"iemdcr-sim: {exc}") from None
+    if args.state_dir is not None:
+        args.state_dir.mkdir(parents=True, exist_ok=True)
+    twin = Twin(
+        clock,
+        bind=args.host,
+        state_dir=args.state_dir,
+        seed=args.seed,
+        journal_size=args.journal_size,
+        idle_timeout_s=args.idle_timeout,
+    )
+    if specs is not None:
+        try:
             for index, spec in enumerate(specs):
                 twin.add_meter(spec, index)
-        except ValueError as exc:  # FleetFileError, or a serial that collides with a generated one
+        except ValueError as exc:  # a serial that collides with a generated one
             print(f"iemdcr-sim: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         return twin
@@ -180,14 +219,19 @@ def freeze_startup_objects() -> None:
 
 
 async def serve(args: argparse.Namespace) -> None:
+    limits.raise_open_file_limit()
     twin = build_twin(args)
     # Handle signals before the startup lines: a supervisor may send SIGTERM as soon as it reads them.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(limits.AcceptErrorLimiter())
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     runner = web.AppRunner(
-        create_control_app(twin, token=token_from_env(args.control_token)), access_log=None, handle_signals=False
+        create_control_app(twin, token=token_from_env(args.control_token)),
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=args.idle_timeout,
     )
     await runner.setup()
     site = web.TCPSite(runner, args.host, control_port(args), reuse_address=True)

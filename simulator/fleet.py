@@ -18,7 +18,7 @@ from aiohttp import web
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
-from iemdcr_twin.simulator.meter_api import create_meter_app
+from iemdcr_twin.simulator.meter_api import IDLE_TIMEOUT_S, create_meter_app
 from iemdcr_twin.simulator.model import Memory, Meter, RamMemory, Switches, get_profile
 from iemdcr_twin.simulator.model.profiles import check_serial
 from iemdcr_twin.simulator.ocmf import Signer
@@ -26,6 +26,7 @@ from iemdcr_twin.simulator.store import FileMemory
 
 log = logging.getLogger("iemdcr.fleet")
 CHECKPOINT_INTERVAL_S = 5.0
+LINGERING_TIME_S = 10.0  # aiohttp's default: how long an unread request body is drained before closing
 
 
 @dataclass
@@ -43,13 +44,25 @@ class UnknownMeter(KeyError):
 
 
 class MeterSlot:
-    """One meter with its listener."""
+    """One meter with its listener.
 
-    def __init__(self, host: MeterHost, bind: str, port: int) -> None:
+    A connection idle or half-open for ``idle_timeout_s`` wall seconds is closed (aiohttp's keep-alive timer,
+    which also runs from the moment a connection is accepted), a request body that takes longer gets 408, and
+    the unread rest of a refused body is awaited at most as long (aiohttp's lingering close): connections
+    nobody uses cannot hold the process's descriptors.
+    """
+
+    def __init__(self, host: MeterHost, bind: str, port: int, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         self.host = host
         self.bind = bind
         self.port = port
-        self._runner = web.AppRunner(create_meter_app(host), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            create_meter_app(host, body_timeout_s=idle_timeout_s),
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=idle_timeout_s,
+            lingering_time=min(idle_timeout_s, LINGERING_TIME_S),
+        )
         self._site: web.TCPSite | None = None
         self._reservation: socket.socket | None = None
         self.power_task: asyncio.Task[None] | None = None
@@ -129,12 +142,14 @@ class Twin:
         state_dir: Path | None = None,
         seed: str | None = None,
         journal_size: int = 10_000,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         self.clock = clock or SimClock()
         self.bind = bind
         self.state_dir = state_dir
         self.seed = seed
         self.journal_size = journal_size
+        self.idle_timeout_s = idle_timeout_s
         self.slots: dict[str, MeterSlot] = {}
         self._checkpointer: asyncio.Task[None] | None = None
 
@@ -148,7 +163,8 @@ class Twin:
         switches = Switches().updated(spec.switches)
         memory: Memory = FileMemory(self.state_dir, serial) if self.state_dir else RamMemory()
         meter = Meter(profile, serial, self.clock.now, memory, self._signer_factory(serial), switches)
-        slot = MeterSlot(MeterHost(meter, self.clock, Journal(self.journal_size)), self.bind, spec.port)
+        host = MeterHost(meter, self.clock, Journal(self.journal_size))
+        slot = MeterSlot(host, self.bind, spec.port, self.idle_timeout_s)
         self.slots[serial] = slot
         return slot
 

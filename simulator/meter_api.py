@@ -6,6 +6,7 @@ Status codes and JSON shapes live here and nowhere else. Every non-200 answer is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -23,6 +24,15 @@ HOST_KEY = web.AppKey("meter_host", MeterHost)
 BASE = "/counter/v1/ocmf/"
 V2_TRANSACTION = "/counter/v2/ocmf/transaction"
 MAX_BODY = 8 * 1024
+IDLE_TIMEOUT_S = 20.0
+"""Wall seconds a meter-port connection may sit idle or half-open, and a request body may take to arrive.
+
+Idle: no request since connecting or since the last answer; half-open: a request's headers or body still
+incomplete. Real chargers open a new connection per request (EVerest's driver does) or poll at 1 Hz, so
+nothing legitimate waits this long; 20 s stays above the 15 s after which aiohttp clients drop idle
+connections themselves, so a client never reuses one the meter has just closed.
+"""
+BODY_TIMEOUT_KEY = web.AppKey("meter_api_body_timeout_s", float)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 _REQUEST_BODY = web.RequestKey("meter_api_request_body", object)
 
@@ -75,10 +85,16 @@ def _post_json(poster: JsonPoster) -> Handler:
 
 
 async def _read_object(request: web.Request) -> dict[str, Any]:
+    timeout_s = request.app[BODY_TIMEOUT_KEY]
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
     except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
         raise Refusal(400, "bad_json", "the body could not be decoded") from None
+    except TimeoutError:  # a half-sent body must not hold the connection (and its descriptor) for ever
+        raise Refusal(408, "request_timeout", f"the body did not arrive within {timeout_s:g} s") from None
+    except ConnectionResetError:  # the client left mid-body: journaled, answered to nobody, no traceback
+        raise Refusal(400, "incomplete_body", "the connection closed before the body arrived") from None
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deeply nested arrays
@@ -224,10 +240,11 @@ def _routes(host: MeterHost) -> dict[str, dict[str, Handler]]:
     return routes
 
 
-def create_meter_app(host: MeterHost) -> web.Application:
-    """The app one meter serves on its own port."""
+def create_meter_app(host: MeterHost, *, body_timeout_s: float = IDLE_TIMEOUT_S) -> web.Application:
+    """The app one meter serves on its own port; a body slower than ``body_timeout_s`` gets 408."""
     app = web.Application(client_max_size=MAX_BODY)
     app[HOST_KEY] = host
+    app[BODY_TIMEOUT_KEY] = float(body_timeout_s)
     router = app.router
     for path, by_method in _routes(host).items():
         resource = router.add_resource(path)

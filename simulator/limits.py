@@ -1,0 +1,118 @@
+"""Open files for ``iemdcr-sim serve``: raise the soft limit, refuse a fleet that cannot fit, quiet accept errors.
+
+Every meter holds two descriptors for its whole life (its port reservation and its listener, see
+``fleet.MeterSlot``) and needs room for at least one connection and one record write; the process itself
+(standard streams, the event loop, the control port, its connections and event streams) needs a fixed base.
+``serve`` raises the soft ``RLIMIT_NOFILE`` to the hard limit and refuses to start a fleet that does not fit,
+instead of failing later with ``[Errno 24] Too many open files``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on POSIX: no limit to raise or read
+    resource = None  # type: ignore[assignment]
+
+log = logging.getLogger("iemdcr.limits")
+
+BASE_DESCRIPTORS = 64
+"""Descriptors ``serve`` needs besides its meters: stdio, the event loop, the control port and its clients."""
+DESCRIPTORS_PER_METER = 4
+"""Per meter: its port reservation and its listener (held), plus room for a connection and a record write."""
+ACCEPT_ERROR_INTERVAL_S = 10.0
+"""At most one log line per this many seconds about connections that could not be accepted."""
+_ACCEPT_ERROR = "socket.accept() out of system resource"  # asyncio's message (selector_events.py)
+
+
+class DescriptorBudgetError(Exception):
+    """The fleet needs more open files than the process may have; the message gives the numbers."""
+
+
+def open_file_limit() -> tuple[int, int]:
+    """The process's (soft, hard) ``RLIMIT_NOFILE``; ``resource.RLIM_INFINITY`` (-1) means no limit."""
+    if resource is None:  # pragma: no cover
+        return (-1, -1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft, hard
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; return (soft, hard) as they are afterwards.
+
+    A hard limit of "unlimited" leaves the soft limit as it is (some kernels refuse an unlimited soft limit
+    for open files). A refusal by the kernel is logged and the soft limit kept.
+    """
+    soft, hard = open_file_limit()
+    if resource is None or hard == resource.RLIM_INFINITY or soft == hard:
+        return soft, hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (OSError, ValueError) as exc:
+        log.warning("could not raise the open-file limit from %d to %d: %s", soft, hard, exc)
+        return soft, hard
+    log.info("open-file limit raised from %d to %d", soft, hard)
+    return hard, hard
+
+
+def descriptors_needed(meters: int) -> int:
+    """Open files ``serve`` needs for ``meters`` meters: the base plus a fixed number per meter."""
+    return BASE_DESCRIPTORS + DESCRIPTORS_PER_METER * meters
+
+
+def check_fleet_fits(meters: int, limits: tuple[int, int] | None = None) -> None:
+    """Raise DescriptorBudgetError, giving the numbers, when ``meters`` meters need more than the soft limit."""
+    soft, hard = open_file_limit() if limits is None else limits
+    if soft < 0:  # RLIM_INFINITY
+        return
+    needed = descriptors_needed(meters)
+    if needed <= soft:
+        return
+    fits = max(0, (soft - BASE_DESCRIPTORS) // DESCRIPTORS_PER_METER)
+    hard_text = "unlimited" if hard < 0 else str(hard)
+    raise DescriptorBudgetError(
+        f"{meters} meters need {needed} open files ({DESCRIPTORS_PER_METER} per meter plus {BASE_DESCRIPTORS}), "
+        f"but the open-file limit is {soft} (hard limit {hard_text}), enough for {fits} meters. "
+        "Raise the limit (ulimit -n, docker run --ulimit nofile=N:N, systemd LimitNOFILE=) or serve fewer meters."
+    )
+
+
+class AcceptErrorLimiter:
+    """An event-loop exception handler that lets one "cannot accept" line through per interval.
+
+    asyncio reports every failed ``accept()`` (out of descriptors or memory) with a traceback, many times a
+    second per listening port, which filled 11 MB of log in 15 s. This handler logs one line per
+    ``interval_s`` with the number of reports it held back, and passes every other report on unchanged.
+    Install it with ``loop.set_exception_handler(AcceptErrorLimiter())``.
+    """
+
+    def __init__(self, interval_s: float = ACCEPT_ERROR_INTERVAL_S, now: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self._now = now
+        self._last: float | None = None
+        self.suppressed = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") != _ACCEPT_ERROR:
+            loop.default_exception_handler(context)
+            return
+        now = self._now()
+        if self._last is not None and now - self._last < self.interval_s:
+            self.suppressed += 1
+            return
+        held_back, self.suppressed = self.suppressed, 0
+        self._last = now
+        more = f"; {held_back} more held back since the previous line" if held_back else ""
+        log.error(
+            "cannot accept connections: %s (open connections hold every descriptor; idle ones are closed "
+            "after --idle-timeout)%s",
+            context.get("exception") or "out of resources",
+            more,
+            extra={"held_back": held_back},
+        )
