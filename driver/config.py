@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from iemdcr_twin.driver.clock import Clock, RealClock
 
-_TIMEZONE = re.compile(r"^[+-]([01]\d|2[0-3])[0-5]\d$")
+_TIMEZONE = re.compile(r"[+-]([01][0-9]|2[0-3])[0-5][0-9]\Z")  # ASCII digits to the very end (no "\n")
 
 
 def host_is_dst(epoch: float) -> bool:
@@ -42,6 +42,8 @@ class DriverConfig:
 
     def __post_init__(self) -> None:
         _check_str(self, "ip_address", allow_empty=False)
+        if not (self.ip_address.isascii() and self.ip_address.isprintable()) or " " in self.ip_address:
+            raise ValueError(f"ip_address: {self.ip_address!r} must be an address or host name in printable ASCII")
         _check_int(self, "port_http", 0, 65535)
         _check_str(self, "timezone", allow_empty=False)
         if not _TIMEZONE.match(self.timezone):
@@ -74,6 +76,8 @@ class DriverConfig:
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> DriverConfig:
         """Build a config from `http://HOST:PORT` (the CLI's and scenario runner's way to name a meter)."""
+        if not isinstance(url, str) or not (url.isascii() and url.isprintable()):  # urlsplit drops "\n" and tabs
+            raise ValueError(f"url: {url!r} must be printable ASCII, e.g. http://192.168.60.12:80")
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"url: {url!r} is not of the form http://HOST:PORT")
