@@ -9,6 +9,7 @@ refused with an error that names the key or flag, and must change nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -38,6 +39,7 @@ from iemdcr_twin.simulator.scenario.records import pagination
 from tests.simulator.helpers import GW
 from tests.simulator.twin_helpers import S1, json_error, json_ok, meter_url, new_twin
 
+HANG_GUARD_S = 30.0
 SCRIPTS = {
     "arabic-indic": "٠١٢٣٤٥٦٧٨٩",
     "fullwidth": "０１２３４５６７８９",
@@ -369,8 +371,10 @@ async def test_driver_cli_refuses_other_digits_or_a_newline(
     argv = (
         ["--url", "http://127.0.0.1:9", "monitor", "--count", value] if flag == "--count" else driver_argv(flag, value)
     )
+    # refused while parsing, before any request; the guard only stops a driver that would monitor for ever
     with pytest.raises(SystemExit) as exit_:
-        await driver_cli.run(argv)  # refused while parsing: no request is made
+        async with asyncio.timeout(HANG_GUARD_S):
+            await driver_cli.run(argv)
     assert exit_.value.code == 2
     assert flag in capsys.readouterr().err
 
