@@ -83,12 +83,30 @@ def check_fleet_fits(meters: int, limits: tuple[int, int] | None = None) -> None
     )
 
 
+def is_accept_trouble(context: dict[str, Any]) -> bool:
+    """Whether an event-loop report is about accepting connections (see AcceptErrorLimiter).
+
+    Two kinds: asyncio's "out of system resource" for a failed ``accept()``, and the retry it schedules a
+    second later failing on a listener closed meanwhile (power off, shutdown): an exception in the callback
+    ``BaseSelectorEventLoop._start_serving``, one per failed accept, with a traceback each.
+    """
+    message = str(context.get("message", ""))
+    if message == _ACCEPT_ERROR:
+        return True
+    return (
+        message.startswith("Exception in callback ")
+        and "._start_serving(" in message
+        and isinstance(context.get("exception"), OSError | ValueError)
+    )
+
+
 class AcceptErrorLimiter:
     """An event-loop exception handler that lets one "cannot accept" line through per interval.
 
     asyncio reports every failed ``accept()`` (out of descriptors or memory) with a traceback, many times a
-    second per listening port, which filled 11 MB of log in 15 s. This handler logs one line per
-    ``interval_s`` with the number of reports it held back, and passes every other report on unchanged.
+    second per listening port, which filled 11 MB of log in 15 s, and reports once more each retry that
+    finds the listener closed. This handler logs one line per ``interval_s`` with the number of reports it
+    held back, and passes every other report on unchanged.
     Install it with ``loop.set_exception_handler(AcceptErrorLimiter())``.
     """
 
@@ -99,7 +117,7 @@ class AcceptErrorLimiter:
         self.suppressed = 0
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if context.get("message") != _ACCEPT_ERROR:
+        if not is_accept_trouble(context):
             loop.default_exception_handler(context)
             return
         now = self._now()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import select
+import signal
 import socket
 import subprocess
 import time
@@ -130,6 +131,24 @@ async def test_half_open_connections_cannot_starve_the_twin(
     assert "cannot accept connections" in log  # the flood did exhaust the descriptors ...
     assert "Traceback" not in log
     assert len(log.splitlines()) < 30, log[-3000:]  # ... and the log stays a few lines
+
+
+async def test_a_twin_out_of_descriptors_shuts_down_cleanly_and_quietly(sim_factory: SimFactory) -> None:
+    # the default idle timeout (20 s): the flood still holds every descriptor when SIGTERM comes
+    sim = sim_factory(preexec_fn=open_file_limit(SOFT, HARD))
+    with half_open_connections(sim.meter.url, 300):
+        deadline = time.monotonic() + HANG_GUARD_S
+        while "cannot accept connections" not in sim.stderr():
+            assert time.monotonic() < deadline, "the flood never exhausted the descriptors"
+            await asyncio.sleep(0.1)
+        # asyncio retries a failed accept after ACCEPT_RETRY_DELAY (1 s), and every retry fails again; after two
+        # of those, retries are pending when SIGTERM closes the listeners. This only sets the scene: nothing
+        # here depends on how long anything takes.
+        await asyncio.sleep(2 * asyncio.constants.ACCEPT_RETRY_DELAY)
+        assert sim.signal(signal.SIGTERM) == 0
+    log = sim.stderr()
+    assert "Traceback" not in log  # asyncio's pending accept retries fail on the closed listeners: held back
+    assert len(log.splitlines()) < 30, log[-3000:]
 
 
 async def test_each_kind_of_half_open_connection_is_closed_after_the_idle_timeout(sim_factory: SimFactory) -> None:

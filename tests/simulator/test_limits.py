@@ -56,12 +56,31 @@ def test_accept_errors_are_logged_once_per_interval_with_the_number_held_back(
     assert loop.passed_on == []
 
 
+def test_accept_retries_on_a_closed_listener_count_as_accept_errors(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = limits.AcceptErrorLimiter(interval_s=10, now=lambda: 0.0)
+    loop = FakeLoop()
+    retry = {
+        "message": "Exception in callback BaseSelectorEventLoop._start_serving(<...>, <socket>, None, 128)",
+        "exception": ValueError("Invalid file descriptor: -1"),
+    }
+    with caplog.at_level(logging.ERROR, logger="iemdcr.limits"):
+        for _ in range(1000):
+            limiter(loop, retry)  # type: ignore[arg-type]
+    assert len(caplog.records) == 1 and limiter.suppressed == 999
+    assert loop.passed_on == []
+
+
 def test_other_loop_reports_pass_through_unchanged() -> None:
     limiter = limits.AcceptErrorLimiter()
     loop = FakeLoop()
-    context = {"message": "Task exception was never retrieved"}
-    limiter(loop, context)  # type: ignore[arg-type]
-    assert loop.passed_on == [context]
+    others = [
+        {"message": "Task exception was never retrieved", "exception": ValueError("x")},
+        {"message": "Exception in callback Twin._checkpoint_loop()", "exception": OSError(28, "No space left")},
+        {"message": "Exception in callback BaseSelectorEventLoop._start_serving(...)", "exception": KeyError("x")},
+    ]
+    for context in others:
+        limiter(loop, context)  # type: ignore[arg-type]
+    assert loop.passed_on == others
 
 
 async def test_it_works_as_a_real_event_loops_exception_handler(caplog: pytest.LogCaptureFixture) -> None:
