@@ -7,11 +7,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from iemdcr_twin import __version__
-from iemdcr_twin.asciinum import parse_float, parse_int
 from iemdcr_twin.driver.clock import Clock
 from iemdcr_twin.driver.config import DriverConfig
 from iemdcr_twin.driver.driver import IemDcrDriver
@@ -45,21 +46,24 @@ FLAG_OF_KEY = {
     "request_timeout_s": "--timeout-s",
 }
 
-
-def whole_number(text: str) -> int:
-    """An argparse type: ASCII digits only (``int()`` alone takes any Unicode digit, spaces and ``_``)."""
-    try:
-        return parse_int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number in ASCII digits: {text!r}") from None
+# Flags are checked with ASCII classes and full matches: int() and float() accept any Unicode digit ("٣", "３")
+# and surrounding whitespace, a trailing newline included.
+_ASCII_INT = re.compile(r"-?[0-9]+", re.ASCII)
+_ASCII_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
 
 
-def seconds(text: str) -> float:
-    """An argparse type: a finite decimal number in ASCII."""
-    try:
-        return parse_float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds in ASCII digits: {text!r}") from None
+def _ascii_number(pattern: re.Pattern[str], convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        if not pattern.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"must be {what} in ASCII digits, got {text!r}")
+        return convert(text)
+
+    parse.__name__ = what
+    return parse
+
+
+ascii_int = _ascii_number(_ASCII_INT, int, "an integer")
+ascii_seconds = _ascii_number(_ASCII_DECIMAL, float, "a number")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,16 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--us", action="store_true", help="show the user ID on the meter display")
     parser.add_argument("--timezone", default="+0100", help="offset of normal time, ±HHMM (+0100)")
     parser.add_argument("--no-dst", action="store_true", help="do not add an hour during host DST")
-    parser.add_argument("--datetime-resync-interval", type=whole_number, default=2, help="hours, 1..24 (2)")
-    parser.add_argument("--retries", type=whole_number, default=3, help="transaction request retries, 0..5 (3)")
-    parser.add_argument("--retry-delay-ms", type=whole_number, default=250, help="200..1000 (250)")
-    parser.add_argument("--init-retry-delay-ms", type=whole_number, default=10000, help="1000..65535 (10000)")
-    parser.add_argument("--timeout-s", type=seconds, default=5.0, help="per-request timeout in s (5)")
+    parser.add_argument("--datetime-resync-interval", type=ascii_int, default=2, help="hours, 1..24 (2)")
+    parser.add_argument("--retries", type=ascii_int, default=3, help="transaction request retries, 0..5 (3)")
+    parser.add_argument("--retry-delay-ms", type=ascii_int, default=250, help="200..1000 (250)")
+    parser.add_argument("--init-retry-delay-ms", type=ascii_int, default=10000, help="1000..65535 (10000)")
+    parser.add_argument("--timeout-s", type=ascii_seconds, default=5.0, help="per-request timeout in s (5)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log driver activity to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
 
     monitor = commands.add_parser("monitor", help="print one JSON line per publication and event")
-    monitor.add_argument("--count", type=whole_number, default=None, help="stop after N powermeter publications")
+    monitor.add_argument("--count", type=ascii_int, default=None, help="stop after N powermeter publications")
 
     start = commands.add_parser("start", help="start a transaction")
     start.add_argument("--evse-id", default="", help="must be empty or equal to CI")

@@ -23,7 +23,6 @@ from iemdcr_twin.simulator.conformance import cli as conformance_cli
 from iemdcr_twin.simulator.control_api import create_control_app
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from iemdcr_twin.simulator.fleet_file import load_fleet
-from iemdcr_twin.simulator.meter_api import IDLE_TIMEOUT_S
 from iemdcr_twin.simulator.model import PROFILES, Switches
 from iemdcr_twin.simulator.model.profiles import DEFAULT_PROFILE
 from iemdcr_twin.simulator.scenario import cli as scenario_cli
@@ -141,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--idle-timeout",
         type=idle_seconds,
-        default=IDLE_TIMEOUT_S,
+        default=limits.IDLE_TIMEOUT_S,
         metavar="SECONDS",
-        help=f"close connections idle or half-open this long, on every port ({IDLE_TIMEOUT_S:g})",
+        help=f"close connections idle or half-open this long, on every port ({limits.IDLE_TIMEOUT_S:g})",
     )
     serve.add_argument(
         "--control-token", help=f"require Authorization: Bearer TOKEN on the control API (or set {TOKEN_ENV})"
@@ -159,32 +158,15 @@ def build_twin(args: argparse.Namespace) -> Twin:
     except ValueError as exc:
         raise SystemExit(f"iemdcr-sim: {exc}") from None
     clock = SimClock("virtual" if args.clock == "virtual" else "real", 1.0, args.epoch)
-    specs = None
+    if args.state_dir is not None:
+        args.state_dir.mkdir(parents=True, exist_ok=True)
+    twin = Twin(clock, bind=args.host, state_dir=args.state_dir, seed=args.seed, journal_size=args.journal_size)
     if args.fleet is not None:
         try:
             specs = load_fleet(args.fleet, args.profile, switches)
-        except ValueError as exc:  # FleetFileError
-            print(f"iemdcr-sim: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-    try:
-        limits.check_fleet_fits(args.meters if specs is None else len(specs))
-    except limits.DescriptorBudgetError as exc:
-        raise SystemExit(f"iemdcr-sim: {exc}") from None
-    if args.state_dir is not None:
-        args.state_dir.mkdir(parents=True, exist_ok=True)
-    twin = Twin(
-        clock,
-        bind=args.host,
-        state_dir=args.state_dir,
-        seed=args.seed,
-        journal_size=args.journal_size,
-        idle_timeout_s=args.idle_timeout,
-    )
-    if specs is not None:
-        try:
             for index, spec in enumerate(specs):
                 twin.add_meter(spec, index)
-        except ValueError as exc:  # a serial that collides with a generated one
+        except ValueError as exc:  # FleetFileError, or a serial that collides with a generated one
             print(f"iemdcr-sim: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         return twin
@@ -218,9 +200,22 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def check_open_files(meters: int) -> None:
+    """Exit with the numbers when ``meters`` meters do not fit the open-file limit (simulator/limits.py)."""
+    try:
+        limits.check_fleet_fits(meters)
+    except limits.DescriptorBudgetError as exc:
+        raise SystemExit(f"iemdcr-sim: {exc}") from None
+
+
 async def serve(args: argparse.Namespace) -> None:
     limits.raise_open_file_limit()
+    if args.fleet is None:
+        check_open_files(args.meters)  # before building: --meters takes any number
     twin = build_twin(args)
+    if args.fleet is not None:
+        check_open_files(len(twin.slots))  # a fleet file's meters are counted once it is read
+    twin.idle_timeout_s = args.idle_timeout
     # Handle signals before the startup lines: a supervisor may send SIGTERM as soon as it reads them.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -232,6 +227,7 @@ async def serve(args: argparse.Namespace) -> None:
         access_log=None,
         handle_signals=False,
         keepalive_timeout=args.idle_timeout,
+        shutdown_timeout=limits.SHUTDOWN_TIMEOUT_S,
     )
     await runner.setup()
     site = web.TCPSite(runner, args.host, control_port(args), reuse_address=True)

@@ -71,7 +71,7 @@ async def read_body(request: web.Request, *, optional: bool = False) -> dict[str
         raw = await request.read()
     except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
         raise ControlError(400, "bad_json", "the body could not be decoded") from None
-    except ConnectionResetError:  # the client left mid-body: nobody to answer, nothing to log
+    except (ConnectionResetError, RuntimeError):  # the client left mid-body (aiohttp: "Connection closed.")
         raise ControlError(400, "incomplete_body", "the connection closed before the body arrived") from None
     if not raw.strip() and optional:
         return {}

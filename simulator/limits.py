@@ -26,6 +26,21 @@ BASE_DESCRIPTORS = 64
 """Descriptors ``serve`` needs besides its meters: stdio, the event loop, the control port and its clients."""
 DESCRIPTORS_PER_METER = 4
 """Per meter: its port reservation and its listener (held), plus room for a connection and a record write."""
+IDLE_TIMEOUT_S = 20.0
+"""Wall seconds a connection may sit idle or half-open, and a meter-API request body may take to arrive.
+
+Idle: no request since connecting or since the last answer; half-open: a request's headers or body still
+incomplete. Real chargers open a new connection per request (EVerest's driver does) or poll at 1 Hz, so
+nothing legitimate waits this long; 20 s stays above the 15 s after which aiohttp clients drop idle
+connections themselves, so a client never reuses one the twin has just closed. ``serve --idle-timeout``.
+"""
+SHUTDOWN_TIMEOUT_S = 5.0
+"""At exit, how long a request still in progress may finish before it is cancelled (aiohttp's default: 60 s).
+
+Meter requests change the model in one synchronous step, so a cancelled one changes nothing. The short time
+also bounds aiohttp's wait on a connection accepted while shutting down (a retry of an accept that failed for
+want of descriptors can land then), which would otherwise hold the exit for the full 60 s.
+"""
 ACCEPT_ERROR_INTERVAL_S = 10.0
 """At most one log line per this many seconds about connections that could not be accepted."""
 _ACCEPT_ERROR = "socket.accept() out of system resource"  # asyncio's message (selector_events.py)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from iemdcr_twin.simulator.host import NETWORK_FAULT_KEY, Handler, MeterHost
 from iemdcr_twin.simulator.journal import Route, route_of
+from iemdcr_twin.simulator.limits import IDLE_TIMEOUT_S
 from iemdcr_twin.simulator.model import Meter, Refusal
 from iemdcr_twin.simulator.model.energy import format_kwh
 from iemdcr_twin.simulator.model.meter import LiveReading
@@ -24,14 +25,6 @@ HOST_KEY = web.AppKey("meter_host", MeterHost)
 BASE = "/counter/v1/ocmf/"
 V2_TRANSACTION = "/counter/v2/ocmf/transaction"
 MAX_BODY = 8 * 1024
-IDLE_TIMEOUT_S = 20.0
-"""Wall seconds a meter-port connection may sit idle or half-open, and a request body may take to arrive.
-
-Idle: no request since connecting or since the last answer; half-open: a request's headers or body still
-incomplete. Real chargers open a new connection per request (EVerest's driver does) or poll at 1 Hz, so
-nothing legitimate waits this long; 20 s stays above the 15 s after which aiohttp clients drop idle
-connections themselves, so a client never reuses one the meter has just closed.
-"""
 BODY_TIMEOUT_KEY = web.AppKey("meter_api_body_timeout_s", float)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 _REQUEST_BODY = web.RequestKey("meter_api_request_body", object)
@@ -93,7 +86,9 @@ async def _read_object(request: web.Request) -> dict[str, Any]:
         raise Refusal(400, "bad_json", "the body could not be decoded") from None
     except TimeoutError:  # a half-sent body must not hold the connection (and its descriptor) for ever
         raise Refusal(408, "request_timeout", f"the body did not arrive within {timeout_s:g} s") from None
-    except ConnectionResetError:  # the client left mid-body: journaled, answered to nobody, no traceback
+    # The client left mid-body (aiohttp raises RuntimeError "Connection closed." when it left before the read
+    # began): journaled, answered to nobody, no traceback.
+    except (ConnectionResetError, RuntimeError):
         raise Refusal(400, "incomplete_body", "the connection closed before the body arrived") from None
     try:
         body = json.loads(raw)

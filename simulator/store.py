@@ -85,7 +85,7 @@ class FileMemory:
 def _may_be_since(name: str, fingerprint: str, pagination: int) -> bool:
     """False only for a record file whose name says it is of another key or older (odd names are read)."""
     parts = name[: -len(".json")].split("-")
-    if len(parts) != 3 or not parts[2].startswith("T") or not (parts[2][1:].isascii() and parts[2][1:].isdigit()):
+    if len(parts) != 3 or not parts[2].startswith("T") or not parts[2][1:].isdigit():
         return True
     return parts[1] == fingerprint and int(parts[2][1:]) >= pagination
 

@@ -133,5 +133,5 @@ def get_profile(name: str) -> Profile:
 
 def check_serial(serial: str) -> str:
     if not isinstance(serial, str) or not SERIAL.fullmatch(serial):
-        raise ValueError(f"serial {serial!r} must be 1ISA followed by 10 ASCII digits")
+        raise ValueError(f"serial {serial!r} must be 1ISA followed by 10 digits (ASCII digits 0-9)")
     return serial
