@@ -45,6 +45,8 @@ class DriverConfig:
 
     def __post_init__(self) -> None:
         _check_str(self, "ip_address", allow_empty=False)
+        if not (self.ip_address.isascii() and self.ip_address.isprintable()) or " " in self.ip_address:
+            raise ValueError(f"ip_address: {self.ip_address!r} must be an address or host name in printable ASCII")
         _check_int(self, "port_http", 0, 65535)
         _check_str(self, "timezone", allow_empty=False)
         _parse_timezone(self.timezone)

@@ -128,6 +128,8 @@ def kwh_to_wh(value: Any, endpoint: str, where: str) -> float:
     if not isinstance(value, str):
         raise UnexpectedBody(endpoint, f"{where} must be a string, got {type(value).__name__}")
     try:
+        if not value.isascii():  # Decimal() takes any Unicode digit
+            raise InvalidOperation(value)
         kwh = Decimal(value.strip())
     except InvalidOperation:
         raise UnexpectedBody(endpoint, f"{where} {value!r} is not a number") from None

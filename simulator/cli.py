@@ -16,6 +16,8 @@ from typing import Any
 from aiohttp import web
 
 from iemdcr_twin import __version__
+from iemdcr_twin.asciinum import parse_float, parse_int
+from iemdcr_twin.simulator import limits
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.conformance import cli as conformance_cli
 from iemdcr_twin.simulator.control_api import create_control_app
@@ -62,10 +64,12 @@ def configure_logging(fmt: str) -> None:
 
 def parse_epoch(text: str) -> float:
     try:
-        return float(text)
+        return parse_float(text)
     except ValueError:
         pass
     try:
+        if not text.isascii():
+            raise ValueError(text)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--epoch {text!r}: use epoch seconds or ISO 8601") from None
@@ -76,7 +80,7 @@ def parse_epoch(text: str) -> float:
 
 def port_number(text: str) -> int:
     try:
-        value = int(text)
+        value = parse_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 <= value <= 65535:
@@ -86,11 +90,21 @@ def port_number(text: str) -> int:
 
 def positive_int(text: str) -> int:
     try:
-        value = int(text)
+        value = parse_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def idle_seconds(text: str) -> float:
+    try:
+        value = parse_float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0 and at most 3600 seconds")
     return value
 
 
@@ -125,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
     serve.add_argument(
         "--fleet", type=Path, metavar="FILE", help="YAML list of meters (port, serial, profile, switches)"
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=idle_seconds,
+        default=limits.IDLE_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"close connections idle or half-open this long, on every port ({limits.IDLE_TIMEOUT_S:g})",
     )
     serve.add_argument(
         "--control-token", help=f"require Authorization: Bearer TOKEN on the control API (or set {TOKEN_ENV})"
@@ -201,11 +222,26 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def check_open_files(meters: int) -> None:
+    """Exit with the numbers when ``meters`` meters do not fit the open-file limit (simulator/limits.py)."""
+    try:
+        limits.check_fleet_fits(meters)
+    except limits.DescriptorBudgetError as exc:
+        raise SystemExit(f"iemdcr-sim: {exc}") from None
+
+
 async def serve(args: argparse.Namespace) -> None:
+    limits.raise_open_file_limit()
+    if args.fleet is None:
+        check_open_files(args.meters)  # before building: --meters takes any number
     twin = build_twin(args)
+    if args.fleet is not None:
+        check_open_files(len(twin.slots))  # a fleet file's meters are counted once it is read
+    twin.idle_timeout_s = args.idle_timeout
     # Handle signals before the startup lines: a supervisor may send SIGTERM as soon as it reads them.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(limits.AcceptErrorLimiter())
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     token = token_from_env(args.control_token)
@@ -217,7 +253,13 @@ async def serve(args: argparse.Namespace) -> None:
             TOKEN_ENV,
         )
     app = create_control_app(twin, token=token, allow_hosts=args.allow_host, allow_origins=args.allow_origin)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=args.idle_timeout,
+        shutdown_timeout=limits.SHUTDOWN_TIMEOUT_S,
+    )
     await runner.setup()
     site = web.TCPSite(runner, args.host, control_port(args), reuse_address=True)
     await site.start()

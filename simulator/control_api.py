@@ -75,6 +75,8 @@ async def read_body(request: web.Request, *, optional: bool = False) -> dict[str
         raw = await request.read()
     except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
         raise ControlError(400, "bad_json", "the body could not be decoded") from None
+    except (ConnectionResetError, RuntimeError):  # the client left mid-body (aiohttp: "Connection closed.")
+        raise ControlError(400, "incomplete_body", "the connection closed before the body arrived") from None
     if not raw.strip() and optional:
         return {}
     if nesting_exceeds(raw):
@@ -248,13 +250,9 @@ def _query_int(request: web.Request, key: str, default: int | None) -> int | Non
     raw = request.query.get(key)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ControlError(400, "bad_query", f"{key} must be an integer") from None
-    if value < 0:
-        raise ControlError(400, "bad_query", f"{key} must not be negative")
-    return value
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):  # int() alone takes Unicode digits, " ", "_", "+"
+        raise ControlError(400, "bad_query", f"{key} must be a whole number >= 0 in ASCII digits, got {raw[:20]!r}")
+    return int(raw)
 
 
 async def get_journal(request: web.Request) -> web.StreamResponse:

@@ -18,6 +18,7 @@ from aiohttp import web
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
+from iemdcr_twin.simulator.limits import IDLE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S
 from iemdcr_twin.simulator.meter_api import create_meter_app
 from iemdcr_twin.simulator.model import Memory, Meter, RamMemory, StorageError, Switches, get_profile
 from iemdcr_twin.simulator.model.profiles import check_serial
@@ -25,6 +26,7 @@ from iemdcr_twin.simulator.ocmf import Signer
 from iemdcr_twin.simulator.store import FailureLog, FileMemory
 
 CHECKPOINT_INTERVAL_S = 5.0
+LINGERING_TIME_S = 10.0  # aiohttp's default: how long an unread request body is drained before closing
 
 
 @dataclass
@@ -42,13 +44,20 @@ class UnknownMeter(KeyError):
 
 
 class MeterSlot:
-    """One meter with its listener."""
+    """One meter with its listener.
 
-    def __init__(self, host: MeterHost, bind: str, port: int) -> None:
+    A connection idle or half-open for ``idle_timeout_s`` wall seconds is closed (aiohttp's keep-alive timer,
+    which also runs from the moment a connection is accepted), a request body that takes longer gets 408, and
+    the unread rest of a refused body is awaited at most as long (aiohttp's lingering close): connections
+    nobody uses cannot hold the process's descriptors. The value in force when the listener first opens counts.
+    """
+
+    def __init__(self, host: MeterHost, bind: str, port: int, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         self.host = host
         self.bind = bind
         self.port = port
-        self._runner = web.AppRunner(create_meter_app(host), access_log=None, handle_signals=False)
+        self.idle_timeout_s = idle_timeout_s
+        self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._reservation: socket.socket | None = None
         self.power_task: asyncio.Task[None] | None = None
@@ -92,6 +101,15 @@ class MeterSlot:
         if self._site is not None:
             return
         self.reserve()
+        if self._runner is None:
+            self._runner = web.AppRunner(
+                create_meter_app(self.host, body_timeout_s=self.idle_timeout_s),
+                access_log=None,
+                handle_signals=False,
+                keepalive_timeout=self.idle_timeout_s,
+                lingering_time=min(self.idle_timeout_s, LINGERING_TIME_S),
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            )
         if self._runner.server is None:
             await self._runner.setup()
         site = web.TCPSite(self._runner, self.bind, self.port, reuse_address=True)
@@ -104,14 +122,15 @@ class MeterSlot:
             return
         site, self._site = self._site, None
         await site.stop()
-        server = self._runner.server
+        server = self._runner.server if self._runner is not None else None
         if server is not None:
             for connection in list(server.connections):
                 connection.force_close()
 
     async def shutdown(self) -> None:
         await self.close()
-        await self._runner.cleanup()
+        if self._runner is not None:
+            await self._runner.cleanup()
         if self._reservation is not None:
             self._reservation.close()
             self._reservation = None
@@ -128,12 +147,14 @@ class Twin:
         state_dir: Path | None = None,
         seed: str | None = None,
         journal_size: int = 10_000,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         self.clock = clock or SimClock()
         self.bind = bind
         self.state_dir = state_dir
         self.seed = seed
         self.journal_size = journal_size
+        self.idle_timeout_s = idle_timeout_s  # for every meter port; start() hands it to the meters
         self.slots: dict[str, MeterSlot] = {}
         self.storage_failures = FailureLog()  # one rate limit for the whole fleet's write failures
         self._checkpointer: asyncio.Task[None] | None = None
@@ -172,6 +193,7 @@ class Twin:
 
     async def start(self) -> None:
         for slot in self.slots.values():
+            slot.idle_timeout_s = self.idle_timeout_s
             slot.reserve()
             if slot.meter.powered:
                 await slot.open()

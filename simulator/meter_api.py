@@ -6,6 +6,7 @@ Status codes and JSON shapes live here and nowhere else. Every non-200 answer is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from aiohttp import web
 from iemdcr_twin.simulator.host import NETWORK_FAULT_KEY, Handler, MeterHost
 from iemdcr_twin.simulator.journal import Route, route_of
 from iemdcr_twin.simulator.json_depth import MAX_JSON_DEPTH, nesting_exceeds
+from iemdcr_twin.simulator.limits import IDLE_TIMEOUT_S
 from iemdcr_twin.simulator.model import Meter, Refusal
 from iemdcr_twin.simulator.model.energy import format_kwh
 from iemdcr_twin.simulator.model.meter import LiveReading
@@ -24,6 +26,7 @@ HOST_KEY = web.AppKey("meter_host", MeterHost)
 BASE = "/counter/v1/ocmf/"
 V2_TRANSACTION = "/counter/v2/ocmf/transaction"
 MAX_BODY = 8 * 1024
+BODY_TIMEOUT_KEY = web.AppKey("meter_api_body_timeout_s", float)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 _REQUEST_BODY = web.RequestKey("meter_api_request_body", object)
 
@@ -76,10 +79,18 @@ def _post_json(poster: JsonPoster) -> Handler:
 
 
 async def _read_object(request: web.Request) -> dict[str, Any]:
+    timeout_s = request.app[BODY_TIMEOUT_KEY]
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
     except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
         raise Refusal(400, "bad_json", "the body could not be decoded") from None
+    except TimeoutError:  # a half-sent body must not hold the connection (and its descriptor) for ever
+        raise Refusal(408, "request_timeout", f"the body did not arrive within {timeout_s:g} s") from None
+    # The client left mid-body (aiohttp raises RuntimeError "Connection closed." when it left before the read
+    # began): journaled, answered to nobody, no traceback.
+    except (ConnectionResetError, RuntimeError):
+        raise Refusal(400, "incomplete_body", "the connection closed before the body arrived") from None
     if nesting_exceeds(raw):
         request[_REQUEST_BODY] = raw[:200].decode("utf-8", "replace")
         raise Refusal(400, "bad_json", f"the body must be a JSON object nested at most {MAX_JSON_DEPTH} levels deep")
@@ -228,10 +239,11 @@ def _routes(host: MeterHost) -> dict[str, dict[str, Handler]]:
     return routes
 
 
-def create_meter_app(host: MeterHost) -> web.Application:
-    """The app one meter serves on its own port."""
+def create_meter_app(host: MeterHost, *, body_timeout_s: float = IDLE_TIMEOUT_S) -> web.Application:
+    """The app one meter serves on its own port; a body slower than ``body_timeout_s`` gets 408."""
     app = web.Application(client_max_size=MAX_BODY)
     app[HOST_KEY] = host
+    app[BODY_TIMEOUT_KEY] = float(body_timeout_s)
     router = app.router
     for path, by_method in _routes(host).items():
         resource = router.add_resource(path)

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from iemdcr_twin.asciinum import parse_float
 from iemdcr_twin.simulator.conformance.report import parse_until, render_text
 from iemdcr_twin.simulator.conformance.signing import (
     KEY_FILE,
@@ -21,6 +22,7 @@ from iemdcr_twin.simulator.conformance.signing import (
     sign_report,
     verify_document,
 )
+from iemdcr_twin.simulator.model.profiles import check_serial
 
 TOKEN_ENV = "IEMDCR_CONTROL_TOKEN"
 DEFAULT_STATE_DIR = Path(".state")
@@ -28,6 +30,17 @@ DEFAULT_STATE_DIR = Path(".state")
 
 class CliError(Exception):
     """A failure to report on stderr with exit status 1."""
+
+
+def timeout_seconds(text: str) -> float:
+    """An argparse type: seconds above 0, ASCII digits only (``float()`` takes any Unicode digit)."""
+    try:
+        value = parse_float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds in ASCII digits: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0")
+    return value
 
 
 def add_parser(commands: Any) -> None:
@@ -49,7 +62,7 @@ def add_parser(commands: Any) -> None:
         "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help=f"where the lab key lives without --key ({KEY_FILE})"
     )
     report.add_argument("--token", help=f"control API bearer token (default ${TOKEN_ENV})")
-    report.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout in seconds")
+    report.add_argument("--timeout", type=timeout_seconds, default=10.0, help="HTTP timeout in seconds")
     verify = sub.add_parser("verify", help="check a signed conformance report")
     verify.add_argument("file", type=Path, help="the signed report (JSON)")
     verify.add_argument("--key", help="expected signer: public key (hex, or a file holding it) or its fingerprint")
@@ -73,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if not (args.url.isascii() and args.url.isprintable()):
+        raise CliError(f"--url {args.url!r}: must be printable ASCII, e.g. http://127.0.0.1:8090")
+    try:
+        check_serial(args.serial)
+    except ValueError as exc:
+        raise CliError(f"--serial: {exc}") from None
     token = args.token or os.environ.get(TOKEN_ENV)
     report = asyncio.run(fetch_report(args.url, args.serial, token, args.timeout, args.until))
     key_path = args.key or args.state_dir / KEY_FILE
@@ -152,7 +171,7 @@ def _pinned(value: str) -> bytes | str:
         if len(raw) == 32:
             return raw
         try:
-            return parse_pinned_key(raw.decode())
+            return parse_pinned_key(raw.decode().strip())  # a key file ends with a newline
         except (UnicodeDecodeError, SigningError) as exc:
             raise CliError(f"key file {path}: {exc}") from None
     return parse_pinned_key(value)

@@ -107,8 +107,8 @@ def verify_document(document: Any, pinned: bytes | str | None = None) -> Verific
 
 
 def parse_pinned_key(text: str) -> bytes | str:
-    """A public key as 64 hex digits (or raw 32 bytes in a file), or a 16-hex-digit fingerprint."""
-    value = text.strip().lower()
+    """A public key as 64 hex digits (or raw 32 bytes in a file), or a 16-hex-digit fingerprint; nothing else."""
+    value = text.lower()
     if len(value) == 64 and _is_hex(value):
         return bytes.fromhex(value)
     if len(value) == 16 and _is_hex(value):

@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-SERIAL = re.compile(r"^1ISA\d{10}$")
+from iemdcr_twin.asciinum import parse_float, parse_int
+
+SERIAL = re.compile(r"1ISA[0-9]{10}")  # full match, ASCII digits: the serial goes into JSON and OCMF as is
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class Switches:
             key, sep, raw = assignment.partition("=")
             if not sep:
                 raise ValueError(f"--set {assignment!r}: expected key=value")
-            changes[key.strip()] = _from_text(key.strip(), raw.strip())
+            changes[key] = _from_text(key, raw)
         return self.updated(changes)
 
 
@@ -76,12 +78,12 @@ def _from_text(key: str, raw: str) -> Any:
         raise ValueError(f"switch {key} must be true or false, got {raw!r}")
     if key in _INT_SWITCHES:
         try:
-            return int(raw)
+            return parse_int(raw)
         except ValueError:
             raise ValueError(f"switch {key} must be an integer, got {raw!r}") from None
     if key == "activation_threshold_A":
         try:
-            return float(raw)
+            return parse_float(raw)
         except ValueError:
             raise ValueError(f"switch {key} must be a number, got {raw!r}") from None
     return raw
@@ -130,6 +132,6 @@ def get_profile(name: str) -> Profile:
 
 
 def check_serial(serial: str) -> str:
-    if not SERIAL.match(serial):
-        raise ValueError(f"serial {serial!r} must be 1ISA followed by 10 digits")
+    if not isinstance(serial, str) or not SERIAL.fullmatch(serial):
+        raise ValueError(f"serial {serial!r} must be 1ISA followed by 10 digits (ASCII digits 0-9)")
     return serial

@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from iemdcr_twin.simulator.model.errors import bad_request
 
-_TM = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2}),(\d{3})([+-])(\d{2})(\d{2})$")
+# ASCII digits and a full match: \d would take any Unicode digit and $ a trailing newline.
+_TM = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2}),([0-9]{3})([+-])([0-9]{2})([0-9]{2})"
+)
 _ZONES: dict[int, timezone] = {}
 
 
@@ -17,7 +20,7 @@ def parse_tm(text: object, key: str = "TM") -> tuple[float, int]:
     """Return (epoch seconds, UTC offset in minutes) or refuse with 400 ``bad_time``."""
     if not isinstance(text, str):
         raise bad_request("bad_time", f"{key} must be a string like 2025-06-06T09:26:24,000+0100")
-    match = _TM.match(text)
+    match = _TM.fullmatch(text)
     if match is None:
         raise bad_request("bad_time", f"{key} must look like 2025-06-06T09:26:24,000+0100, got {text[:40]!r}")
     year, month, day, hour, minute, second, millis, sign, off_h, off_m = match.groups()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$"
-_DURATION = re.compile(DURATION_PATTERN)
+DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$"  # as in schema.json (ECMA-262: $ is the end of the text)
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")  # the same, matched in full
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -13,11 +13,11 @@ def parse_duration(text: str) -> float:
     """Seconds in ``text``; ValueError with a hint for anything else (bare numbers too: say the unit)."""
     if not isinstance(text, str):
         raise ValueError(f"{text!r} is not a duration: write it with a unit, e.g. 250ms, 30s, 30m, 2h")
-    match = _DURATION.match(text.strip())
+    match = _DURATION.fullmatch(text)
     if match is None:
         raise ValueError(f"{text!r} is not a duration: write it with a unit, e.g. 250ms, 30s, 30m, 2h")
-    unit = match.group(2)
-    return float(text.strip()[: -len(unit)]) * _UNIT_SECONDS[unit]
+    number, unit = match.groups()
+    return float(number) * _UNIT_SECONDS[unit]
 
 
 def format_duration(seconds: float) -> str:

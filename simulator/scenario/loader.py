@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -156,8 +157,29 @@ def load_text(text: str, path: Path) -> Scenario:
 # ---- schema errors as messages -------------------------------------------------------------------------
 
 
+@functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A schema pattern with ECMA-262's ``$``: the end of the text. Python's ``$`` also matches before a final
+    newline, so ``^1ISA[0-9]{10}$`` would let ``"1ISA0200000001\\n"`` through. Only a final ``$`` is translated
+    (the schema's patterns end with it); a test checks that no other ``$`` occurs."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(
+    validator: jsonschema.protocols.Validator, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterable[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 2020-12 with "pattern" as the schema's readers (ECMA-262 regular expressions) understand it.
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+
+
 def schema_problems(data: Any) -> list[str]:
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = _Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     return [_message(error, data) for error in errors]
 
@@ -229,6 +251,8 @@ def _message(error: jsonschema.ValidationError, data: Any) -> str:
 def _build(data: dict[str, Any], path: Path, problems: list[str]) -> Scenario:
     epoch_text = data.get("epoch", DEFAULT_EPOCH)
     try:
+        if not epoch_text.isascii():  # digits must be ASCII whatever this Python's fromisoformat accepts
+            raise ValueError("not ASCII")
         moment = datetime.fromisoformat(epoch_text.replace("Z", "+00:00"))
         if moment.tzinfo is None:
             raise ValueError("no UTC offset")

@@ -67,7 +67,7 @@ def energy_wh(data: dict[str, Any]) -> float:
 
 def pagination(data: dict[str, Any]) -> int:
     text = str(data.get("PG", ""))
-    if not text.startswith("T") or not text[1:].isdigit():
+    if not text.startswith("T") or not (text[1:].isascii() and text[1:].isdigit()):
         raise ValueError(f"PG {text!r} is not T<n>")
     return int(text[1:])
 

@@ -79,14 +79,17 @@ def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
-def start_sim(workdir: Path, *args: str) -> Sim:
-    """Start ``iemdcr-sim serve --port 0 --control-port 0 ARGS`` and wait for its startup lines."""
+def start_sim(workdir: Path, *args: str, preexec_fn: Callable[[], None] | None = None) -> Sim:
+    """Start ``iemdcr-sim serve --port 0 --control-port 0 ARGS`` and wait for its startup lines.
+
+    ``preexec_fn`` runs in the child before the command (e.g. to lower its open-file limit).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     stderr_path = workdir / f"stderr-{len(list(workdir.glob('stderr-*')))}.log"
     command = [console_script("iemdcr-sim"), "serve", "--port", "0", "--control-port", "0", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env, preexec_fn=preexec_fn)
     sim = Sim(process, stderr_path)
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
@@ -116,8 +119,8 @@ def sim_factory(tmp_path: Path) -> Iterator[SimFactory]:
     """``start(*args)`` starts a serve process; every process still running is killed at the end."""
     started: list[Sim] = []
 
-    def start(*args: str) -> Sim:
-        sim = start_sim(tmp_path / "logs", *args)
+    def start(*args: str, preexec_fn: Callable[[], None] | None = None) -> Sim:
+        sim = start_sim(tmp_path / "logs", *args, preexec_fn=preexec_fn)
         started.append(sim)
         return sim
 
