@@ -34,6 +34,7 @@ from iemdcr_twin.driver.types import (
 )
 from iemdcr_twin.simulator.conformance import TrueTime, WindowError, attach, build_report
 from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
+from iemdcr_twin.simulator.network_faults import NetworkFaults, parse_rules
 from iemdcr_twin.simulator.scenario import records
 from iemdcr_twin.simulator.scenario.durations import parse_duration
 from iemdcr_twin.simulator.scenario.loader import DRIVER_DEFAULTS, Scenario, Step, driver_settings
@@ -328,8 +329,6 @@ class ScenarioRun:
             for name in sorted(meter.faults) if value["clear"] == "all" else [value["clear"]]:
                 meter.clear_fault(name)
         if "network" in value:
-            from iemdcr_twin.simulator.network import NetworkFaults, parse_rules
-
             faults = NetworkFaults.of(self.meter_slot.host)
             if value["network"] == "clear":
                 faults.clear()

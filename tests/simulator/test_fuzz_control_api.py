@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iemdcr_twin.simulator.control_api import create_control_app
+from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model.faults import BY_NAME
 from tests.simulator.fuzz_strategies import HEADERS, METHODS, PARSER_ONLY_METHODS, bodies, paths
