@@ -15,7 +15,8 @@ from typing import Any
 
 from iemdcr_twin.simulator.scenario import report
 from iemdcr_twin.simulator.scenario.loader import Scenario, ScenarioFileError, discover, load_file
-from iemdcr_twin.simulator.scenario.runner import ScenarioResult, run_all
+from iemdcr_twin.simulator.scenario.results import ScenarioResult
+from iemdcr_twin.simulator.scenario.runner import run_all
 from iemdcr_twin.simulator.scenario.vclock import wall
 
 DEFAULT_PATH = Path("scenarios")

@@ -19,36 +19,17 @@ import yaml
 
 from iemdcr_twin.driver.config import DriverConfig
 from iemdcr_twin.simulator.model.profiles import Switches
+from iemdcr_twin.simulator.scenario import actions, expectations
 from iemdcr_twin.simulator.scenario.durations import parse_duration
+from iemdcr_twin.simulator.scenario.steps import STEPS
 
 SCHEMA_VERSION = 1
 DEFAULT_REQUEST_TIMEOUT = "2s"  # wall time; hang scenarios set a shorter one
 DEFAULT_EPOCH = "2025-06-06T08:00:00+00:00"
-ACTIONS = (
-    "load",
-    "power",
-    "fault",
-    "profile",
-    "registers",
-    "advance",
-    "wait",
-    "clock",
-    "mark",
-    "start",
-    "stop",
-    "restart_driver",
-    "expect",
-    "wait_for",
-    "expect_published",
-    "expect_errors",
-    "expect_requests",
-    "expect_record",
-    "expect_records",
-    "expect_meter",
-    "expect_conformance",
-    "repeat",
-)
-CHECKS = frozenset(a for a in ACTIONS if a.startswith("expect")) | {"wait_for", "mark"}
+# The step names are the registry's: the handler modules register every step when imported (steps.py).
+HANDLER_MODULES = (actions, expectations)
+ACTIONS = tuple(sorted(STEPS))
+CHECKS = frozenset(name for name, kind in STEPS.items() if kind.check)
 SWITCH_KEYS = frozenset(Switches().as_dict())
 DRIVER_DEFAULTS: dict[str, Any] = {"CT": "EVSEID", "CI": "DE*ISA*E0001"}
 

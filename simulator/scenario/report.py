@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from iemdcr_twin.simulator.scenario.durations import format_duration
-from iemdcr_twin.simulator.scenario.runner import ScenarioResult
+from iemdcr_twin.simulator.scenario.results import ScenarioResult
 
 
 def line(result: ScenarioResult) -> str:
