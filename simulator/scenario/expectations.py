@@ -1,9 +1,9 @@
 """Steps that compare: the driver's responses and events, the requests on the wire, the records, the meter's state.
 
-Each check raises ``StepFailure(expected, got)`` when it does not hold. Events carry the scenario's names
-(``published`` and ``public_key`` for the driver's ``powermeter`` and ``public_key_ocmf``), and a published
-Powermeter is compared flattened to its DC fields (``powermeter_fields``). Records are judged with pyocmf
-(``records``, ocmf.md §4); the conformance report is docs/conformance.md's. Reference: scenarios/README.md.
+Each check raises ``StepFailure(expected, got)`` when it does not hold. Events carry the driver's names
+(``iemdcr_twin.driver.events``: ``powermeter``, ``public_key_ocmf``, ``communication_fault_raised``...), and
+a published Powermeter is compared flattened to its DC fields (``powermeter_fields``). Records are judged with
+pyocmf (``records``, ocmf.md §4); the conformance report is docs/conformance.md's. Reference: scenarios/README.md.
 """
 
 from __future__ import annotations
@@ -11,6 +11,15 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
+from iemdcr_twin.driver.events import (
+    COMMUNICATION_FAULT_CLEARED,
+    COMMUNICATION_FAULT_RAISED,
+    POWERMETER,
+    PUBLIC_KEY_OCMF,
+    REINITIALISING,
+    TRANSACTION_ENDED,
+    WARNING,
+)
 from iemdcr_twin.driver.types import Powermeter, TransactionStopResponse
 from iemdcr_twin.simulator.conformance import WindowError, attach, build_report
 from iemdcr_twin.simulator.scenario import records
@@ -41,9 +50,8 @@ POWERMETER_FIELDS = (
     "meter_id",
     "timestamp",
 )
-FAULT_KINDS = {"raised": "communication_fault_raised", "cleared": "communication_fault_cleared"}
-POWERMETER = "published"  # the scenario's names of the driver's powermeter and public_key_ocmf events
-PUBLIC_KEY = "public_key"
+# expect_errors counts these events under their own names.
+COUNTED_EVENTS = (COMMUNICATION_FAULT_RAISED, COMMUNICATION_FAULT_CLEARED, REINITIALISING)
 
 
 def powermeter_fields(powermeter: Powermeter) -> dict[str, Any]:
@@ -306,7 +314,7 @@ def event_ok(run: ScenarioRun, event: Seen, value: dict[str, Any]) -> bool:
 
 
 def describe_wait(value: dict[str, Any], wanted: int) -> str:
-    """``event published (occurrence 3) where {...}``: what a wait_for waited for."""
+    """``event powermeter (occurrence 3) where {...}``: what a wait_for waited for."""
     text = f"event {value['event']}"
     if wanted > 1:
         text += f" (occurrence {wanted})"
@@ -318,7 +326,7 @@ def describe_wait(value: dict[str, Any], wanted: int) -> str:
 
 
 def recent_events(run: ScenarioRun, scope: Scope) -> str:
-    """The last five events since ``scope`` other than ``published``, then how many Powermeters came."""
+    """The last five events since ``scope`` other than ``powermeter``, then how many Powermeters came."""
     seen = run.state.events[scope.event_index :]
     if not seen:
         return "no driver events since then"
@@ -330,22 +338,22 @@ def recent_events(run: ScenarioRun, scope: Scope) -> str:
 
 
 def describe_event(event: Seen, origin: float) -> str:
-    """``t+12.000s published {...}``: one event for a failure story, time from ``origin``."""
+    """``t+12.000s powermeter {...}``: one event for a failure story, time from ``origin``."""
     at = f"t+{event.time - origin:.3f}s"
     if event.name == POWERMETER:
         return f"{at} {POWERMETER} {show(powermeter_fields(event.data))}"
-    if event.name == PUBLIC_KEY:
-        return f"{at} {PUBLIC_KEY} {str(event.data)[:16]}..."
-    if event.name == "transaction_ended":
-        return f"{at} transaction_ended ({records.summary(event.data.signed_meter_value.signed_meter_data)})"
+    if event.name == PUBLIC_KEY_OCMF:
+        return f"{at} {PUBLIC_KEY_OCMF} {str(event.data)[:16]}..."
+    if event.name == TRANSACTION_ENDED:
+        return f"{at} {TRANSACTION_ENDED} ({records.summary(event.data.signed_meter_value.signed_meter_data)})"
     return f"{at} {event.name}" + (f" ({event.data})" if event.data else "")
 
 
 @on("expect_published", check=True)
 async def expect_published(run: ScenarioRun, step: Step) -> None:
-    """``{POWERMETER_FIELDS: expected, public_key, count, interval, since}``: the last published Powermeter
-    flattened, the last public key (``meter`` = the meter's key), and how many were published since the
-    scope (default: the start) and how far apart (``interval: {min, max}`` durations)."""
+    """``{POWERMETER_FIELDS: expected, public_key_ocmf, count, interval, since}``: the last ``powermeter``
+    flattened, the last ``public_key_ocmf`` (``meter`` = the meter's key), and how many ``powermeter`` events
+    came since the scope (default: the start) and how far apart (``interval: {min, max}`` durations)."""
     value = step.value
     scope = run.scope(value.get("since"), "start")
     published = [e for e in run.state.events if e.name == POWERMETER]
@@ -355,15 +363,15 @@ async def expect_published(run: ScenarioRun, step: Step) -> None:
         if not published:
             problems.append("nothing was published")
         else:
-            problems.extend(compare(field_checks, powermeter_fields(published[-1].data), "published"))
-    if "public_key" in value:
-        keys = [e for e in run.state.events if e.name == PUBLIC_KEY]
+            problems.extend(compare(field_checks, powermeter_fields(published[-1].data), POWERMETER))
+    if PUBLIC_KEY_OCMF in value:
+        keys = [e for e in run.state.events if e.name == PUBLIC_KEY_OCMF]
         meter_key = run.meter_slot.meter.signer.public_key_hex
-        want = meter_key if value["public_key"] == "meter" else value["public_key"]
+        want = meter_key if value[PUBLIC_KEY_OCMF] == "meter" else value[PUBLIC_KEY_OCMF]
         if not keys:
-            problems.append("no public key was published")
+            problems.append(f"no {PUBLIC_KEY_OCMF} was published")
         elif keys[-1].data != want:
-            problems.append(f"public key {str(keys[-1].data)[:24]}... is not {want[:24]}...")
+            problems.append(f"{PUBLIC_KEY_OCMF} {str(keys[-1].data)[:24]}... is not {want[:24]}...")
     in_scope = [e for e in run.state.events[scope.event_index :] if e.name == POWERMETER]
     if "count" in value:
         problems.extend(compare(value["count"], len(in_scope), "publications"))
@@ -382,26 +390,27 @@ async def expect_published(run: ScenarioRun, step: Step) -> None:
 
 @on("expect_errors", check=True)
 async def expect_errors(run: ScenarioRun, step: Step) -> None:
-    """``{raised, cleared, reinitialised, warnings, warning_count, active, initialised, since}``: CommunicationFault
-    and re-init event counts since the scope (default: the start), warnings containing each text, and the
-    driver's state now."""
+    """``{communication_fault_raised, communication_fault_cleared, reinitialising, warnings, warning_count,
+    communication_fault_active, initialised, since}``: event counts since the scope (default: the start),
+    warnings containing each text, and the driver's state now."""
     value = step.value
     scope = run.scope(value.get("since"), "start")
     seen = run.state.events[scope.event_index :]
     problems: list[str] = []
-    for key, event_name in (*FAULT_KINDS.items(), ("reinitialised", "reinitialising")):
-        if key in value:
-            count = sum(1 for e in seen if e.name == event_name)
-            problems.extend(compare(value[key], count, f"{event_name} events"))
-    warnings = [str(e.data) for e in seen if e.name == "warning"]
+    for name in COUNTED_EVENTS:
+        if name in value:
+            count = sum(1 for e in seen if e.name == name)
+            problems.extend(compare(value[name], count, f"{name} events"))
+    warnings = [str(e.data) for e in seen if e.name == WARNING]
     for text in value.get("warnings", []):
         if not any(text in warning for warning in warnings):
             problems.append(f"no warning containing {text!r} (warnings: {show(warnings)})")
     if "warning_count" in value:
         problems.extend(compare(value["warning_count"], len(warnings), "warnings"))
-    if "active" in value and run.drv.communication_fault_active != value["active"]:
-        problems.append(f"CommunicationFault active is {run.drv.communication_fault_active}")
-    if "initialised" in value and run.drv.initialised != value["initialised"]:
-        problems.append(f"driver initialised is {run.drv.initialised}")
+    active, initialised = run.drv.communication_fault_active, run.drv.initialised
+    if "communication_fault_active" in value and active != value["communication_fault_active"]:
+        problems.append(f"driver communication_fault_active is {active}")
+    if "initialised" in value and initialised != value["initialised"]:
+        problems.append(f"driver initialised is {initialised}")
     if problems:
         raise StepFailure(show(value), "; ".join(problems) + "; " + recent_events(run, scope))

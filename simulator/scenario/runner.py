@@ -36,7 +36,6 @@ WALL_LIMIT_S = 60.0
 TEARDOWN_LIMIT_S = 10.0
 STORY_REQUESTS = 10
 BIND = "127.0.0.1"
-EVENT_NAMES = {"powermeter": "published", "public_key_ocmf": "public_key"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,8 @@ class Scope:
 
 @dataclass(frozen=True)
 class Seen:
-    """A driver event as the scenario sees it (``published``, ``public_key``, ``initialised``...)."""
+    """A driver event as the run recorded it: the driver's name (``powermeter``, ``public_key_ocmf``,
+    ``initialised``...), its data, and the simulated time it arrived."""
 
     name: str
     data: Any
@@ -201,7 +201,7 @@ class ScenarioRun:
     # ---- events, scopes and waiting ------------------------------------------------------------------
 
     def _on_event(self, event: DriverEvent) -> None:
-        self.state.events.append(Seen(EVENT_NAMES.get(event.name, event.name), event.data, self.clock.now()))
+        self.state.events.append(Seen(event.name, event.data, self.clock.now()))
         self._poke()
 
     def _poke(self) -> None:
