@@ -26,7 +26,9 @@ DEFAULT_JOBS = 8
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``scenario run`` to the ``iemdcr-sim`` sub-commands."""
-    scenario = subparsers.add_parser("scenario", help="run scripted scenarios against an in-process twin")
+    scenario: argparse.ArgumentParser = subparsers.add_parser(
+        "scenario", help="run scripted scenarios against an in-process twin"
+    )
     actions = scenario.add_subparsers(dest="scenario_command", required=True)
     run_parser = actions.add_parser("run", help="run scenario files (default: scenarios/)")
     run_parser.add_argument("paths", nargs="*", type=Path, help="scenario files or directories")

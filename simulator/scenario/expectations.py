@@ -198,7 +198,7 @@ async def expect_meter(run: ScenarioRun, step: Step) -> None:
 async def expect_requests(run: ScenarioRun, step: Step) -> None:
     """``[PATTERNS]`` or ``{since, match, absent, counts}``: the journal since a mark (default: the start)."""
     value = step.value
-    spec = {"match": value} if isinstance(value, list) else value
+    spec: dict[str, Any] = {"match": value} if isinstance(value, list) else value
     scope = run.scope(spec.get("since"), "start")
     entries = run.meter_slot.host.journal.entries(since=scope.journal_seq)
     problems: list[str] = []

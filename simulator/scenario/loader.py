@@ -222,9 +222,10 @@ def location(path: list[Any], data: Any = None) -> str:
 
 def _message(error: jsonschema.ValidationError, data: Any) -> str:
     where = location(list(error.absolute_path), data)
-    custom = error.schema.get("x-error") if isinstance(error.schema, dict) else None
+    rule = error.schema if isinstance(error.schema, dict) else {}
+    custom = rule.get("x-error")
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(rule.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
         names = ", ".join(unknown) or "?"
         return f"{where}: unknown key {names}; allowed: {', '.join(allowed)}"
