@@ -171,7 +171,6 @@ def load_text(text: str, path: Path) -> Scenario:
 
 
 def schema_problems(data: Any) -> list[str]:
-    """Every schema violation of ``data``, one message each naming the step and key (``location``)."""
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     return [_message(error, data) for error in errors]
