@@ -1,7 +1,8 @@
 """Scripted scenarios: YAML stories run against a fresh in-process twin and the bundled driver."""
 
 from iemdcr_twin.simulator.scenario.loader import Scenario, ScenarioFileError, Step, discover, load_file, load_text
-from iemdcr_twin.simulator.scenario.runner import Failure, ScenarioResult, run_all, run_scenario
+from iemdcr_twin.simulator.scenario.results import Failure, ScenarioResult
+from iemdcr_twin.simulator.scenario.runner import run_all, run_scenario
 
 __all__ = [
     "Failure",

@@ -1,6 +1,7 @@
 """``iemdcr-sim scenario run [PATHS...] [--junit FILE] [--json FILE] [-k PATTERN]``.
 
 Exit status: 0 when every scenario passes, 1 when one fails, 2 when a file is broken (nothing runs then).
+A deprecated name in a file (scenarios/README.md, "Deprecated names") is reported on stderr and still runs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 from iemdcr_twin.simulator.scenario import report
 from iemdcr_twin.simulator.scenario.loader import Scenario, ScenarioFileError, discover, load_file
-from iemdcr_twin.simulator.scenario.runner import ScenarioResult, run_all
+from iemdcr_twin.simulator.scenario.results import ScenarioResult
+from iemdcr_twin.simulator.scenario.runner import run_all
 from iemdcr_twin.simulator.scenario.vclock import wall
 
 DEFAULT_PATH = Path("scenarios")
@@ -24,7 +26,9 @@ DEFAULT_JOBS = 8
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``scenario run`` to the ``iemdcr-sim`` sub-commands."""
-    scenario = subparsers.add_parser("scenario", help="run scripted scenarios against an in-process twin")
+    scenario: argparse.ArgumentParser = subparsers.add_parser(
+        "scenario", help="run scripted scenarios against an in-process twin"
+    )
     actions = scenario.add_subparsers(dest="scenario_command", required=True)
     run_parser = actions.add_parser("run", help="run scenario files (default: scenarios/)")
     run_parser.add_argument("paths", nargs="*", type=Path, help="scenario files or directories")
@@ -42,6 +46,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def selected(scenario: Scenario, pattern: str | None) -> bool:
+    """Whether ``-k PATTERN`` selects it: a case-insensitive substring (or glob) of the stem or the name."""
     if not pattern:
         return True
     lowered = pattern.lower()
@@ -52,6 +57,7 @@ def selected(scenario: Scenario, pattern: str | None) -> bool:
 
 
 def load_all(paths: list[Path]) -> tuple[list[Scenario], list[str]]:
+    """Every scenario under ``paths`` (default: scenarios/) and every problem message of the broken files."""
     scenarios: list[Scenario] = []
     problems: list[str] = []
     files = discover(paths or [DEFAULT_PATH])
@@ -66,6 +72,7 @@ def load_all(paths: list[Path]) -> tuple[list[Scenario], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the ``scenario run`` command; the exit status (0 all pass, 1 a failure, 2 a broken file)."""
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.CRITICAL,
         format="%(levelname)s %(name)s: %(message)s",
@@ -77,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(problems)} problem(s) in scenario files; nothing was run", file=sys.stderr)
         return 2
+    for scenario in scenarios:  # deprecated names still run; each use is named once, on stderr
+        for note in scenario.deprecations:
+            print(note, file=sys.stderr)
     chosen = [scenario for scenario in scenarios if selected(scenario, args.pattern)]
     if not chosen:
         print(f"no scenario matches -k {args.pattern!r}", file=sys.stderr)

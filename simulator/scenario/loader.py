@@ -1,5 +1,8 @@
 """Scenario files: YAML (safe_load) checked against ``scenarios/schema.json``, then a few semantic checks.
 
+The accepted step names are the step registry's (``steps.STEPS``); deprecated names (scenarios/README.md) are
+rewritten to the driver's and listed in ``Scenario.deprecations``.
+
 Every problem becomes one message naming the file, the step index and the key, and all of a file's problems
 are reported together, before anything runs (the CLI exits 2).
 """
@@ -19,37 +22,38 @@ import jsonschema
 import yaml
 
 from iemdcr_twin.driver.config import DriverConfig
+from iemdcr_twin.driver.events import (
+    COMMUNICATION_FAULT_CLEARED,
+    COMMUNICATION_FAULT_RAISED,
+    POWERMETER,
+    PUBLIC_KEY_OCMF,
+    REINITIALISING,
+    TRANSACTION_ENDED,
+)
 from iemdcr_twin.simulator.model.profiles import Switches
+from iemdcr_twin.simulator.scenario import actions, expectations
 from iemdcr_twin.simulator.scenario.durations import parse_duration
+from iemdcr_twin.simulator.scenario.steps import STEPS
 
 SCHEMA_VERSION = 1
 DEFAULT_REQUEST_TIMEOUT = "2s"  # wall time; hang scenarios set a shorter one
 DEFAULT_EPOCH = "2025-06-06T08:00:00+00:00"
-ACTIONS = (
-    "load",
-    "power",
-    "fault",
-    "profile",
-    "registers",
-    "advance",
-    "wait",
-    "clock",
-    "mark",
-    "start",
-    "stop",
-    "restart_driver",
-    "expect",
-    "wait_for",
-    "expect_published",
-    "expect_errors",
-    "expect_requests",
-    "expect_record",
-    "expect_records",
-    "expect_meter",
-    "expect_conformance",
-    "repeat",
-)
-CHECKS = frozenset(a for a in ACTIONS if a.startswith("expect")) | {"wait_for", "mark"}
+# The step names are the registry's: the handler modules register every step when imported (steps.py).
+HANDLER_MODULES = (actions, expectations)
+ACTIONS = tuple(sorted(STEPS))
+CHECKS = frozenset(name for name, kind in STEPS.items() if kind.check)
+# Deprecated names (scenarios/README.md, "Deprecated names"): the driver's name replaces each one; the loader
+# rewrites them to the driver's name and reports each use in Scenario.deprecations.
+DEPRECATED_EVENTS: dict[str, str] = {"published": POWERMETER, "public_key": PUBLIC_KEY_OCMF}
+DEPRECATED_KEYS: dict[str, dict[str, str]] = {
+    "expect_published": {"public_key": PUBLIC_KEY_OCMF},
+    "expect_errors": {
+        "raised": COMMUNICATION_FAULT_RAISED,
+        "cleared": COMMUNICATION_FAULT_CLEARED,
+        "reinitialised": REINITIALISING,
+        "active": "communication_fault_active",
+    },
+}
 SWITCH_KEYS = frozenset(Switches().as_dict())
 DRIVER_DEFAULTS: dict[str, Any] = {"CT": "EVSEID", "CI": "DE*ISA*E0001"}
 
@@ -61,6 +65,7 @@ def schema_path() -> Path:
 
 @functools.cache
 def schema() -> dict[str, Any]:
+    """The published schema (JSON Schema 2020-12, ``schema_path()``), read once."""
     with schema_path().open(encoding="utf-8") as handle:
         loaded: dict[str, Any] = json.load(handle)
     return loaded
@@ -89,11 +94,15 @@ class Step:
 
     @property
     def is_check(self) -> bool:
+        """Whether the step observes (its registered kind's ``check``): it does not move ``previous``."""
         return self.action in CHECKS
 
 
 @dataclass
 class Scenario:
+    """A loaded file (scenarios.md §1): ``epoch`` in Unix seconds, ``meter`` and ``driver`` blocks (the driver's
+    with DRIVER_DEFAULTS), the steps, and one line per deprecated name the file used (file, step, key)."""
+
     path: Path
     name: str
     seed: str
@@ -102,13 +111,16 @@ class Scenario:
     driver: dict[str, Any]
     steps: list[Step]
     description: str = ""
+    deprecations: list[str] = field(default_factory=list)
 
     @property
     def stem(self) -> str:
+        """The file name without its suffix (the default seed, the report's test name)."""
         return self.path.stem
 
     @property
     def switches(self) -> dict[str, Any]:
+        """The meter block's firmware switches (meter-api.md §6)."""
         return {key: value for key, value in self.meter.items() if key in SWITCH_KEYS}
 
 
@@ -124,6 +136,7 @@ def discover(paths: list[Path]) -> list[Path]:
 
 
 def load_file(path: Path) -> Scenario:
+    """``load_text`` of a UTF-8 file; ScenarioFileError when it cannot be read or loaded."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -132,6 +145,7 @@ def load_file(path: Path) -> Scenario:
 
 
 def load_text(text: str, path: Path) -> Scenario:
+    """A Scenario from YAML text (``path`` names it in messages); ScenarioFileError with every problem."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -229,9 +243,10 @@ def location(path: list[Any], data: Any = None) -> str:
 
 def _message(error: jsonschema.ValidationError, data: Any) -> str:
     where = location(list(error.absolute_path), data)
-    custom = error.schema.get("x-error") if isinstance(error.schema, dict) else None
+    rule = error.schema if isinstance(error.schema, dict) else {}
+    custom = rule.get("x-error")
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(rule.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
         names = ", ".join(unknown) or "?"
         return f"{where}: unknown key {names}; allowed: {', '.join(allowed)}"
@@ -267,7 +282,8 @@ def _build(data: dict[str, Any], path: Path, problems: list[str]) -> Scenario:
         problems.append(f"key meter: {exc}")
     driver = {**DRIVER_DEFAULTS, **(data.get("driver") or {})}
     check_driver(driver, "key driver", problems)
-    steps = _steps(data["steps"], "steps", problems)
+    deprecations: list[str] = []
+    steps = _steps(data["steps"], "steps", problems, deprecations)
     _check_flow(steps, problems, driver)
     return Scenario(
         path=path,
@@ -278,6 +294,7 @@ def _build(data: dict[str, Any], path: Path, problems: list[str]) -> Scenario:
         driver=driver,
         steps=steps,
         description=data.get("description", ""),
+        deprecations=[f"{path}: {message}" for message in deprecations],
     )
 
 
@@ -289,13 +306,14 @@ def driver_settings(driver: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_driver(driver: dict[str, Any], where: str, problems: list[str]) -> None:
+    """Append to ``problems`` what DriverConfig refuses in ``driver`` (driver.md §1, the module's manifest)."""
     try:
         DriverConfig(ip_address="127.0.0.1", port_http=1, **driver_settings(driver))
     except (ValueError, TypeError) as exc:
         problems.append(f"{where}.{exc}" if ":" in str(exc) else f"{where}: {exc}")
 
 
-def _steps(raw_steps: list[dict[str, Any]], prefix: str, problems: list[str]) -> list[Step]:
+def _steps(raw_steps: list[dict[str, Any]], prefix: str, problems: list[str], deprecations: list[str]) -> list[Step]:
     steps: list[Step] = []
     for index, raw in enumerate(raw_steps):
         label = f"step {index}" if prefix == "steps" else f"{prefix} > step {index}"
@@ -310,16 +328,45 @@ def _steps(raw_steps: list[dict[str, Any]], prefix: str, problems: list[str]) ->
         expect = raw.get("expect") if action != "expect" else None
         if expect is not None and action not in ("start", "stop"):
             problems.append(f"{label} ({action}): key expect only follows start or stop; use a separate step")
-        step = Step(f"{label} ({action})", action, raw[action], expect, raw.get("note"), raw)
+        where = f"{label} ({action})"
+        value = _drivers_names(action, raw[action], where, problems, deprecations)
+        step = Step(where, action, value, expect, raw.get("note"), raw)
         if action == "repeat":
-            step.children = _steps(raw["repeat"]["steps"], f"{label} (repeat)", problems)
+            step.children = _steps(raw["repeat"]["steps"], f"{label} (repeat)", problems, deprecations)
         if action == "restart_driver" and raw[action]:
             check_driver({**DRIVER_DEFAULTS, **raw[action]}, f"{step.label}: key restart_driver", problems)
         steps.append(step)
     return steps
 
 
+def _drivers_names(action: str, value: Any, where: str, problems: list[str], deprecations: list[str]) -> Any:
+    """``value`` with each deprecated name replaced by the driver's (a copy; the raw step stays as written).
+
+    Each replacement adds a line to ``deprecations``; an old name beside its new one is a problem.
+    """
+    if not isinstance(value, dict):
+        return value
+    renamed = DEPRECATED_KEYS.get(action, {})
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        new = renamed.get(key)
+        if new is None:
+            result[key] = item
+        elif new in value:
+            problems.append(f"{where}: key {key} is the deprecated name of {new}; write only {new}")
+        else:
+            deprecations.append(f"{where}: key {key} is deprecated; write {new} (the driver's name)")
+            result[new] = item
+    event = result.get("event") if action == "wait_for" else None
+    if isinstance(event, str) and event in DEPRECATED_EVENTS:
+        new = DEPRECATED_EVENTS[event]
+        deprecations.append(f"{where}: key event: {event!r} is deprecated; write {new} (the driver's event name)")
+        result["event"] = new
+    return result
+
+
 def walk(steps: list[Step]) -> Iterator[Step]:
+    """Every step, depth first: each repeat before its nested steps."""
     for step in steps:
         yield step
         yield from walk(step.children)
@@ -339,10 +386,10 @@ def _check_flow(steps: list[Step], problems: list[str], driver: dict[str, Any]) 
             problems.append(f"{step.label}: key until: {until!r} names no earlier mark (or use start/previous)")
         if step.action == "mark":
             marks.add(step.value)
-        if step.action == "wait_for" and "where" in value and value["event"] != "published":
-            problems.append(f"{step.label}: key where only applies to event published")
-        if step.action == "wait_for" and "record" in value and value["event"] != "transaction_ended":
-            problems.append(f"{step.label}: key record only applies to event transaction_ended")
+        if step.action == "wait_for" and "where" in value and value["event"] != POWERMETER:
+            problems.append(f"{step.label}: key where only applies to event {POWERMETER}")
+        if step.action == "wait_for" and "record" in value and value["event"] != TRANSACTION_ENDED:
+            problems.append(f"{step.label}: key record only applies to event {TRANSACTION_ENDED}")
         if step.action in ("start", "stop"):
             responded = True
         if step.action == "expect" and not responded:

@@ -22,6 +22,7 @@ REL_TOLERANCE = 1e-9
 
 
 def is_condition(value: Any) -> bool:
+    """Whether ``value`` is a condition: a non-empty mapping whose keys are all OPERATORS."""
     return isinstance(value, dict) and bool(value) and set(value) <= OPERATORS
 
 
@@ -130,6 +131,7 @@ class WireEntry:
 
     @property
     def node(self) -> str:
+        """The path's last segment (``receipt`` of ``/counter/v1/ocmf/receipt``)."""
         return self.path.rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -162,6 +164,7 @@ def entry_problems(pattern: dict[str, Any], entry: Any) -> list[str]:
 
 
 def describe_pattern(pattern: dict[str, Any]) -> str:
+    """``POST receipt {"TX":"B"} -> 428 x4``: a request pattern in one line."""
     parts = [str(pattern.get("method", "*")), str(pattern.get("path", pattern.get("node", "*")))]
     if "body" in pattern:
         parts.append(show(pattern["body"]))
@@ -211,4 +214,5 @@ def _closest(pattern: dict[str, Any], entries: Sequence[Any]) -> str:
 
 
 def matching(pattern: dict[str, Any], entries: Sequence[Any]) -> list[Any]:
+    """The entries that match ``pattern``, in order."""
     return [entry for entry in entries if not entry_problems(pattern, entry)]

@@ -66,6 +66,7 @@ def energy_wh(data: dict[str, Any]) -> float:
 
 
 def pagination(data: dict[str, Any]) -> int:
+    """The number of a payload's PG ``T<n>`` (ocmf.md); ValueError for anything else."""
     text = str(data.get("PG", ""))
     if not text.startswith("T") or not (text[1:].isascii() and text[1:].isdigit()):
         raise ValueError(f"PG {text!r} is not T<n>")
@@ -126,6 +127,7 @@ def record_problems(
 
 
 def summary(record: str) -> str:
+    """``PG T3 CI ... ID ... B@00000001.000/G E@...``: a record in one line for stories (the raw text if unparsable)."""
     try:
         data = payload(record)
     except ValueError:

@@ -38,6 +38,7 @@ class ScenarioClock(SimClock):
         self.on_move: list[Callable[[], None]] = []
 
     def advance(self, seconds: float) -> None:
+        """Jump ``seconds`` ahead and tell ``on_move`` callbacks (waiting steps look again)."""
         super().advance(seconds)
         for callback in list(self.on_move):
             callback()
@@ -53,12 +54,14 @@ class ScenarioClock(SimClock):
             self.activity += 1
 
     def flight_started(self) -> int:
+        """A driver request went on the wire: hold jumps (up to FLIGHT_HOLD_S of wall time); returns its id."""
         ident = next(self._flight_ids)
         self._flights[ident] = time.monotonic()
         self.activity += 1
         return ident
 
     def flight_ended(self, ident: int) -> None:
+        """The request ``ident`` got its answer (or failed)."""
         self._flights.pop(ident, None)
         self.activity += 1
 
@@ -110,6 +113,7 @@ class ScenarioHttpClient(MeterHttpClient):
         self._clock = clock
 
     async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> HttpResponse:
+        """The base client's request, marked as in flight on the clock while it runs."""
         ident = self._clock.flight_started()
         try:
             return await super().request(method, path, body)
@@ -118,4 +122,5 @@ class ScenarioHttpClient(MeterHttpClient):
 
 
 def wall() -> float:
+    """Wall-clock seconds for durations only (``time.perf_counter``), never for simulated time."""
     return time.perf_counter()

@@ -26,6 +26,11 @@ def test_scenario(path: Path) -> None:
     assert result.passed, "\n" + text(result)
 
 
+def test_library_uses_the_drivers_names() -> None:
+    """The library's own files use no deprecated name (scenarios/README.md, "Deprecated names")."""
+    assert [note for path in FILES for note in load_file(path).deprecations] == []
+
+
 def test_readme_example_is_a_library_file_that_loads() -> None:
     readme = (LIBRARY / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Writing scenarios", 1)[1]

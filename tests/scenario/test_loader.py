@@ -125,9 +125,9 @@ def test_standalone_expect_needs_an_earlier_response() -> None:
     assert "step 0 (expect): expect checks the previous start/stop response" in message
 
 
-def test_where_only_on_published() -> None:
+def test_where_only_on_powermeter() -> None:
     [message] = problems(GOOD.replace("event: initialised,", "event: initialised, where: {current_A: 1},"))
-    assert "key where only applies to event published" in message
+    assert "key where only applies to event powermeter" in message
 
 
 def test_record_only_on_transaction_ended() -> None:
