@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from iemdcr_twin.simulator.control import events, routes, security
-from iemdcr_twin.simulator.control.errors import MAX_CONTROL_BODY, Middleware, error_middleware
+from iemdcr_twin.simulator.control.errors import MAX_CONTROL_BODY, error_middleware
 from iemdcr_twin.simulator.control.hub import EventHub
 from iemdcr_twin.simulator.control.keys import EVENTS_KEY, METRICS_KEY, REPORTS_KEY, TWIN_KEY, ConformanceReports
 from iemdcr_twin.simulator.control.prometheus import Metrics

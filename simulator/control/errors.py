@@ -7,18 +7,16 @@ with the twin unchanged (control-api.md §2). Handlers raise; ``error_middleware
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from iemdcr_twin.simulator.clock import ClockError
 from iemdcr_twin.simulator.fleet import UnknownMeter
 from iemdcr_twin.simulator.model import Refusal
 
 log = logging.getLogger("iemdcr.control")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 MAX_CONTROL_BODY = 64 * 1024
 """Bytes a control request body may have (the app's ``client_max_size``; more is 413 ``body_too_large``)."""
 

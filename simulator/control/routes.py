@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from iemdcr_twin.simulator.control import (
     clock,
@@ -26,7 +27,6 @@ from iemdcr_twin.simulator.control import (
     openapi,
     records,
 )
-from iemdcr_twin.simulator.control.errors import Handler
 from iemdcr_twin.simulator.control.security import RouteAccess
 
 METER = "/api/meters/{serial}"

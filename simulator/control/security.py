@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
-
-from iemdcr_twin.simulator.control.errors import Handler, Middleware
+from aiohttp.typedefs import Handler, Middleware
 
 TOKEN_ENV = "IEMDCR_CONTROL_TOKEN"
 
