@@ -60,11 +60,11 @@ def safe_xml(meter: Meter, records: list[SignedRecord]) -> str:
     """
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<values>"]
     for record in records:
-        key = public_key_of(meter, record) or ""
+        public_key = public_key_of(meter, record) or ""
         lines += [
             "  <value>",
             f'    <signedData format="OCMF" encoding="plain">{escape(record.ocmf)}</signedData>',
-            f'    <publicKey encoding="hex">{escape(key)}</publicKey>',
+            f'    <publicKey encoding="hex">{escape(public_key)}</publicKey>',
             "  </value>",
         ]
     lines.append("</values>")
