@@ -32,6 +32,7 @@ from iemdcr_twin.driver.types import (
     TransactionStartResponse,
     TransactionStopResponse,
 )
+from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.conformance import TrueTime, WindowError, attach, build_report
 from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
 from iemdcr_twin.simulator.scenario import records
@@ -542,11 +543,11 @@ class ScenarioRun:
         if value.get("monotonic"):  # modulo the register's width: a wrap is not a step back
             last: str | None = None
             for record in stored:
-                if records.register_step_wh(record.begin_rv, record.end_rv) < 0 or (
-                    last is not None and records.register_step_wh(last, record.begin_rv) < 0
+                if records.register_step_wh(record.begin_RV, record.end_RV) < 0 or (
+                    last is not None and records.register_step_wh(last, record.begin_RV) < 0
                 ):
-                    problems.append(f"register went back at T{record.pagination}: {record.begin_rv} → {record.end_rv}")
-                last = record.end_rv
+                    problems.append(f"register went back at T{record.pagination}: {record.begin_RV} → {record.end_RV}")
+                last = record.end_RV
         if value.get("verify") or value.get("billable"):
             key = meter.signer.public_key_hex
             for record in stored:
@@ -560,7 +561,7 @@ class ScenarioRun:
             raise StepFailure(show(value), "; ".join(shown))
 
     async def _do_expect_meter(self, step: Step, value: dict[str, Any]) -> None:
-        problems = compare(value, self.meter_slot.meter.snapshot(), "meter")
+        problems = compare(value, meter_view.snapshot(self.meter_slot.meter), "meter")
         if problems:
             raise StepFailure(show(value), "; ".join(problems))
 
