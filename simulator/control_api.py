@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from iemdcr_twin.simulator import dashboard, events
+from iemdcr_twin.simulator import dashboard, events, meter_view
 from iemdcr_twin.simulator.clock import ClockError
 from iemdcr_twin.simulator.conformance import routes as conformance_routes
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin, UnknownMeter
@@ -128,7 +128,7 @@ def meter_summary(slot: MeterSlot) -> dict[str, Any]:
     meter = slot.meter
     return {
         "serial": meter.serial,
-        "model": meter.profile.model,
+        "model": meter.profile.MM,
         "url": slot.url,
         "powered": meter.powered,
         "transaction": meter.transaction is not None,
@@ -141,7 +141,7 @@ async def list_meters(request: web.Request) -> web.StreamResponse:
 
 async def get_meter(request: web.Request) -> web.StreamResponse:
     slot = slot_of(request)
-    return web.json_response({**slot.meter.snapshot(), "url": slot.url, "port": slot.port})
+    return web.json_response({**meter_view.snapshot(slot.meter), "url": slot.url, "port": slot.port})
 
 
 async def put_load(request: web.Request) -> web.StreamResponse:
@@ -152,7 +152,7 @@ async def put_load(request: web.Request) -> web.StreamResponse:
     voltage = number(body, "voltage_V", -10_000, 10_000)
     ramp = number(body, "ramp_s", 0, 86_400 * 365, 0.0) or 0.0
     slot.meter.set_load(current, voltage, ramp)
-    return web.json_response(slot.meter.snapshot()["electrical"])
+    return web.json_response(meter_view.snapshot(slot.meter)["electrical"])
 
 
 async def patch_profile(request: web.Request) -> web.StreamResponse:
@@ -190,7 +190,7 @@ async def put_registers(request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
     only_keys(body, {"import_mWh", "export_mWh"})
     slot.meter.set_registers(body.get("import_mWh"), body.get("export_mWh"))
-    return web.json_response(slot.meter.snapshot()["registers"])
+    return web.json_response(meter_view.snapshot(slot.meter)["registers"])
 
 
 async def list_faults(request: web.Request) -> web.StreamResponse:

@@ -36,8 +36,8 @@ def record_dict(meter: Meter, record: SignedRecord) -> dict[str, Any]:
         "PG": f"T{record.pagination}",
         "pagination": record.pagination,
         "reason": record.reason,
-        "begin": {"TM": record.begin_tm, "RV": record.begin_rv},
-        "end": {"TM": record.end_tm, "RV": record.end_rv},
+        "begin": {"TM": record.begin_TM, "RV": record.begin_RV},
+        "end": {"TM": record.end_TM, "RV": record.end_RV},
         "fingerprint": record.key_fingerprint,
         "public_key": public_key_of(meter, record),
         "archived": record.key_fingerprint != meter.signer.fingerprint,
@@ -153,7 +153,7 @@ async def post_factory_reset(request: web.Request) -> web.StreamResponse:
             "public_key": meter.signer.public_key_hex,
             "previous_fingerprint": old,
             "archived_records": archived,
-            "pagination": {"next": meter.next_pagination},
+            "pagination": {"next": meter.registers.next_pagination},
         }
     )
 
