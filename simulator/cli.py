@@ -271,7 +271,7 @@ async def serve(args: argparse.Namespace) -> None:
                 "serial": slot.meter.serial,
                 "url": slot.url,
                 "fingerprint": slot.meter.signer.fingerprint,
-                "model": slot.meter.profile.model,
+                "model": slot.meter.profile.MM,
             },
             args.log_format,
         )

@@ -18,9 +18,8 @@ from iemdcr_twin.simulator.host import NETWORK_FAULT_KEY, Handler, MeterHost
 from iemdcr_twin.simulator.journal import Route, route_of
 from iemdcr_twin.simulator.json_depth import MAX_JSON_DEPTH, nesting_exceeds
 from iemdcr_twin.simulator.limits import IDLE_TIMEOUT_S
-from iemdcr_twin.simulator.model import Meter, Refusal
+from iemdcr_twin.simulator.model import GwBlock, LiveReading, Meter, PublicKey, ReceiptAnswer, Refusal, UserBlock
 from iemdcr_twin.simulator.model.energy import format_kwh
-from iemdcr_twin.simulator.model.meter import LiveReading
 
 HOST_KEY = web.AppKey("meter_host", MeterHost)
 BASE = "/counter/v1/ocmf/"
@@ -33,20 +32,63 @@ _REQUEST_BODY = web.RequestKey("meter_api_request_body", object)
 JsonGetter = Callable[[Meter], dict[str, Any]]
 JsonPoster = Callable[[Meter, dict[str, Any]], dict[str, Any]]
 
+
+# ---- the JSON bodies (meter-api.md §2): the model answers typed values, these give them their wire shape ----
+
+
+def gw_body(gw: GwBlock) -> dict[str, Any]:
+    """``{"CT","CI","TM"}``."""
+    return {"CT": gw.CT, "CI": gw.CI, "TM": gw.TM}
+
+
+def tariff_body(tt: str) -> dict[str, Any]:
+    """``{"TT"}``."""
+    return {"TT": tt}
+
+
+def datetime_body(tm: str) -> dict[str, Any]:
+    """``{"TM"}``."""
+    return {"TM": tm}
+
+
+def user_body(user: UserBlock) -> dict[str, Any]:
+    """``{"IS","IL","IF","IT","ID","US"[,"TT"]}``: the stored user block, TT when it carried one."""
+    body: dict[str, Any] = {
+        "IS": user.IS,
+        "IL": user.IL,
+        "IF": list(user.IF),
+        "IT": user.IT,
+        "ID": user.ID,
+        "US": user.US,
+    }
+    if user.TT is not None:
+        body["TT"] = user.TT
+    return body
+
+
+def publickey_body(key: PublicKey) -> dict[str, Any]:
+    """``{"SA","PK"}``."""
+    return {"SA": key.SA, "PK": key.PK}
+
+
+def receipt_body(answer: ReceiptAnswer) -> dict[str, Any]:
+    """``{"TX","XT"}``."""
+    return {"TX": answer.TX, "XT": answer.XT}
+
+
 JSON_GET: dict[str, JsonGetter] = {
-    "gw": Meter.get_gw,
-    "tariff": Meter.get_tariff,
-    "metervalue": Meter.get_metervalue,
-    "publickey": Meter.get_publickey,
-    "datetime": Meter.get_datetime,
-    "user": Meter.get_user,
+    "gw": lambda meter: gw_body(meter.get_gw()),
+    "tariff": lambda meter: tariff_body(meter.get_tariff()),
+    "publickey": lambda meter: publickey_body(meter.get_publickey()),
+    "datetime": lambda meter: datetime_body(meter.get_datetime()),
+    "user": lambda meter: user_body(meter.get_user()),
 }
 JSON_POST: dict[str, JsonPoster] = {
-    "gw": Meter.post_gw,
-    "tariff": Meter.post_tariff,
-    "datetime": Meter.post_datetime,
-    "user": Meter.post_user,
-    "receipt": Meter.post_receipt,
+    "gw": lambda meter, body: gw_body(meter.post_gw(body)),
+    "tariff": lambda meter, body: tariff_body(meter.post_tariff(body)),
+    "datetime": lambda meter, body: datetime_body(meter.post_datetime(body)),
+    "user": lambda meter, body: user_body(meter.post_user(body)),
+    "receipt": lambda meter, body: receipt_body(meter.post_receipt(body)),
 }
 
 
@@ -105,20 +147,20 @@ async def _read_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def metervalue_body(serial: str, r: LiveReading) -> bytes:
-    """``GET metervalue`` rendered straight to the bytes ``json.dumps(meter.get_metervalue())`` gives.
+def metervalue_body(r: LiveReading) -> bytes:
+    """``GET metervalue`` (meter-api.md §4): the keys in the spec's order, rendered straight to compact JSON.
 
-    The hot path of every driver's 1 Hz poll: one format string instead of building and encoding nested
-    dicts. The JSON shape is the same (a test compares them byte for byte).
+    The hot path of every driver's 1 Hz poll: one format string instead of building and encoding nested dicts.
+    The only renderer of this body (a test parses its bytes against §4's order and types).
     """
     return (
-        f'{{"MS":"{serial}","TM":"{r.tm}","EF":"{r.ef}","ST":"{r.st}","XT":{"true" if r.xt else "false"},'
+        f'{{"MS":"{r.MS}","TM":"{r.TM}","EF":"{r.EF}","ST":"{r.ST}","XT":{"true" if r.XT else "false"},'
         f'"RD":[{{"RV":"{format_kwh(r.import_mwh)}","RI":"1-b:1.8.e","RU":"kWh","RT":"DC"}},'
         f'{{"RV":"{format_kwh(r.export_mwh)}","RI":"1-b:2.8.e","RU":"kWh","RT":"DC"}},'
         f'{{"WV":"{format_kwh(r.tx_import_mwh)}","WI":"transaction_1-b:1.8.e","WU":"kWh","WT":"DC"}},'
         f'{{"WV":"{format_kwh(r.tx_export_mwh)}","WI":"transaction_1-b:2.8.e","WU":"kWh","WT":"DC"}}],'
         f'"U1":{r.shunt_voltage!r},"U2":{r.voltage_shown!r},"U3":0,"U4":0,"I":{r.current_shown!r},'
-        f'"P":{r.power_shown!r},"XS":"0x{r.xs:016X}","XC":"{r.xc}"}}'
+        f'"P":{r.power_shown!r},"XS":"0x{r.XS:016X}","XC":"{r.XC}"}}'
     ).encode()
 
 
@@ -143,7 +185,7 @@ def _metervalue_handler(host: MeterHost) -> Handler:
     async def get_metervalue(request: web.Request) -> web.StreamResponse:
         key = (meter.state_version, int(clock.now() * 1000))
         if key != sample.key:
-            sample.body = metervalue_body(meter.serial, meter.live_reading())
+            sample.body = metervalue_body(meter.live_reading())
             sample.key = key
         return web.Response(body=sample.body, content_type="application/json")
 
@@ -227,10 +269,9 @@ def _http_message(request: web.Request, status: int) -> str:
 
 def _routes(host: MeterHost) -> dict[str, dict[str, Handler]]:
     """Every node's handlers by path and method."""
-    routes: dict[str, dict[str, Handler]] = {}
+    routes: dict[str, dict[str, Handler]] = {BASE + "metervalue": {"GET": _metervalue_handler(host)}}
     for node, getter in JSON_GET.items():
-        handler = _metervalue_handler(host) if node == "metervalue" else _get_json(getter)
-        routes.setdefault(BASE + node, {})["GET"] = handler
+        routes.setdefault(BASE + node, {})["GET"] = _get_json(getter)
     for node, poster in JSON_POST.items():
         routes.setdefault(BASE + node, {})["POST"] = _post_json(poster)
     routes[BASE + "receipt"]["GET"] = _get_receipt

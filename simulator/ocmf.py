@@ -1,13 +1,19 @@
-"""OCMF records: build the payload once, sign those exact bytes (ECDSA P-256, SHA-256, RFC 6979)."""
+"""OCMF records: build the payload once, sign those exact bytes (ECDSA P-256, SHA-256, RFC 6979) (ocmf.md).
+
+Names: a field that holds the value of an OCMF field carries that field's name verbatim (``Reading.TM``,
+``RecordContent.GI``), as OCMF writes it; everything OCMF does not name is snake_case.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from ecdsa import NIST256p, SigningKey
-from ecdsa.util import sigencode_der, sigencode_string
+# ecdsa ships no type information (no py.typed, no stubs on PyPI): these two imports are its only way in, and
+# every value that leaves it below is given its type where it is returned.
+from ecdsa import NIST256p, SigningKey  # type: ignore[import-untyped]
+from ecdsa.util import sigencode_der, sigencode_string  # type: ignore[import-untyped]
 
 SIGNATURE_ALGORITHM = "ECDSA-secp256r1-SHA256"
 FAULTY_RECORD_KINDS: dict[str, str] = {
@@ -23,116 +29,127 @@ FAULTY_RECORD_KINDS: dict[str, str] = {
 
 
 class Signer:
-    """The meter's P-256 key pair."""
+    """The meter's P-256 key pair (meter-api.md §5): ``public_key_hex`` is the DER SubjectPublicKeyInfo as hex,
+    ``fingerprint`` the first 16 hex digits of its SHA-256."""
 
     def __init__(self, key: SigningKey) -> None:
         self._key = key
-        self.public_key_hex = key.get_verifying_key().to_der().hex()
-        self.fingerprint = hashlib.sha256(bytes.fromhex(self.public_key_hex)).hexdigest()[:16]
+        der: bytes = key.get_verifying_key().to_der()
+        self.public_key_hex = der.hex()
+        self.fingerprint = hashlib.sha256(der).hexdigest()[:16]
 
     @classmethod
     def generate(cls) -> Signer:
+        """A new random key (a factory-new meter without a seed)."""
         return cls(SigningKey.generate(curve=NIST256p))
 
     @classmethod
     def from_seed(cls, seed: str, serial: str, generation: int = 0) -> Signer:
-        """A reproducible key for (seed, serial): scenario runs and golden files stay stable."""
+        """A reproducible key for (seed, serial, generation): scenario runs and golden files stay stable."""
         digest = hashlib.sha256(f"iemdcr-twin|{seed}|{serial}|{generation}".encode()).digest()
-        exponent = int.from_bytes(digest, "big") % (NIST256p.order - 1) + 1
+        order: int = NIST256p.order
+        exponent = int.from_bytes(digest, "big") % (order - 1) + 1
         return cls(SigningKey.from_secret_exponent(exponent, curve=NIST256p))
 
     @classmethod
     def from_pem(cls, pem: str) -> Signer:
+        """The key kept in non-volatile memory (``to_pem``'s text); ecdsa raises on a malformed PEM."""
         return cls(SigningKey.from_pem(pem))
 
     def to_pem(self) -> str:
-        return self._key.to_pem().decode()
+        """The private key as PEM text, for non-volatile memory."""
+        pem: bytes = self._key.to_pem()
+        return pem.decode()
 
     def sign(self, payload: bytes, encoding: str = "der") -> str:
-        """Hex signature over SHA-256 of payload; ``raw`` is r||s as an old firmware emitted."""
+        """Hex signature over SHA-256 of payload (ocmf.md §2); ``raw`` is r||s as an old firmware emitted."""
         encoder = sigencode_der if encoding == "der" else sigencode_string
-        return self._key.sign_deterministic(payload, hashfunc=hashlib.sha256, sigencode=encoder).hex()
+        signature: bytes = self._key.sign_deterministic(payload, hashfunc=hashlib.sha256, sigencode=encoder)
+        return signature.hex()
 
 
 @dataclass(frozen=True)
 class Reading:
-    """One reading of the import register, as it goes into RD."""
+    """One reading of the import register as it goes into RD (ocmf.md §3): TM with its status letter, TX (B, or
+    the end reason E, A or P), EF, ST, RV in kWh as 8.3 digits (``00000446.540``), RI, RU, RT."""
 
-    tm: str
-    tx: str
-    ef: str
-    st: str
-    rv: str
+    TM: str
+    TX: str
+    EF: str
+    ST: str
+    RV: str
+    RI: str = "1-b:1.8.e"
+    RU: str = "kWh"
+    RT: str = "DC"
 
     def as_dict(self) -> dict[str, str]:
+        """The reading's keys in the IEM-DCR order (ocmf.md §3)."""
         return {
-            "TM": self.tm,
-            "TX": self.tx,
-            "EF": self.ef,
-            "ST": self.st,
-            "RV": self.rv,
-            "RI": "1-b:1.8.e",
-            "RU": "kWh",
-            "RT": "DC",
+            "TM": self.TM,
+            "TX": self.TX,
+            "EF": self.EF,
+            "ST": self.ST,
+            "RV": self.RV,
+            "RI": self.RI,
+            "RU": self.RU,
+            "RT": self.RT,
         }
 
 
-@dataclass(frozen=True)
-class UserBlock:
-    identified: bool = False
-    level: str = "NONE"
-    flags: tuple[str, ...] = ()
-    id_type: str = "NONE"
-    id_data: str = ""
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RecordContent:
-    """Everything one transaction record states."""
+    """Everything one transaction record states, field for field in the payload's order (ocmf.md §3).
 
-    gateway_id: str
-    serial: str
-    firmware: str
-    vendor: str
-    model: str
-    ct: str
-    ci: str
-    user: UserBlock
-    pagination: int
-    tariff: str
-    begin: Reading
-    end: Reading
-    fv: str = "1.0"
-    extra: dict[str, str] = field(default_factory=dict)
+    ``PG`` is ``T<n>``; ``TT`` is omitted from the payload when empty; ``RD`` is (begin, end).
+    """
+
+    FV: str = "1.0"
+    GI: str
+    GS: str
+    GV: str
+    MV: str
+    MM: str
+    MS: str
+    CT: str
+    CI: str
+    IS: bool
+    IL: str
+    IF: tuple[str, ...]
+    IT: str
+    ID: str
+    PG: str
+    TT: str = ""
+    RD: tuple[Reading, Reading]
 
 
 def build_payload(content: RecordContent) -> str:
-    """Compact JSON in the IEM-DCR key order."""
+    """Compact ASCII JSON in the IEM-DCR key order (ocmf.md §3): the exact text that is signed."""
     payload: dict[str, object] = {
-        "FV": content.fv,
-        "GI": content.gateway_id,
-        "GS": content.serial,
-        "GV": content.firmware,
-        "MV": content.vendor,
-        "MM": content.model,
-        "MS": content.serial,
-        "CT": content.ct,
-        "CI": content.ci,
-        "IS": content.user.identified,
-        "IL": content.user.level,
-        "IF": list(content.user.flags),
-        "IT": content.user.id_type,
-        "ID": content.user.id_data,
-        "PG": f"T{content.pagination}",
+        "FV": content.FV,
+        "GI": content.GI,
+        "GS": content.GS,
+        "GV": content.GV,
+        "MV": content.MV,
+        "MM": content.MM,
+        "MS": content.MS,
+        "CT": content.CT,
+        "CI": content.CI,
+        "IS": content.IS,
+        "IL": content.IL,
+        "IF": list(content.IF),
+        "IT": content.IT,
+        "ID": content.ID,
+        "PG": content.PG,
     }
-    if content.tariff:
-        payload["TT"] = content.tariff
-    payload["RD"] = [content.begin.as_dict(), content.end.as_dict()]
+    if content.TT:
+        payload["TT"] = content.TT
+    payload["RD"] = [reading.as_dict() for reading in content.RD]
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
 
 
 def sign_record(content: RecordContent, signer: Signer, encoding: str = "der", fault: str | None = None) -> str:
-    """The complete ``OCMF|payload|signature`` string; ``fault`` makes it faulty in a named way."""
+    """The complete ``OCMF|payload|signature`` string (ocmf.md §1-§2); ``fault`` (a key of
+    ``FAULTY_RECORD_KINDS``, else ``ValueError``) makes it faulty in that named way (ocmf.md §5)."""
     if fault is not None and fault not in FAULTY_RECORD_KINDS:
         raise ValueError(f"unknown faulty record kind {fault!r}")
     content = _apply_content_fault(content, fault)
@@ -148,20 +165,17 @@ def sign_record(content: RecordContent, signer: Signer, encoding: str = "der", f
 
 
 def _apply_content_fault(content: RecordContent, fault: str | None) -> RecordContent:
+    begin, end = content.RD
     if fault == "status_not_good":
-        return replace(content, end=replace(content.end, st="E"))
+        return replace(content, RD=(begin, replace(end, ST="E")))
     if fault == "error_flag":
-        return replace(content, end=replace(content.end, ef="E"))
+        return replace(content, RD=(begin, replace(end, EF="E")))
     if fault == "end_below_begin":
-        return replace(content, begin=replace(content.begin, rv=_plus_one_wh(content.end.rv)))
+        return replace(content, RD=(replace(begin, RV=_plus_one_wh(end.RV)), end))
     if fault == "end_time_before_begin":
-        return replace(
-            content,
-            begin=replace(content.begin, tm=content.end.tm),
-            end=replace(content.end, tm=content.begin.tm),
-        )
+        return replace(content, RD=(replace(begin, TM=end.TM), replace(end, TM=begin.TM)))
     if fault == "fv_1_4":
-        return replace(content, fv="1.4")
+        return replace(content, FV="1.4")
     return content
 
 

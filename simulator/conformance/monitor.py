@@ -135,7 +135,7 @@ class ConformanceMonitor:
 
     def _learn_last_record(self) -> None:
         """The meter's last signed reading: ``meter_time_true`` warns about writes that go back behind it."""
-        tm = last_reading_tm(self.host.meter.last_transaction)
+        tm = last_reading_tm(self.host.meter.registers.last_transaction)
         epoch = tm_epoch(tm)
         if tm is not None and epoch is not None:
             self.situation.last_signed, self.situation.last_signed_tm = epoch, tm

@@ -58,8 +58,8 @@ def build_report(monitor: ConformanceMonitor, until: float | None = None) -> dic
         "format": REPORT_FORMAT,
         "meter": {
             "serial": meter.serial,
-            "model": meter.profile.model,
-            "firmware": meter.profile.firmware,
+            "model": meter.profile.MM,
+            "firmware": meter.profile.GV,
             "key_fingerprint": meter.signer.fingerprint,
         },
         "generated": {"sim_time": monitor.host.clock.now(), "wall_time": time.time()},

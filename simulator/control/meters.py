@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.control.body import number, only_keys, read_body
 from iemdcr_twin.simulator.control.errors import ControlError
 from iemdcr_twin.simulator.control.keys import TWIN_KEY, slot_of
@@ -17,7 +18,7 @@ def meter_summary(slot: MeterSlot) -> dict[str, Any]:
     meter = slot.meter
     return {
         "serial": meter.serial,
-        "model": meter.profile.model,
+        "model": meter.profile.MM,
         "url": slot.url,
         "powered": meter.powered,
         "transaction": meter.transaction is not None,
@@ -30,7 +31,7 @@ async def list_meters(request: web.Request) -> web.StreamResponse:
 
 async def get_meter(request: web.Request) -> web.StreamResponse:
     slot = slot_of(request)
-    return web.json_response({**slot.meter.snapshot(), "url": slot.url, "port": slot.port})
+    return web.json_response({**meter_view.snapshot(slot.meter), "url": slot.url, "port": slot.port})
 
 
 async def put_load(request: web.Request) -> web.StreamResponse:
@@ -41,7 +42,7 @@ async def put_load(request: web.Request) -> web.StreamResponse:
     voltage = number(body, "voltage_V", -10_000, 10_000)
     ramp = number(body, "ramp_s", 0, 86_400 * 365, 0.0) or 0.0
     slot.meter.set_load(current, voltage, ramp)
-    return web.json_response(slot.meter.snapshot()["electrical"])
+    return web.json_response(meter_view.snapshot(slot.meter)["electrical"])
 
 
 async def patch_profile(request: web.Request) -> web.StreamResponse:

@@ -20,7 +20,7 @@ from iemdcr_twin.simulator.meter_api import JSON_GET, JSON_POST
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 LATENCY_BUCKETS_S = tuple(bound / 1000 for bound in LATENCY_BUCKETS_MS)  # Prometheus shows seconds
-KNOWN_NODES = frozenset(JSON_GET) | frozenset(JSON_POST) | {"receipt", "transaction"}
+KNOWN_NODES = frozenset(JSON_GET) | frozenset(JSON_POST) | {"metervalue", "receipt", "transaction"}
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 METER_COUNTERS = {
     "transactions": "Transactions begun",
@@ -161,7 +161,7 @@ def _gauges(out: list[str], slots: Iterable[MeterSlot]) -> None:
         ("iemdcr_transaction_active", "1 while a transaction runs", lambda s: int(s.meter.transaction is not None)),
         ("iemdcr_active_faults", "Meter faults currently raised", lambda s: len(s.meter.faults)),
         ("iemdcr_signed_records", "Signed records in the meter's history", lambda s: len(s.meter.records)),
-        ("iemdcr_import_register_wh", "Absolute import register in Wh", lambda s: s.meter.import_mwh / 1000),
+        ("iemdcr_import_register_wh", "Absolute import register in Wh", lambda s: s.meter.registers.import_mwh / 1000),
     )
     for metric, help_text, value in rows:
         _family(out, metric, "gauge", help_text)

@@ -14,6 +14,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.control.body import only_keys, read_body
 from iemdcr_twin.simulator.control.errors import ControlError
 from iemdcr_twin.simulator.control.keys import slot_of
@@ -39,8 +40,8 @@ def record_dict(meter: Meter, record: SignedRecord) -> dict[str, Any]:
         "PG": f"T{record.pagination}",
         "pagination": record.pagination,
         "reason": record.reason,
-        "begin": {"TM": record.begin_tm, "RV": record.begin_rv},
-        "end": {"TM": record.end_tm, "RV": record.end_rv},
+        "begin": {"TM": record.begin_TM, "RV": record.begin_RV},
+        "end": {"TM": record.end_TM, "RV": record.end_RV},
         "fingerprint": record.key_fingerprint,
         "public_key": public_key_of(meter, record),
         "archived": record.key_fingerprint != meter.signer.fingerprint,
@@ -156,7 +157,7 @@ async def post_factory_reset(request: web.Request) -> web.StreamResponse:
             "public_key": meter.signer.public_key_hex,
             "previous_fingerprint": old,
             "archived_records": archived,
-            "pagination": {"next": meter.next_pagination},
+            "pagination": {"next": meter.registers.next_pagination},
         }
     )
 
@@ -167,4 +168,4 @@ async def put_registers(request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
     only_keys(body, {"import_mWh", "export_mWh"})
     slot.meter.set_registers(body.get("import_mWh"), body.get("export_mWh"))
-    return web.json_response(slot.meter.snapshot()["registers"])
+    return web.json_response(meter_view.snapshot(slot.meter)["registers"])

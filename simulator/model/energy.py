@@ -30,9 +30,11 @@ class Ramp:
 
     @classmethod
     def constant(cls, value: float, at: float) -> Ramp:
+        """A value that stays ``value`` from time ``at`` on."""
         return cls(value, value, at, at)
 
     def at(self, t: float) -> float:
+        """The value at time ``t`` (seconds): ``start`` before ``t0``, ``end`` from ``t1`` on."""
         if t >= self.t1:
             return self.end
         if t <= self.t0:
@@ -109,10 +111,12 @@ def _piece(current: Ramp, voltage: Ramp, rated: float, p: float, q: float) -> fl
 
 
 def joules_to_uj(joules: float) -> int:
+    """Joules as whole µJ, rounded to the nearest."""
     return round(joules * 1_000_000)
 
 
 def uj_to_mwh(microjoules: int) -> int:
+    """Whole mWh in ``microjoules`` (truncated: the meter never shows more than it measured, meter-api.md §3.4)."""
     return microjoules // UJ_PER_MWH
 
 

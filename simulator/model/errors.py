@@ -13,14 +13,17 @@ class Refusal(Exception):
         self.message = message
 
     def as_body(self) -> dict[str, str]:
+        """The error body every non-200 answer has: ``{"error": code, "message": text}`` (meter-api.md §1)."""
         return {"error": self.code, "message": self.message}
 
 
 def bad_request(code: str, message: str) -> Refusal:
+    """A 400: the request itself is malformed (meter-api.md §1)."""
     return Refusal(400, code, message)
 
 
 def precondition(code: str, message: str) -> Refusal:
+    """A 428: a well-formed request the meter's state does not allow now (meter-api.md §3)."""
     return Refusal(428, code, message)
 
 

@@ -17,6 +17,9 @@ class MidTransaction(enum.Enum):
 
 @dataclass(frozen=True)
 class Fault:
+    """One fault of the catalogue (meter-api.md §3.8): its XC fields, the ST and EF it shows, whether it blocks
+    receipts (503 ``meter_error``), what it does to a running transaction, and its severity (higher wins)."""
+
     name: str
     description: str
     xc: tuple[int, int, int, int]
@@ -27,6 +30,7 @@ class Fault:
     severity: int
 
     def as_dict(self) -> dict[str, object]:
+        """The catalogue entry as the control API lists it (``GET /api/faults``, control-api.md)."""
         return {
             "name": self.name,
             "description": self.description,
@@ -95,6 +99,7 @@ HEALTHY_XC = "0x0000, 0x00000000, 0x00, 0x00"
 
 
 def format_xc(xc: tuple[int, int, int, int]) -> str:
+    """XC as the meter shows it: ``0x0000, 0x00000000, 0x00, 0x00`` (meter-api.md §3.8)."""
     return f"0x{xc[0]:04X}, 0x{xc[1]:08X}, 0x{xc[2]:02X}, 0x{xc[3]:02X}"
 
 

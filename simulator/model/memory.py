@@ -15,33 +15,43 @@ from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_UJ, UJ_PER_MWH, par
 
 @dataclass(frozen=True)
 class SignedRecord:
-    """One signed transaction record, as kept in the history."""
+    """One signed transaction record, as kept in the history: PG's number, the end reading's TX (``reason``), the
+    OCMF string, the signing key's fingerprint, TM and RV of the begin and end readings (ocmf.md §3)."""
 
     pagination: int
     reason: str
     ocmf: str
     key_fingerprint: str
-    begin_tm: str
-    end_tm: str
-    begin_rv: str
-    end_rv: str
+    begin_TM: str
+    end_TM: str
+    begin_RV: str
+    end_RV: str
     public_key: str = ""  # hex DER; kept so archived records stay verifiable after a factory reset
     import_uj: int = 0  # the absolute registers at the end reading: the record alone makes TX E durable
     export_uj: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record as stored (``simulator.store``), under the keys records have always been written with."""
+        return {_STORED_KEY.get(name, name): value for name, value in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SignedRecord:
         """A record as stored; ``ValueError`` names the first key that is missing or of the wrong type or range.
         Records written before the optional fields existed load with their defaults."""
-        return cls(**_checked(data, RECORD_RULES, RECORD_OPTIONAL))
+        values = _checked(data, RECORD_RULES, RECORD_OPTIONAL)
+        return cls(**{_FIELD_OF.get(key, key): value for key, value in values.items()})
+
+
+# The record files keep the keys they had before the fields took OCMF's names: a state dir written by an
+# earlier twin loads unchanged, and one written now loads in an earlier twin.
+_STORED_KEY = {"begin_TM": "begin_tm", "end_TM": "end_tm", "begin_RV": "begin_rv", "end_RV": "end_rv"}
+_FIELD_OF = {stored: name for name, stored in _STORED_KEY.items()}
 
 
 @dataclass(frozen=True)
 class NonVolatile:
-    """What survives a power cycle and a process restart (meter-api.md §3.1)."""
+    """What survives a power cycle and a process restart (meter-api.md §3.1): identity, the key as PEM and its
+    generation (factory resets), the absolute registers in µJ, the next PG number, the last OCMF record."""
 
     serial: str
     profile: str
@@ -53,6 +63,7 @@ class NonVolatile:
     last_transaction: str | None
 
     def as_dict(self) -> dict[str, Any]:
+        """The state as stored in ``state.json`` (one key per field)."""
         return asdict(self)
 
     @classmethod
@@ -142,13 +153,15 @@ class Memory(Protocol):
     def history(self) -> list[SignedRecord]:
         """Every record, in signing order (read when first asked for: a long history must not slow start-up)."""
 
-    def save(self, state: NonVolatile) -> None: ...
+    def save(self, state: NonVolatile) -> None:
+        """Replace the saved state (``StorageError``: the old one stays)."""
 
-    def add_record(self, record: SignedRecord) -> None: ...
+    def add_record(self, record: SignedRecord) -> None:
+        """Append one signed record (``StorageError``: it was not stored)."""
 
 
 class RamMemory:
-    """Memory that lives as long as the process: a restart is a factory-new meter."""
+    """A ``Memory`` that lives as long as the process: a restart is a factory-new meter. Never raises."""
 
     def __init__(self) -> None:
         self.state: NonVolatile | None = None
@@ -187,7 +200,7 @@ def reconcile(state: NonVolatile, records: list[SignedRecord], fingerprint: str)
     newest = max(own, key=lambda record: record.pagination)
     next_pg = max(state.next_pagination, newest.pagination + 1)
     last = state.last_transaction if state.next_pagination > newest.pagination else newest.ocmf
-    signed_uj = [parse_kwh(record.end_rv) * UJ_PER_MWH for record in own]
+    signed_uj = [parse_kwh(record.end_RV) * UJ_PER_MWH for record in own]
     import_uj = _furthest(state.import_uj, [*signed_uj, *(record.import_uj for record in own)])
     export_uj = _furthest(state.export_uj, [record.export_uj for record in own])
     return NonVolatile(

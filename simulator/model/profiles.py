@@ -24,6 +24,7 @@ class Switches:
     response_latency_ms: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        """Every switch by name (meter-api.md §6), as the control API shows them."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def updated(self, changes: dict[str, Any]) -> Switches:
@@ -91,19 +92,21 @@ def _from_text(key: str, raw: str) -> Any:
 
 @dataclass(frozen=True)
 class Profile:
-    """A meter model: its identity fields and electrical rating."""
+    """A meter model (meter-api.md §5): MM, the default MS, the rated current in A, GV (firmware), MV, and the
+    first PG number."""
 
     name: str
-    model: str
+    MM: str
     default_serial: str
     rated_current_A: float
-    firmware: str = "DU-02.00.12_SU-02.00.08"
-    vendor: str = "Isabellenhuette"
+    GV: str = "DU-02.00.12_SU-02.00.08"
+    MV: str = "Isabellenhuette"
     first_pagination: int = 1
 
     @property
-    def gateway_id(self) -> str:
-        return f"{self.vendor} {self.model}"
+    def GI(self) -> str:
+        """The gateway identification: ``<MV> <MM>``."""
+        return f"{self.MV} {self.MM}"
 
     def serial_plus(self, n: int) -> str:
         """The default serial with n added to its 10-digit number (``--meters N``)."""
@@ -125,6 +128,7 @@ DEFAULT_PROFILE = "iem-dcr-125"
 
 
 def get_profile(name: str) -> Profile:
+    """The profile named ``name`` (meter-api.md §5); ``ValueError`` names the known ones."""
     try:
         return PROFILES[name]
     except KeyError:
@@ -132,6 +136,7 @@ def get_profile(name: str) -> Profile:
 
 
 def check_serial(serial: str) -> str:
+    """``serial`` when it is ``1ISA`` and 10 ASCII digits (meter-api.md §5), else ``ValueError`` naming it."""
     if not isinstance(serial, str) or not SERIAL.fullmatch(serial):
         raise ValueError(f"serial {serial!r} must be 1ISA followed by 10 digits (ASCII digits 0-9)")
     return serial

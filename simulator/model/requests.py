@@ -10,13 +10,15 @@ from iemdcr_twin.simulator.model.errors import bad_request
 
 
 def require(body: dict[str, Any], key: str) -> Any:
+    """``body[key]``; 400 ``missing_key`` when absent (meter-api.md §1)."""
     if key not in body:
         raise bad_request("missing_key", f"the body must contain {key}")
     return body[key]
 
 
 def text(body: dict[str, Any], key: str, min_len: int, max_len: int, *, required: bool = True) -> str:
-    """A string of bounded length with no ``|`` (it would break the OCMF sections)."""
+    """A printable ASCII string of ``min_len``..``max_len`` characters with no ``|`` (it would break the OCMF
+    sections, ocmf.md §1); 400 ``missing_key``, ``bad_type``, ``bad_value``; ``""`` when optional and absent."""
     if not required and key not in body:
         return ""
     value = require(body, key)
@@ -32,6 +34,7 @@ def text(body: dict[str, Any], key: str, min_len: int, max_len: int, *, required
 
 
 def flag(body: dict[str, Any], key: str) -> bool:
+    """A JSON boolean; 400 ``missing_key`` or ``bad_type``."""
     value = require(body, key)
     if not isinstance(value, bool):
         raise bad_request("bad_type", f"{key} must be true or false")
@@ -39,6 +42,8 @@ def flag(body: dict[str, Any], key: str) -> bool:
 
 
 def text_list(body: dict[str, Any], key: str, max_items: int, max_len: int) -> tuple[str, ...]:
+    """A list of at most ``max_items`` strings as ``text`` checks them; 400 ``missing_key``, ``bad_type``,
+    ``bad_value`` (IF of ``POST user``, meter-api.md §3.7)."""
     value = require(body, key)
     if not isinstance(value, list):
         raise bad_request("bad_type", f"{key} must be a list of strings")
@@ -48,6 +53,7 @@ def text_list(body: dict[str, Any], key: str, max_items: int, max_len: int) -> t
 
 
 def transaction_kind(body: dict[str, Any]) -> str:
+    """TX of ``POST receipt``: ``B`` or ``E``; 400 ``missing_key``, ``bad_type``, ``bad_tx`` (meter-api.md §3.6)."""
     value = require(body, "TX")
     if not isinstance(value, str):
         raise bad_request("bad_type", "TX must be a string, B or E")

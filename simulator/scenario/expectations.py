@@ -21,6 +21,7 @@ from iemdcr_twin.driver.events import (
     WARNING,
 )
 from iemdcr_twin.driver.types import Powermeter, TransactionStopResponse
+from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.conformance import WindowError, attach, build_report
 from iemdcr_twin.simulator.scenario import records
 from iemdcr_twin.simulator.scenario.durations import parse_duration
@@ -165,11 +166,11 @@ async def expect_records(run: ScenarioRun, step: Step) -> None:
     if value.get("monotonic"):  # modulo the register's width: a wrap is not a step back
         last: str | None = None
         for record in stored:
-            if records.register_step_wh(record.begin_rv, record.end_rv) < 0 or (
-                last is not None and records.register_step_wh(last, record.begin_rv) < 0
+            if records.register_step_wh(record.begin_RV, record.end_RV) < 0 or (
+                last is not None and records.register_step_wh(last, record.begin_RV) < 0
             ):
-                problems.append(f"register went back at T{record.pagination}: {record.begin_rv} → {record.end_rv}")
-            last = record.end_rv
+                problems.append(f"register went back at T{record.pagination}: {record.begin_RV} → {record.end_RV}")
+            last = record.end_RV
     if value.get("verify") or value.get("billable"):
         key = meter.signer.public_key_hex
         for record in stored:
@@ -189,7 +190,7 @@ async def expect_records(run: ScenarioRun, step: Step) -> None:
 @on("expect_meter", check=True)
 async def expect_meter(run: ScenarioRun, step: Step) -> None:
     """``{...}``: a subset of the meter's state (the control API's ``GET /api/meters/{serial}``)."""
-    problems = compare(step.value, run.meter_slot.meter.snapshot(), "meter")
+    problems = compare(step.value, meter_view.snapshot(run.meter_slot.meter), "meter")
     if problems:
         raise StepFailure(show(step.value), "; ".join(problems))
 

@@ -26,6 +26,7 @@ from iemdcr_twin.driver.types import TransactionRequestStatus
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
 from iemdcr_twin.simulator.journal import JournalEntry
+from tests.simulator.helpers import metervalue
 
 from .on_twin import CI, RFID, HeldClient, make_req
 
@@ -172,7 +173,7 @@ async def test_init_against_powered_off_meter_then_power_on(
     assert initialised.time - raised.time >= 10.0
     gw_posts = [e for e in wire(slot) if (e.method, e.node) == ("POST", "gw")]
     assert [e.status for e in gw_posts] == [200]
-    assert slot.meter.gw_written and slot.meter.ci == CI
+    assert slot.meter.gw_written and slot.meter.CI == CI
 
 
 async def test_driver_restart_without_meter_power_cycle(
@@ -192,7 +193,7 @@ async def test_driver_restart_without_meter_power_cycle(
     init = calls(wire(slot, since))
     assert init[:2] == [("GET", "v1/ocmf/gw", 200), ("POST", "v1/ocmf/gw", 428)]
     assert ("GET", "v1/ocmf/publickey", 200) in init
-    assert slot.meter.ci == CI  # frozen until the meter restarts
+    assert slot.meter.CI == CI  # frozen until the meter restarts
     # our time was not written: the first idle poll resynchronises it
     await clock.sleep(1.5)
     assert ("POST", "v1/ocmf/datetime", 200) in calls(wire(slot, since))
@@ -220,7 +221,7 @@ async def test_meter_power_cycle_noticed_from_polls_reinitialises(
     assert names.count("public_key_ocmf") == 1
     gw_posts = [e for e in wire(slot, since) if (e.method, e.node) == ("POST", "gw")]
     assert [e.status for e in gw_posts] == [200]  # gw rewritten
-    assert slot.meter.gw_written and slot.meter.ci == CI and slot.meter.time_status == "I"
+    assert slot.meter.gw_written and slot.meter.CI == CI and slot.meter.time_status == "I"
     assert (await driver.start_transaction(make_req())).status is OK  # the C++ driver: gw_not_set forever
 
 
@@ -296,7 +297,7 @@ async def test_live_values(slot: MeterSlot, driver: IemDcrDriver, clock: SimCloc
     pm = done.data
     assert pm.energy_Wh_import.total == 1000.0  # transaction register RD[2].WV, kWh x 1000
     assert pm.energy_Wh_export.total == 200.0  # RD[3].WV
-    value = slot.meter.get_metervalue()
+    value = metervalue(slot.meter)
     assert value["RD"][2]["WV"] == "00000001.000" and value["RD"][3]["WV"] == "00000000.200"
     assert pm.power_W.total == 0.0 and pm.voltage_V.DC == 500.0
     assert pm.meter_id == slot.meter.serial
@@ -310,7 +311,7 @@ async def test_public_key_equals_the_meters(slot: MeterSlot, make_driver: MakeDr
     drv = make_driver(slot.url)
     await drv.start()
     event = await wait(drv, "public_key_ocmf")
-    assert event.data == slot.meter.get_publickey()["PK"] == slot.meter.signer.public_key_hex
+    assert event.data == slot.meter.get_publickey().PK == slot.meter.signer.public_key_hex
     assert drv.public_key_ocmf == event.data
 
 
@@ -329,7 +330,7 @@ async def test_start_stop_happy_path_verified_by_pyocmf(slot: MeterSlot, driver:
     assert smv is not None
     assert smv.signed_meter_data == slot.meter.records[-1].ocmf == slot.meter.get_receipt()  # byte for byte
     assert smv.encoding_method == "OCMF" and smv.signing_method == ""
-    assert smv.public_key == slot.meter.get_publickey()["PK"]
+    assert smv.public_key == slot.meter.get_publickey().PK
     parsed = OCMF.from_string(smv.signed_meter_data, strict=True)
     assert parsed.verify_signature(smv.public_key) is True
     assert parsed.check_eichrecht(errors_only=True) == []
@@ -423,15 +424,15 @@ async def test_start_and_stop_refused_above_activation_threshold(slot: MeterSlot
 
 async def test_identification_data_or_transaction_id_as_id(slot: MeterSlot, driver: IemDcrDriver) -> None:
     assert (await driver.start_transaction(make_req(transaction_id="tx-77", identification_data=None))).status is OK
-    assert slot.meter.user is not None and slot.meter.user["ID"] == "tx-77"
+    assert slot.meter.user is not None and slot.meter.user.ID == "tx-77"
     first = await driver.stop_transaction("tx-77")
     assert first.signed_meter_value is not None
     assert payload(first.signed_meter_value.signed_meter_data)["ID"] == "tx-77"
     assert (await driver.start_transaction(make_req(transaction_id="tx-78", identification_data=""))).status is OK
-    assert slot.meter.user["ID"] == "tx-78"  # empty identification_data counts as absent
+    assert slot.meter.user.ID == "tx-78"  # empty identification_data counts as absent
     await driver.stop_transaction("")
     assert (await driver.start_transaction(make_req(transaction_id="tx-79", identification_data=RFID))).status is OK
-    assert slot.meter.user["ID"] == RFID
+    assert slot.meter.user.ID == RFID
     last = await driver.stop_transaction("")
     assert last.signed_meter_value is not None
     assert payload(last.signed_meter_value.signed_meter_data)["ID"] == RFID

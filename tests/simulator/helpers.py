@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pyocmf import OCMF
 from pyocmf.exceptions import PyOCMFError
 
+from iemdcr_twin.simulator.meter_api import metervalue_body
 from iemdcr_twin.simulator.model import (
     Memory,
     Meter,
@@ -15,6 +17,7 @@ from iemdcr_twin.simulator.model import (
     SignedRecord,
     StorageError,
     Switches,
+    UserBlock,
     get_profile,
 )
 from iemdcr_twin.simulator.ocmf import Signer
@@ -113,6 +116,17 @@ def charge(meter: Meter, time: FakeTime, current: float = 100.0, voltage: float 
     meter.set_load(0.0)
     meter.post_receipt({"TX": "E"})
     return meter.get_receipt()
+
+
+def user_block(body: dict[str, Any]) -> UserBlock:
+    """The ``UserBlock`` a valid ``POST user`` body states (TT None when the body has none)."""
+    return UserBlock(body["IS"], body["IL"], tuple(body["IF"]), body["IT"], body["ID"], body["US"], body.get("TT"))
+
+
+def metervalue(meter: Meter) -> dict[str, Any]:
+    """``GET metervalue`` as a driver reads it: the meter API's renderer over the live reading, parsed."""
+    body: dict[str, Any] = json.loads(metervalue_body(meter.live_reading()))
+    return body
 
 
 def payload_of(record: str) -> str:

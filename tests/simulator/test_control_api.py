@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.control.errors import MAX_CONTROL_BODY
 from iemdcr_twin.simulator.fleet import Twin
@@ -163,7 +164,7 @@ async def test_put_load_sets_and_keeps_omitted_values(control: Client, twin: Twi
     body = await ok(await control.put(METER + "/load", json={}))
     assert (body["current_A"], body["voltage_V"]) == (50.0, 400.0)
     clock.advance(3600)
-    assert twin.slot(S1).meter.snapshot()["registers"]["import_mWh"] == 20_000_000  # 20 kW for 1 h
+    assert meter_view.snapshot(twin.slot(S1).meter)["registers"]["import_mWh"] == 20_000_000  # 20 kW for 1 h
 
 
 async def test_put_load_with_ramp(control: Client, device: aiohttp.ClientSession, twin: Twin, clock: SimClock) -> None:
@@ -200,10 +201,10 @@ async def test_put_load_with_ramp(control: Client, device: aiohttp.ClientSession
 async def test_put_load_bad_bodies_are_400_and_change_nothing(
     control: Client, twin: Twin, raw: bytes, code: str, named: str
 ) -> None:
-    before = twin.slot(S1).meter.snapshot()
+    before = meter_view.snapshot(twin.slot(S1).meter)
     body = await expect_error(await control.put(METER + "/load", data=raw, headers=JSON_TYPE), 400, code)
     assert named in body["message"]
-    assert twin.slot(S1).meter.snapshot() == before
+    assert meter_view.snapshot(twin.slot(S1).meter) == before
 
 
 async def test_body_not_matching_its_content_encoding_is_400(control: Client) -> None:

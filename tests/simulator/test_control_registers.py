@@ -53,11 +53,11 @@ async def test_bad_register_values_are_refused_and_change_nothing(
     twin: Twin, control: Client, body: dict[str, Any], code: str, word: str
 ) -> None:
     await json_error(await control.put(REGISTERS, json=body), 400, code, word)
-    assert twin.slot(S1).meter.import_uj == 0
+    assert twin.slot(S1).meter.registers.import_uj == 0
 
 
 async def test_the_meter_api_cannot_set_registers(twin: Twin, control: Client) -> None:
     url = twin.slot(S1).url + "/counter/v1/ocmf/registers"
     async with aiohttp.ClientSession() as session, session.put(url, json={"import_mWh": 5}) as resp:
         assert resp.status in (404, 405)
-    assert twin.slot(S1).meter.import_uj == 0
+    assert twin.slot(S1).meter.registers.import_uj == 0

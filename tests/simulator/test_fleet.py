@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from iemdcr_twin.simulator import fleet
+from iemdcr_twin.simulator import fleet, meter_view
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin, UnknownMeter
 from tests.simulator.helpers import GW, T0, USER
@@ -190,8 +190,8 @@ async def test_state_dir_keeps_key_registers_and_records_across_twins(tmp_path: 
     again = Twin(clock, state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter
     assert again.signer.public_key_hex == meter.signer.public_key_hex
     assert again.get_transaction() == meter.get_transaction()
-    assert again.next_pagination == 2
-    assert again.snapshot()["registers"]["import_kWh"] == "00000005.000"
+    assert again.registers.next_pagination == 2
+    assert meter_view.snapshot(again)["registers"]["import_kWh"] == "00000005.000"
 
 
 async def test_checkpoint_loop_persists_moving_registers(
@@ -222,16 +222,16 @@ async def test_a_kill_right_after_a_clock_jump_loses_nothing(tmp_path: Path, clo
     meter.post_receipt({"TX": "B"})
     meter.set_load(0.2, 200.0)
     clock.advance(0.001)
-    live = meter.import_uj
+    live = meter.registers.import_uj
     assert live > 0
     killed = Twin(SimClock("virtual", 0, clock.now()), state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter
-    assert killed.import_uj == live
+    assert killed.registers.import_uj == live
 
     meter.set_load(100.0, 400.0)
     clock.advance(3 * 3600)
-    live = meter.import_uj
+    live = meter.registers.import_uj
     killed = Twin(SimClock("virtual", 0, clock.now()), state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter
-    assert (killed.import_uj, killed.import_mwh) == (live, 120_000_000)
+    assert (killed.registers.import_uj, killed.registers.import_mwh) == (live, 120_000_000)
     await twin.stop()
     assert clock.after_jump == []  # a stopped twin no longer checkpoints on this clock
 

@@ -15,7 +15,6 @@ from iemdcr_twin.simulator.ocmf import (
     Reading,
     RecordContent,
     Signer,
-    UserBlock,
     build_payload,
     sign_record,
 )
@@ -23,18 +22,25 @@ from tests.simulator.helpers import PAYLOAD_KEYS, assert_verifies, pyocmf_reject
 
 SIGNER = Signer.from_seed("tests", "1ISA0200000001")
 CONTENT = RecordContent(
-    gateway_id="Isabellenhuette IEM-DCR-125-1000-32-00-006-B_000",
-    serial="1ISA0200000001",
-    firmware="DU-02.00.12_SU-02.00.08",
-    vendor="Isabellenhuette",
-    model="IEM-DCR-125-1000-32-00-006-B_000",
-    ct="EVSEID",
-    ci="DE*ISA*E0001",
-    user=UserBlock(True, "VERIFIED", ("RFID_PLAIN",), "ISO14443", "04A1B2C3"),
-    pagination=7,
-    tariff="0.49 EUR/kWh",
-    begin=Reading("2025-06-06T09:26:24,000+0100 I", "B", "", "G", "00000446.540"),
-    end=Reading("2025-06-06T09:32:24,000+0100 I", "E", "", "G", "00000450.540"),
+    GI="Isabellenhuette IEM-DCR-125-1000-32-00-006-B_000",
+    GS="1ISA0200000001",
+    GV="DU-02.00.12_SU-02.00.08",
+    MV="Isabellenhuette",
+    MM="IEM-DCR-125-1000-32-00-006-B_000",
+    MS="1ISA0200000001",
+    CT="EVSEID",
+    CI="DE*ISA*E0001",
+    IS=True,
+    IL="VERIFIED",
+    IF=("RFID_PLAIN",),
+    IT="ISO14443",
+    ID="04A1B2C3",
+    PG="T7",
+    TT="0.49 EUR/kWh",
+    RD=(
+        Reading("2025-06-06T09:26:24,000+0100 I", "B", "", "G", "00000446.540"),
+        Reading("2025-06-06T09:32:24,000+0100 I", "E", "", "G", "00000450.540"),
+    ),
 )
 
 
@@ -65,7 +71,7 @@ def test_payload_is_compact_json_in_the_iem_dcr_key_order() -> None:
 
 
 def test_empty_tariff_is_omitted() -> None:
-    assert "TT" not in json.loads(build_payload(replace(CONTENT, tariff="")))
+    assert "TT" not in json.loads(build_payload(replace(CONTENT, TT="")))
 
 
 def test_layout_and_signature_section() -> None:

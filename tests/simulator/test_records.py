@@ -45,7 +45,7 @@ async def test_records_list_newest_last_with_readings_and_key(control: Client, t
     assert last["fingerprint"] == meter.signer.fingerprint
     assert last["public_key"] == meter.signer.public_key_hex
     assert last["end"]["RV"] > last["begin"]["RV"] and last["end"]["TM"] > last["begin"]["TM"]
-    assert last["ocmf"] == meter.last_transaction
+    assert last["ocmf"] == meter.registers.last_transaction
     parsed = assert_verifies(last["ocmf"], last["public_key"])
     assert parsed.payload.PG == "T2"
     assert [r["PG"] for r in await records(control, "?pg=T1")] == ["T1"]

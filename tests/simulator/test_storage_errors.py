@@ -157,11 +157,11 @@ async def test_failed_checkpoints_are_logged_once_and_retried_until_space_is_bac
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "No space left on device" in errors[0].getMessage()
     saved = json.loads((tmp_path / S1 / "state.json").read_text())
-    assert saved["import_uj"] < meter.import_uj
+    assert saved["import_uj"] < meter.registers.import_uj
     disk.full = False
     twin.checkpoint()  # the periodic checkpoint
     saved = json.loads((tmp_path / S1 / "state.json").read_text())
-    assert saved["import_uj"] == meter.import_uj
+    assert saved["import_uj"] == meter.registers.import_uj
     assert any("succeed again" in r.getMessage() and "19 more failed" in r.getMessage() for r in caplog.records)
 
 

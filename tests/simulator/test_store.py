@@ -14,7 +14,17 @@ from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_UJ, UJ_PER_MWH, par
 from iemdcr_twin.simulator.model.memory import RECORD_RULES, REGISTER, STATE_RULES, reconcile
 from iemdcr_twin.simulator.ocmf import Signer
 from iemdcr_twin.simulator.store import DamagedMemory, FileMemory, write_atomic
-from tests.simulator.helpers import GW, SERIAL, USER, FakeTime, assert_verifies, charge, make_meter, ready_meter
+from tests.simulator.helpers import (
+    GW,
+    SERIAL,
+    USER,
+    FakeTime,
+    assert_verifies,
+    charge,
+    make_meter,
+    metervalue,
+    ready_meter,
+)
 
 PEM = Signer.from_seed("tests", SERIAL, 0).to_pem()
 STATE = NonVolatile(SERIAL, "iem-dcr-125", PEM, 0, 123_456_789, 42, 5, "OCMF|{}|{}")
@@ -167,7 +177,33 @@ def test_a_state_key_of_the_wrong_type_or_range_is_named(
 
 def test_every_stored_field_has_a_check() -> None:
     assert list(STATE_RULES) == [field.name for field in fields(NonVolatile)]
-    assert list(RECORD_RULES) == [field.name for field in fields(SignedRecord)]
+    assert list(RECORD_RULES) == list(record(1).as_dict())
+    assert len(RECORD_RULES) == len(fields(SignedRecord))
+
+
+# A record file as every twin before the fields took OCMF's names wrote it (json.dumps of the dataclass's fields).
+EARLIER_RECORD_FILE = (
+    '{"pagination": 5, "reason": "E", "ocmf": "OCMF|T5|sig", "key_fingerprint": "ffffffffffffffff", '
+    '"begin_tm": "tm0", "end_tm": "tm1", "begin_rv": "00000000.000", "end_rv": "00000004.000", "public_key": "", '
+    '"import_uj": 0, "export_uj": 0}'
+)
+
+
+def test_record_files_keep_their_keys_so_an_upgraded_twin_starts_on_its_state_dir(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    memory.save(STATE)
+    memory.add_record(record(5))
+    (path,) = (memory.folder / "records").iterdir()
+    assert path.read_text() == EARLIER_RECORD_FILE  # what this twin writes, an earlier one reads
+    path.write_text(EARLIER_RECORD_FILE)
+    (loaded,) = FileMemory(tmp_path, SERIAL).history()
+    assert loaded == record(5)
+    assert (loaded.begin_TM, loaded.end_TM, loaded.begin_RV, loaded.end_RV) == (
+        "tm0",
+        "tm1",
+        "00000000.000",
+        "00000004.000",
+    )
 
 
 def test_stray_files_in_records_are_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -285,17 +321,17 @@ def test_meter_rebuilt_on_the_same_folder_is_the_same_meter(tmp_path: Path) -> N
     key = meter.get_publickey()
     again = make_meter(time, FileMemory(tmp_path, SERIAL))
     assert again.get_publickey() == key
-    assert again.next_pagination == 3
+    assert again.registers.next_pagination == 3
     assert again.get_transaction() == last
     assert again.records == meter.records
-    value = again.get_metervalue()
+    value = metervalue(again)
     assert (value["RD"][0]["RV"], value["RD"][1]["RV"]) == ("00000006.000", "00000000.400")
     assert value["RD"][2]["WV"] == "00000000.000"
     again.post_gw(dict(GW))
     again.post_user(dict(USER))
     record3 = charge(again, time)
     assert json.loads(record3.split("|")[1])["PG"] == "T3"
-    assert_verifies(record3, key["PK"])
+    assert_verifies(record3, key.PK)
 
 
 def test_meter_reads_its_history_only_when_first_asked_and_keeps_it_whole(tmp_path: Path) -> None:
@@ -331,10 +367,10 @@ def test_meter_repairs_a_crash_after_the_record_before_the_state(tmp_path: Path)
     signed = meter.records[-1]
     assert signed.pagination == 2
     again = make_meter(time, FileMemory(tmp_path, SERIAL))
-    assert again.next_pagination == 3
+    assert again.registers.next_pagination == 3
     assert again.get_transaction() == signed.ocmf
-    assert again.import_mwh >= parse_kwh(signed.end_rv)
-    assert again.get_metervalue()["RD"][0]["RV"] == "00000008.000"
+    assert again.registers.import_mwh >= parse_kwh(signed.end_RV)
+    assert metervalue(again)["RD"][0]["RV"] == "00000008.000"
     assert [r.pagination for r in again.records] == [1, 2]
     on_disk = FileMemory(tmp_path, SERIAL).load()
     assert on_disk is not None and on_disk.next_pagination == 3  # the repair was written back
@@ -350,7 +386,7 @@ def test_power_loss_record_survives_a_restart(tmp_path: Path) -> None:
     again = make_meter(time, FileMemory(tmp_path, SERIAL))
     payload = json.loads(again.get_transaction().split("|")[1])
     assert payload["RD"][1]["TX"] == "P"
-    assert_verifies(again.get_transaction(), again.get_publickey()["PK"])
+    assert_verifies(again.get_transaction(), again.get_publickey().PK)
 
 
 def test_records_stay_in_signing_order_across_factory_resets_and_restarts(tmp_path: Path) -> None:
@@ -367,7 +403,7 @@ def test_records_stay_in_signing_order_across_factory_resets_and_restarts(tmp_pa
     assert [(r.key_fingerprint, r.pagination) for r in again.records] == order
     assert again.records == meter.records
     assert again.signer.fingerprint == meter.signer.fingerprint
-    assert again.next_pagination == 1
+    assert again.registers.next_pagination == 1
     with pytest.raises(Refusal, match="never") as refused:  # the new key has no record yet
         again.get_transaction()
     assert (refused.value.status, refused.value.code) == (404, "no_record")

@@ -76,7 +76,7 @@ async def test_a_write_behind_the_last_signed_reading_warns(lab: Lab) -> None:
     [finding] = check["evidence"]
     assert finding["code"] == "time_behind_record"
     assert finding["detail"]["behind_s"] == pytest.approx(38.0, abs=0.002)
-    record_end = lab.twin.slot(SERIAL).meter.records[-1].end_tm
+    record_end = lab.twin.slot(SERIAL).meter.records[-1].end_TM
     assert finding["detail"]["last_signed"] == record_end
 
 
@@ -122,7 +122,7 @@ async def test_a_restored_meter_and_a_factory_reset_set_the_last_signed_reading(
     await lab.init()
     await lab.charge()
     host = lab.twin.slot(SERIAL).host
-    end = host.meter.records[-1].end_tm
+    end = host.meter.records[-1].end_TM
     fresh = ConformanceMonitor(host)  # attached later, e.g. to a meter restored from its state directory
     assert fresh.situation.last_signed_tm == end
     await lab.control_ok("POST", f"/api/meters/{SERIAL}/factory-reset")

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iemdcr_twin.simulator.model.energy import UJ_PER_MWH, Ramp, format_kwh, integrate, parse_kwh, saturate
-from tests.simulator.helpers import T0, FakeTime, make_meter
+from tests.simulator.helpers import T0, FakeTime, make_meter, metervalue
 
 MJ = 1e6
 RATED = 125.0
@@ -68,7 +68,7 @@ def test_a_ramp_of_vanishing_duration_gives_finite_energy() -> None:
     meter = make_meter(time)
     meter.set_load(10.0, 400.0, ramp_s=1e-300)
     time.advance(360)
-    assert meter.get_metervalue()["RD"][0]["RV"] == "00000000.400"
+    assert metervalue(meter)["RD"][0]["RV"] == "00000000.400"
 
 
 def test_current_ramp_crossing_zero_splits_import_and_export() -> None:
@@ -199,7 +199,7 @@ def test_format_kwh_is_percent_012_3f_of_the_truncated_value_and_never_above(mwh
 
 
 def registers(meter: object) -> tuple[str, str]:
-    value = meter.get_metervalue()  # type: ignore[attr-defined]
+    value = metervalue(meter)  # type: ignore[attr-defined]
     return value["RD"][0]["RV"], value["RD"][1]["RV"]
 
 
@@ -209,8 +209,8 @@ def test_meter_constant_load_exact() -> None:
     meter.set_load(100.0, 400.0)
     time.advance(360)
     assert registers(meter) == ("00000004.000", "00000000.000")
-    assert meter.import_uj == uj(14.4 * MJ)
-    assert meter.import_mwh == 4_000_000
+    assert meter.registers.import_uj == uj(14.4 * MJ)
+    assert meter.registers.import_mwh == 4_000_000
 
 
 def test_meter_linear_ramp_exact() -> None:
@@ -219,13 +219,13 @@ def test_meter_linear_ramp_exact() -> None:
     meter.set_load(voltage_V=400.0)
     meter.set_load(100.0, ramp_s=360)
     time.advance(180)
-    assert meter.get_metervalue()["I"] == 50.0
+    assert metervalue(meter)["I"] == 50.0
     time.advance(180)
-    assert meter.get_metervalue()["I"] == 100.0
-    assert meter.import_mwh == 2_000_000
+    assert metervalue(meter)["I"] == 100.0
+    assert meter.registers.import_mwh == 2_000_000
     time.advance(360)
-    meter.get_metervalue()
-    assert meter.import_mwh == 6_000_000
+    metervalue(meter)
+    assert meter.registers.import_mwh == 6_000_000
 
 
 def test_meter_ramp_and_hold_with_reads_in_between() -> None:
@@ -235,9 +235,9 @@ def test_meter_ramp_and_hold_with_reads_in_between() -> None:
     meter.set_load(100.0, 400.0, ramp_s=100)
     for _ in range(20):
         time.advance(10)
-        meter.get_metervalue()
+        metervalue(meter)
     # 50 s at average 40 kW ... : ramp 100 s averages 20 kW, then 100 s at 40 kW.
-    assert meter.import_uj == pytest.approx(uj(2.0 * MJ + 4.0 * MJ), abs=25)
+    assert meter.registers.import_uj == pytest.approx(uj(2.0 * MJ + 4.0 * MJ), abs=25)
 
 
 def test_meter_ramp_crossing_zero_fills_both_registers() -> None:
@@ -247,24 +247,24 @@ def test_meter_ramp_crossing_zero_fills_both_registers() -> None:
     meter.set_load(-100.0, ramp_s=360)
     time.advance(360)
     meter.set_load(0.0)
-    assert abs(meter.import_mwh - 1_000_000) <= 1
-    assert abs(meter.export_mwh - 1_000_000) <= 1
-    assert meter.get_metervalue()["P"] == 0
+    assert abs(meter.registers.import_mwh - 1_000_000) <= 1
+    assert abs(meter.registers.export_mwh - 1_000_000) <= 1
+    assert metervalue(meter)["P"] == 0
 
 
 def test_meter_saturates_at_rated_current_and_raises_nothing() -> None:
     time = FakeTime()
     meter = make_meter(time, profile="iem-dcr-125")
     meter.set_load(500.0, 400.0)
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert (value["I"], value["P"]) == (125.0, 50_000.0)
     assert value["ST"] == "G" and meter.faults == frozenset()
     time.advance(360)
     assert registers(meter)[0] == "00000005.000"
-    assert meter.import_mwh == 5_000_000
+    assert meter.registers.import_mwh == 5_000_000
     big = make_meter(FakeTime(), profile="iem-dcr-1500", serial="1ISA0215000001")
     big.set_load(-2000.0, 400.0)
-    assert big.get_metervalue()["I"] == -1500.0
+    assert metervalue(big)["I"] == -1500.0
 
 
 def test_remainder_is_carried_across_many_small_reads() -> None:
@@ -274,9 +274,9 @@ def test_remainder_is_carried_across_many_small_reads() -> None:
     meter.set_load(1.0, 1.0)
     for k in range(1, 36_001):
         time.t = T0 + k / 10
-        meter.get_metervalue()
-    assert meter.import_uj == 3_600_000_000
-    assert meter.import_mwh == 1000
+        metervalue(meter)
+    assert meter.registers.import_uj == 3_600_000_000
+    assert meter.registers.import_mwh == 1000
     assert registers(meter)[0] == "00000000.001"
 
 
@@ -305,11 +305,11 @@ def test_many_reads_equal_one_read(current: float, voltage: float, reads: list[f
     for step in reads:
         elapsed += step
         polled_time.t = T0 + elapsed
-        polled.get_metervalue()
+        metervalue(polled)
     single_time.t = polled_time.t
-    single.get_metervalue()
-    assert abs(polled.import_uj - single.import_uj) <= len(reads)
-    assert abs(polled.export_uj - single.export_uj) <= len(reads)
+    metervalue(single)
+    assert abs(polled.registers.import_uj - single.registers.import_uj) <= len(reads)
+    assert abs(polled.registers.export_uj - single.registers.export_uj) <= len(reads)
 
 
 actions = st.lists(
@@ -329,7 +329,7 @@ def test_registers_never_decrease(steps: list[tuple[object, ...]]) -> None:
     time = FakeTime()
     meter = make_meter(time)
     shown = registers(meter)
-    counted = (meter.import_uj, meter.export_uj)
+    counted = (meter.registers.import_uj, meter.registers.export_uj)
     for step in steps:
         if step[0] == "load":
             _, current, voltage, ramp = step
@@ -341,9 +341,9 @@ def test_registers_never_decrease(steps: list[tuple[object, ...]]) -> None:
             meter.power_on()
         now = registers(meter)
         assert now[0] >= shown[0] and now[1] >= shown[1]
-        assert meter.import_uj >= counted[0] and meter.export_uj >= counted[1]
-        shown, counted = now, (meter.import_uj, meter.export_uj)
-        assert parse_kwh(now[0]) <= meter.import_uj // UJ_PER_MWH
+        assert meter.registers.import_uj >= counted[0] and meter.registers.export_uj >= counted[1]
+        shown, counted = now, (meter.registers.import_uj, meter.registers.export_uj)
+        assert parse_kwh(now[0]) <= meter.registers.import_uj // UJ_PER_MWH
 
 
 def test_load_targets_and_omitted_values_keep_their_value() -> None:
@@ -354,7 +354,11 @@ def test_load_targets_and_omitted_values_keep_their_value() -> None:
     assert meter.voltage_V == 400.0
     meter.set_load(voltage_V=800.0, ramp_s=10)
     assert meter.current_A == 20.0
-    assert meter.load_targets() == {"target_current_A": 20.0, "target_voltage_V": 800.0, "ramp_until": T0 + 10}
+    assert meter.registers.load_targets() == {
+        "target_current_A": 20.0,
+        "target_voltage_V": 800.0,
+        "ramp_until": T0 + 10,
+    }
     time.advance(5)
     assert meter.voltage_V == 600.0
     meter.set_load(voltage_V=0.0, ramp_s=6)  # a new ramp starts from where the old one is now

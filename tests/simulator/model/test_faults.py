@@ -7,9 +7,18 @@ import json
 import pytest
 from pyocmf import OCMF
 
-from iemdcr_twin.simulator.model import CATALOGUE, Refusal
+from iemdcr_twin.simulator.model import CATALOGUE, ReceiptAnswer, Refusal
 from iemdcr_twin.simulator.model.faults import combined_xc, fault_bits, worst
-from tests.simulator.helpers import GW, HEALTHY_XC, FakeTime, charge, payload_of, pyocmf_rejects, ready_meter
+from tests.simulator.helpers import (
+    GW,
+    HEALTHY_XC,
+    FakeTime,
+    charge,
+    metervalue,
+    payload_of,
+    pyocmf_rejects,
+    ready_meter,
+)
 
 EXPECTED = {
     # name: (XC, ST, EF, blocks receipts, XS fault bit)
@@ -35,13 +44,13 @@ def test_fault_shows_in_metervalue(name: str) -> None:
     xc, st, ef, _, bit = EXPECTED[name]
     meter = ready_meter(FakeTime())
     meter.raise_fault(name)
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert (value["XC"], value["ST"], value["EF"]) == (xc, st, ef)
     xs = int(value["XS"], 16)
     assert xs & ~0xFF == 1 << bit
     assert xs & 0b10  # gw still written
     meter.clear_fault(name)
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert (value["XC"], value["ST"], value["EF"]) == (HEALTHY_XC, "G", "")
     assert int(value["XS"], 16) & ~0xFF == 0
 
@@ -58,23 +67,23 @@ def test_fault_blocks_receipts_or_not(name: str) -> None:
             assert (refused.value.status, refused.value.code) == (503, "meter_error")
         assert meter.transaction is None
     else:
-        assert meter.post_receipt({"TX": "B"}) == {"TX": "B", "XT": True}
+        assert meter.post_receipt({"TX": "B"}) == ReceiptAnswer("B", True)
 
 
 def test_several_faults_or_their_bits_and_the_most_severe_decides_st_ef() -> None:
     meter = ready_meter(FakeTime())
     meter.raise_fault("clock_lost")
     meter.raise_fault("voltage_out_of_range")
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert value["XC"] == "0x000A, 0x00000800, 0x00, 0x00"
     assert (value["ST"], value["EF"]) == ("O", "E")
     assert int(value["XS"], 16) >> 8 == 0b01010
     meter.raise_fault("tamper_detected")
-    assert (meter.get_metervalue()["ST"], meter.get_metervalue()["EF"]) == ("M", "E")
+    assert (metervalue(meter)["ST"], metervalue(meter)["EF"]) == ("M", "E")
     meter.raise_fault("sensor_unit_fault")
-    assert meter.get_metervalue()["ST"] == "M"
+    assert metervalue(meter)["ST"] == "M"
     meter.clear_fault("tamper_detected")
-    assert meter.get_metervalue()["ST"] == "F"
+    assert metervalue(meter)["ST"] == "F"
 
 
 def test_fault_helpers_on_every_combination() -> None:
@@ -115,7 +124,7 @@ def test_metervalue_keeps_answering_in_error_state() -> None:
     meter.set_load(10.0, 400.0)
     meter.raise_fault("sensor_unit_fault")
     time.advance(360)
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert value["RD"][0]["RV"] == "00000000.400"
     assert value["I"] == 10.0
 
@@ -129,7 +138,7 @@ def test_aborting_fault_mid_transaction_ends_it_with_reason_a(name: str) -> None
     time.advance(360)
     meter.raise_fault(name)
     assert meter.transaction is None
-    assert meter.get_metervalue()["XT"] is False
+    assert metervalue(meter)["XT"] is False
     record = meter.get_receipt()
     assert meter.get_transaction() == record
     payload = json.loads(payload_of(record))
@@ -140,9 +149,9 @@ def test_aborting_fault_mid_transaction_ends_it_with_reason_a(name: str) -> None
     assert payload["PG"] == "T1"
     assert meter.records[-1].reason == "A"
     parsed = OCMF.from_string(record, strict=True)
-    assert parsed.verify_signature(meter.get_publickey()["PK"]) is True
+    assert parsed.verify_signature(meter.get_publickey().PK) is True
     assert parsed.check_eichrecht(errors_only=True) != []  # not billable, by design
-    assert meter.get_metervalue()["RD"][2]["WV"] == "00000004.000"  # frozen like after E
+    assert metervalue(meter)["RD"][2]["WV"] == "00000004.000"  # frozen like after E
 
 
 def test_clock_lost_mid_transaction_makes_time_unknown_and_the_transaction_goes_on() -> None:
@@ -151,21 +160,21 @@ def test_clock_lost_mid_transaction_makes_time_unknown_and_the_transaction_goes_
     meter.post_receipt({"TX": "B"})
     meter.raise_fault("clock_lost")
     assert meter.transaction is not None
-    assert meter.get_datetime()["TM"].endswith(" U")
-    assert not int(meter.get_metervalue()["XS"], 16) & 0b100
+    assert meter.get_datetime().endswith(" U")
+    assert not int(metervalue(meter)["XS"], 16) & 0b100
     meter.post_receipt({"TX": "E"})
     end = json.loads(payload_of(meter.get_receipt()))["RD"][1]
     assert (end["TX"], end["ST"], end["EF"]) == ("E", "G", "t")
     assert end["TM"].endswith(" U")
-    assert OCMF.from_string(meter.get_receipt(), strict=True).verify_signature(meter.get_publickey()["PK"]) is True
+    assert OCMF.from_string(meter.get_receipt(), strict=True).verify_signature(meter.get_publickey().PK) is True
 
 
 def test_clock_lost_time_stays_unknown_until_written_again() -> None:
     meter = ready_meter(FakeTime())
     meter.raise_fault("clock_lost")
     meter.clear_fault("clock_lost")
-    assert meter.get_datetime()["TM"].endswith(" U")
-    assert meter.post_datetime({"TM": GW["TM"]})["TM"].endswith(" I")
+    assert meter.get_datetime().endswith(" U")
+    assert meter.post_datetime({"TM": GW["TM"]}).endswith(" I")
 
 
 def test_signature_unit_fault_keeps_the_transaction_open_until_cleared() -> None:
@@ -182,14 +191,14 @@ def test_signature_unit_fault_keeps_the_transaction_open_until_cleared() -> None
         with pytest.raises(Refusal) as refused:
             meter.post_receipt({"TX": "E"})
         assert (refused.value.status, refused.value.code) == (503, "meter_error")
-    assert meter.next_pagination == 1
-    assert meter.get_metervalue()["XT"] is True
+    assert meter.registers.next_pagination == 1
+    assert metervalue(meter)["XT"] is True
     meter.clear_fault("signature_unit_fault")
     meter.post_receipt({"TX": "E"})
     payload = json.loads(payload_of(meter.get_receipt()))
     assert payload["RD"][1]["TX"] == "E"
     assert payload["RD"][1]["RV"] == "00000004.000"
-    assert not pyocmf_rejects(meter.get_receipt(), meter.get_publickey()["PK"])
+    assert not pyocmf_rejects(meter.get_receipt(), meter.get_publickey().PK)
 
 
 def test_aborting_fault_while_idle_makes_no_record() -> None:

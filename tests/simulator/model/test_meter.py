@@ -9,25 +9,33 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iemdcr_twin.simulator.model import PROFILES, RamMemory, Refusal, Switches, get_profile
+from iemdcr_twin.simulator.model import PROFILES, GwBlock, RamMemory, Refusal, Switches, UserBlock, get_profile
 from iemdcr_twin.simulator.model.timefmt import format_tm, parse_tm
-from tests.simulator.helpers import GW, HEALTHY_XC, SERIAL, T0, USER, FakeTime, make_meter, ready_meter
+from tests.simulator.helpers import (
+    GW,
+    HEALTHY_XC,
+    SERIAL,
+    T0,
+    USER,
+    FakeTime,
+    make_meter,
+    metervalue,
+    ready_meter,
+    user_block,
+)
 
 # ---- gw: once per power cycle ------------------------------------------------------------------------
 
 
 def test_gw_before_first_write_is_empty_with_unknown_time() -> None:
     meter = make_meter(FakeTime())
-    gw = meter.get_gw()
-    assert list(gw) == ["CT", "CI", "TM"]
-    assert gw["CT"] == "" and gw["CI"] == ""
-    assert gw["TM"] == format_tm(T0, 0) + " U"
+    assert meter.get_gw() == GwBlock(CT="", CI="", TM=format_tm(T0, 0) + " U")
 
 
 def test_post_gw_stores_and_answers_the_stored_block() -> None:
     meter = make_meter(FakeTime())
     answer = meter.post_gw(dict(GW))
-    assert answer == {"CT": "EVSEID", "CI": "DE*ISA*E0001", "TM": "2025-06-06T09:26:24,000+0100 I"}
+    assert answer == GwBlock(CT="EVSEID", CI="DE*ISA*E0001", TM="2025-06-06T09:26:24,000+0100 I")
     assert meter.get_gw() == answer
     assert meter.gw_written
 
@@ -42,7 +50,7 @@ def test_second_post_gw_is_refused_and_changes_nothing() -> None:
         meter.post_gw({"CT": "CBIDC", "CI": "other", "TM": "2030-01-01T00:00:00,000+0000"})
     assert (refused.value.status, refused.value.code) == (428, "gw_already_set")
     assert meter.get_gw() == before
-    assert meter.get_gw()["TM"] == "2025-06-06T09:26:34,000+0100 I"
+    assert meter.get_gw().TM == "2025-06-06T09:26:34,000+0100 I"
 
 
 @pytest.mark.parametrize(
@@ -66,26 +74,26 @@ def test_malformed_post_gw_is_400_even_when_already_set(body: dict[str, Any]) ->
     with pytest.raises(Refusal) as after_set:
         meter.post_gw(body)
     assert after_set.value.status == 400
-    assert meter.get_gw()["CT"] == "EVSEID"
+    assert meter.get_gw().CT == "EVSEID"
 
 
 @pytest.mark.parametrize("length", [1, 64])
 def test_ct_and_ci_accept_1_to_64_characters(length: int) -> None:
     meter = make_meter(FakeTime())
     meter.post_gw({"CT": "C" * length, "CI": "I" * length, "TM": GW["TM"]})
-    assert meter.get_gw()["CT"] == "C" * length
-    assert meter.get_gw()["CI"] == "I" * length
+    assert "C" * length == meter.get_gw().CT
+    assert "I" * length == meter.get_gw().CI
 
 
 def test_free_text_ct_is_stored_as_given() -> None:
     meter = make_meter(FakeTime())
     meter.post_gw({"CT": "DC-Test-Charger", "CI": "lab 1", "TM": GW["TM"]})
-    assert meter.get_gw()["CT"] == "DC-Test-Charger"
+    assert meter.get_gw().CT == "DC-Test-Charger"
 
 
 def test_unknown_extra_keys_are_ignored() -> None:
     meter = make_meter(FakeTime())
-    assert meter.post_gw({**GW, "XX": [1, 2]})["CT"] == "EVSEID"
+    assert meter.post_gw({**GW, "XX": [1, 2]}).CT == "EVSEID"
 
 
 def test_gw_writable_again_after_power_cycle() -> None:
@@ -93,8 +101,8 @@ def test_gw_writable_again_after_power_cycle() -> None:
     meter.post_gw(dict(GW))
     meter.power_off()
     meter.power_on()
-    assert meter.get_gw()["CT"] == ""
-    assert meter.post_gw({"CT": "CBIDC", "CI": "new", "TM": GW["TM"]})["CT"] == "CBIDC"
+    assert meter.get_gw().CT == ""
+    assert meter.post_gw({"CT": "CBIDC", "CI": "new", "TM": GW["TM"]}).CT == "CBIDC"
 
 
 # ---- clock -------------------------------------------------------------------------------------------
@@ -104,8 +112,8 @@ def test_clock_unknown_before_set_runs_with_simulation_time() -> None:
     time = FakeTime()
     meter = make_meter(time)
     time.advance(3600)
-    assert meter.get_datetime() == {"TM": format_tm(T0 + 3600, 0) + " U"}
-    assert meter.get_datetime()["TM"].endswith("+0000 U")
+    assert meter.get_datetime() == format_tm(T0 + 3600, 0) + " U"
+    assert meter.get_datetime().endswith("+0000 U")
 
 
 def test_time_set_by_gw_is_informative_and_advances_with_simulation_time() -> None:
@@ -113,13 +121,13 @@ def test_time_set_by_gw_is_informative_and_advances_with_simulation_time() -> No
     meter = make_meter(time)
     meter.post_gw(dict(GW))
     time.advance(3600)
-    assert meter.get_datetime()["TM"] == "2025-06-06T10:26:24,000+0100 I"
+    assert meter.get_datetime() == "2025-06-06T10:26:24,000+0100 I"
 
 
 def test_time_status_after_set_switch_gives_s() -> None:
     meter = make_meter(FakeTime(), switches=Switches(time_status_after_set="S"))
-    assert meter.post_gw(dict(GW))["TM"].endswith(" S")
-    assert meter.post_datetime({"TM": GW["TM"]})["TM"].endswith(" S")
+    assert meter.post_gw(dict(GW)).TM.endswith(" S")
+    assert meter.post_datetime({"TM": GW["TM"]}).endswith(" S")
 
 
 def test_post_datetime_sets_time_and_the_offset_shown_is_the_last_written() -> None:
@@ -127,25 +135,25 @@ def test_post_datetime_sets_time_and_the_offset_shown_is_the_last_written() -> N
     meter = make_meter(time)
     meter.post_gw(dict(GW))
     answer = meter.post_datetime({"TM": "2025-06-06T03:00:00,500-0530"})
-    assert answer == {"TM": "2025-06-06T03:00:00,500-0530 I"}
+    assert answer == "2025-06-06T03:00:00,500-0530 I"
     time.advance(1.25)
-    assert meter.get_datetime()["TM"] == "2025-06-06T03:00:01,750-0530 I"
-    assert meter.get_gw()["TM"] == "2025-06-06T03:00:01,750-0530 I"
+    assert meter.get_datetime() == "2025-06-06T03:00:01,750-0530 I"
+    assert meter.get_gw().TM == "2025-06-06T03:00:01,750-0530 I"
 
 
 def test_post_datetime_before_gw_sets_time_and_leaves_gw_writable() -> None:
     meter = make_meter(FakeTime())
-    assert meter.post_datetime({"TM": GW["TM"]})["TM"] == GW["TM"] + " I"
+    assert meter.post_datetime({"TM": GW["TM"]}) == GW["TM"] + " I"
     assert not meter.gw_written
     meter.post_gw(dict(GW))
 
 
 def test_outgoing_tm_is_30_characters() -> None:
     meter = make_meter(FakeTime())
-    assert len(meter.get_datetime()["TM"]) == 30
+    assert len(meter.get_datetime()) == 30
     meter.post_gw(dict(GW))
-    assert len(meter.get_datetime()["TM"]) == 30
-    assert len(meter.get_metervalue()["TM"]) == 30
+    assert len(meter.get_datetime()) == 30
+    assert len(metervalue(meter)["TM"]) == 30
 
 
 def test_milliseconds_are_truncated_not_rounded() -> None:
@@ -153,7 +161,7 @@ def test_milliseconds_are_truncated_not_rounded() -> None:
     meter = make_meter(time)
     meter.post_gw(dict(GW))
     time.advance(0.9995)
-    assert meter.get_datetime()["TM"] == "2025-06-06T09:26:24,999+0100 I"
+    assert meter.get_datetime() == "2025-06-06T09:26:24,999+0100 I"
 
 
 def test_post_datetime_refused_during_transaction_after_validation() -> None:
@@ -195,7 +203,7 @@ def test_bad_tm_is_400_bad_time_and_changes_nothing(text: str) -> None:
     with pytest.raises(Refusal) as refused:
         meter.post_datetime({"TM": text})
     assert (refused.value.status, refused.value.code) == (400, "bad_time")
-    assert meter.get_datetime()["TM"].endswith("+0000 U")
+    assert meter.get_datetime().endswith("+0000 U")
 
 
 @pytest.mark.parametrize("value", [None, 1_750_000_000, ["2025-06-06T09:26:24,000+0100"]])
@@ -234,7 +242,7 @@ tm_texts = st.builds(
 def test_written_time_reads_back_exactly(text: str, sim: float) -> None:
     meter = make_meter(FakeTime(sim))
     expected = text.replace("-0000", "+0000")  # the one offset with two spellings is shown as +0000
-    assert meter.post_datetime({"TM": text}) == {"TM": expected + " I"}
+    assert meter.post_datetime({"TM": text}) == expected + " I"
     epoch, offset = parse_tm(text)
     assert format_tm(epoch, offset) == expected
 
@@ -244,10 +252,10 @@ def test_written_time_reads_back_exactly(text: str, sim: float) -> None:
 
 def test_tariff_round_trip_and_empty_default() -> None:
     meter = make_meter(FakeTime())
-    assert meter.get_tariff() == {"TT": ""}
-    assert meter.post_tariff({"TT": "0.49 EUR/kWh"}) == {"TT": "0.49 EUR/kWh"}
-    assert meter.get_tariff() == {"TT": "0.49 EUR/kWh"}
-    assert meter.post_tariff({"TT": ""}) == {"TT": ""}
+    assert meter.get_tariff() == ""
+    assert meter.post_tariff({"TT": "0.49 EUR/kWh"}) == "0.49 EUR/kWh"
+    assert meter.get_tariff() == "0.49 EUR/kWh"
+    assert meter.post_tariff({"TT": ""}) == ""
 
 
 def test_tariff_refused_during_transaction() -> None:
@@ -256,34 +264,34 @@ def test_tariff_refused_during_transaction() -> None:
     with pytest.raises(Refusal) as refused:
         meter.post_tariff({"TT": "1 EUR/kWh"})
     assert (refused.value.status, refused.value.code) == (428, "transaction_running")
-    assert meter.get_tariff() == {"TT": "0.49 EUR/kWh"}
+    assert meter.get_tariff() == "0.49 EUR/kWh"
 
 
 def test_user_round_trip_and_default() -> None:
     meter = make_meter(FakeTime())
-    assert meter.get_user() == {"IS": False, "IL": "NONE", "IF": [], "IT": "NONE", "ID": "", "US": False}
-    assert meter.post_user(dict(USER)) == USER
-    assert meter.get_user() == USER
+    assert meter.get_user() == UserBlock(IS=False, IL="NONE", IF=(), IT="NONE", ID="", US=False, TT=None)
+    assert meter.post_user(dict(USER)) == user_block(USER)
+    assert meter.get_user() == user_block(USER)
 
 
 def test_user_tt_replaces_tariff() -> None:
     meter = ready_meter(FakeTime())
     answer = meter.post_user({**USER, "TT": "0.59 EUR/kWh"})
-    assert answer["TT"] == "0.59 EUR/kWh"
-    assert meter.get_tariff() == {"TT": "0.59 EUR/kWh"}
+    assert answer.TT == "0.59 EUR/kWh"
+    assert meter.get_tariff() == "0.59 EUR/kWh"
 
 
 def test_user_without_tt_keeps_tariff() -> None:
     meter = ready_meter(FakeTime())
     meter.post_user(dict(USER))
-    assert meter.get_tariff() == {"TT": "0.49 EUR/kWh"}
-    assert "TT" not in meter.get_user()
+    assert meter.get_tariff() == "0.49 EUR/kWh"
+    assert meter.get_user().TT is None
 
 
 @pytest.mark.parametrize("flags", [[], ["RFID_PLAIN"], ["RFID_PLAIN", "OCPP_RS", "OCPP_AUTH", "ISO15118_PNC"]])
 def test_user_if_accepts_0_to_4_entries(flags: list[str]) -> None:
     meter = make_meter(FakeTime())
-    assert meter.post_user({**USER, "IF": flags})["IF"] == flags
+    assert tuple(flags) == meter.post_user({**USER, "IF": flags}).IF
 
 
 def test_user_refused_during_transaction_and_block_unchanged() -> None:
@@ -292,13 +300,13 @@ def test_user_refused_during_transaction_and_block_unchanged() -> None:
     with pytest.raises(Refusal) as refused:
         meter.post_user({**USER, "ID": "04FFFFFF"})
     assert (refused.value.status, refused.value.code) == (428, "transaction_running")
-    assert meter.get_user() == USER
+    assert meter.get_user() == user_block(USER)
 
 
 def test_unknown_enum_values_are_stored() -> None:
     meter = make_meter(FakeTime())
     block = {**USER, "IL": "SOMETHING", "IF": ["NOT_A_FLAG"], "IT": "WEIRD"}
-    assert meter.post_user(block) == block
+    assert meter.post_user(block) == user_block(block)
 
 
 # ---- metervalue, publickey ---------------------------------------------------------------------------
@@ -306,7 +314,7 @@ def test_unknown_enum_values_are_stored() -> None:
 
 def test_metervalue_key_order_and_shapes_when_idle() -> None:
     meter = make_meter(FakeTime())
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert list(value) == ["MS", "TM", "EF", "ST", "XT", "RD", "U1", "U2", "U3", "U4", "I", "P", "XS", "XC"]
     assert value["MS"] == SERIAL
     assert (value["EF"], value["ST"], value["XT"]) == ("", "G", False)
@@ -327,7 +335,7 @@ def test_metervalue_live_values_and_status_word() -> None:
     meter = ready_meter(time)
     meter.post_receipt({"TX": "B"})
     meter.set_load(100.0, 400.0)
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert (value["I"], value["U2"], value["P"]) == (100.0, 400.0, 40000.0)
     assert value["U1"] == pytest.approx(100.0 * 0.0001)
     for key in ("U1", "U2", "U3", "U4", "I", "P"):
@@ -340,27 +348,26 @@ def test_metervalue_live_values_and_status_word() -> None:
 def test_status_word_bits_gw_and_time() -> None:
     meter = make_meter(FakeTime())
     meter.post_datetime({"TM": GW["TM"]})
-    assert int(meter.get_metervalue()["XS"], 16) == 0b0100
+    assert int(metervalue(meter)["XS"], 16) == 0b0100
     meter.post_gw(dict(GW))
-    assert int(meter.get_metervalue()["XS"], 16) == 0b0110
+    assert int(metervalue(meter)["XS"], 16) == 0b0110
 
 
 def test_metervalue_reports_export_as_negative_current() -> None:
     meter = make_meter(FakeTime())
     meter.set_load(-50.0, 400.0)
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert (value["I"], value["P"]) == (-50.0, -20000.0)
 
 
 def test_publickey_is_der_spki_hex_and_stable() -> None:
     meter = make_meter(FakeTime())
     key = meter.get_publickey()
-    assert list(key) == ["SA", "PK"]
-    assert key["SA"] == "ECDSA-secp256r1-SHA256"
-    assert key["PK"].startswith("3059301306072a8648ce3d020106082a8648ce3d030107034200")
-    assert len(bytes.fromhex(key["PK"])) == 91
+    assert key.SA == "ECDSA-secp256r1-SHA256"
+    assert key.PK.startswith("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+    assert len(bytes.fromhex(key.PK)) == 91
     assert meter.get_publickey() == key
-    assert meter.signer.fingerprint == hashlib.sha256(bytes.fromhex(key["PK"])).hexdigest()[:16]
+    assert meter.signer.fingerprint == hashlib.sha256(bytes.fromhex(key.PK)).hexdigest()[:16]
 
 
 # ---- identity profiles -------------------------------------------------------------------------------
@@ -376,10 +383,10 @@ def test_publickey_is_der_spki_hex_and_stable() -> None:
 )
 def test_profiles(name: str, model: str, serial: str, rated: float) -> None:
     profile = get_profile(name)
-    assert (profile.model, profile.default_serial, profile.rated_current_A) == (model, serial, rated)
-    assert profile.gateway_id == f"Isabellenhuette {model}"
-    assert profile.vendor == "Isabellenhuette"
-    assert profile.firmware == "DU-02.00.12_SU-02.00.08"
+    assert (profile.MM, profile.default_serial, profile.rated_current_A) == (model, serial, rated)
+    assert f"Isabellenhuette {model}" == profile.GI
+    assert profile.MV == "Isabellenhuette"
+    assert profile.GV == "DU-02.00.12_SU-02.00.08"
     assert profile.first_pagination == 1
     assert profile.serial_plus(0) == serial
     assert profile.serial_plus(41) == serial[:-2] + "42"
@@ -463,14 +470,14 @@ def test_factory_reset_gives_a_new_meter_in_the_same_slot() -> None:
     time.advance(360)
     meter.set_load(0.0)
     meter.post_receipt({"TX": "E"})
-    old_key = meter.get_publickey()["PK"]
+    old_key = meter.get_publickey().PK
     meter.raise_fault("clock_lost")
     meter.factory_reset()
-    assert meter.get_publickey()["PK"] != old_key
-    assert meter.import_mwh == 0 and meter.export_mwh == 0
-    assert meter.next_pagination == 1
+    assert old_key != meter.get_publickey().PK
+    assert meter.registers.import_mwh == 0 and meter.registers.export_mwh == 0
+    assert meter.registers.next_pagination == 1
     assert meter.faults == frozenset()
-    assert meter.get_gw()["CT"] == ""
+    assert meter.get_gw().CT == ""
     with pytest.raises(Refusal) as no_record:
         meter.get_transaction()
     assert no_record.value.code == "no_record"

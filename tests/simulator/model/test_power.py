@@ -7,7 +7,17 @@ import json
 import pytest
 
 from iemdcr_twin.simulator.model import RamMemory, Refusal
-from tests.simulator.helpers import GW, USER, FakeTime, assert_verifies, charge, make_meter, payload_of, ready_meter
+from tests.simulator.helpers import (
+    GW,
+    USER,
+    FakeTime,
+    assert_verifies,
+    charge,
+    make_meter,
+    metervalue,
+    payload_of,
+    ready_meter,
+)
 
 
 def test_power_cycle_resets_volatile_state() -> None:
@@ -18,15 +28,15 @@ def test_power_cycle_resets_volatile_state() -> None:
     assert not meter.powered
     meter.power_on()
     assert meter.powered
-    assert meter.get_gw()["CT"] == "" and meter.get_gw()["CI"] == ""
+    assert meter.get_gw().CT == "" and meter.get_gw().CI == ""
     assert not meter.gw_written
-    assert meter.get_datetime()["TM"].endswith("+0000 U")
-    assert meter.get_tariff() == {"TT": ""}
-    assert meter.get_user()["ID"] == ""
+    assert meter.get_datetime().endswith("+0000 U")
+    assert meter.get_tariff() == ""
+    assert meter.get_user().ID == ""
     with pytest.raises(Refusal) as refused:
         meter.get_receipt()
     assert (refused.value.status, refused.value.code) == (404, "no_record")
-    assert int(meter.get_metervalue()["XS"], 16) == 0
+    assert int(metervalue(meter)["XS"], 16) == 0
     assert meter.counters["power_cycles"] == 1
 
 
@@ -40,11 +50,11 @@ def test_power_cycle_keeps_non_volatile_state() -> None:
     meter.power_on()
     assert meter.get_publickey() == key
     assert meter.get_transaction() == record
-    assert meter.get_metervalue()["RD"][0]["RV"] == "00000004.000"
-    assert meter.next_pagination == 2
+    assert metervalue(meter)["RD"][0]["RV"] == "00000004.000"
+    assert meter.registers.next_pagination == 2
     assert memory.state is not None
     assert (memory.state.import_uj, memory.state.next_pagination, memory.state.last_transaction) == (
-        meter.import_uj,
+        meter.registers.import_uj,
         2,
         record,
     )
@@ -68,9 +78,9 @@ def test_no_energy_is_counted_while_off() -> None:
     meter.power_off()
     time.advance(3600)
     meter.power_on()
-    assert meter.import_mwh == 0
+    assert meter.registers.import_mwh == 0
     time.advance(360)
-    assert meter.get_metervalue()["RD"][0]["RV"] == "00000000.400"
+    assert metervalue(meter)["RD"][0]["RV"] == "00000000.400"
 
 
 def test_power_off_and_on_twice_are_harmless() -> None:
@@ -105,8 +115,8 @@ def test_power_loss_mid_transaction_signs_a_reason_p_record() -> None:
     assert parsed["SA"] == "ECDSA-secp256r1-SHA256"
     with pytest.raises(Refusal):
         meter.get_receipt()  # the receipt of the last power cycle is volatile
-    assert meter.get_metervalue()["XT"] is False
-    assert meter.get_metervalue()["RD"][2]["WV"] == "00000000.000"
+    assert metervalue(meter)["XT"] is False
+    assert metervalue(meter)["RD"][2]["WV"] == "00000000.000"
 
 
 def test_p_record_verifies_and_pagination_continues() -> None:
@@ -115,7 +125,7 @@ def test_p_record_verifies_and_pagination_continues() -> None:
     meter.post_receipt({"TX": "B"})
     meter.power_off()
     meter.power_on()
-    assert_verifies(meter.get_transaction(), meter.get_publickey()["PK"])
+    assert_verifies(meter.get_transaction(), meter.get_publickey().PK)
     meter.post_gw(dict(GW))
     meter.post_user(dict(USER))
     assert json.loads(payload_of(charge(meter, time)))["PG"] == "T2"
@@ -130,9 +140,12 @@ def test_memory_is_written_before_the_end_is_acknowledged() -> None:
     record = charge(meter, time)
     assert [saved.ocmf for saved in memory.records] == [record]
     reborn = make_meter(time, memory)
-    assert reborn.next_pagination == 2
+    assert reborn.registers.next_pagination == 2
     assert reborn.get_transaction() == record
-    assert reborn.import_uj == meter.import_uj and reborn.export_uj == meter.export_uj
+    assert (
+        reborn.registers.import_uj == meter.registers.import_uj
+        and reborn.registers.export_uj == meter.registers.export_uj
+    )
     assert memory.state is not None and memory.state.next_pagination == 2  # reconciled on load
 
 
@@ -165,5 +178,5 @@ def test_reading_does_not_write_memory() -> None:
     saves = memory.saves
     for _ in range(100):
         time.advance(1)
-        meter.get_metervalue()
+        metervalue(meter)
     assert memory.saves == saves

@@ -24,10 +24,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from pyocmf import OCMF
 
+from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.model import Meter, RamMemory, Refusal, StorageError
 from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_MWH, UJ_PER_MWH, parse_kwh, register_delta, wrap_uj
 from iemdcr_twin.simulator.model.faults import BY_NAME
-from tests.simulator.helpers import GW, USER, FakeTime, FullMemory, make_meter, ready_meter
+from tests.simulator.helpers import GW, USER, FakeTime, FullMemory, make_meter, metervalue, ready_meter
 
 Registers = tuple[int, int]  # import, export in µJ
 
@@ -77,11 +78,11 @@ class MeterMachine(RuleBasedStateMachine):
 
     def attempt(self, operation: Any, *args: Any) -> None:
         """Run a meter-API operation; a Refusal must leave the meter exactly as it was."""
-        before = self.meter.snapshot()
+        before = meter_view.snapshot(self.meter)
         try:
             operation(*args)
         except Refusal:
-            assert self.meter.snapshot() == before
+            assert meter_view.snapshot(self.meter) == before
 
     # ---- rules: meter API ------------------------------------------------------------------------------
 
@@ -127,7 +128,7 @@ class MeterMachine(RuleBasedStateMachine):
 
     @rule()
     def read_everything(self) -> None:
-        self.meter.get_metervalue()
+        metervalue(self.meter)
         for read in (self.meter.get_receipt, self.meter.get_transaction):
             with contextlib.suppress(Refusal):
                 read()
@@ -233,7 +234,7 @@ class MeterMachine(RuleBasedStateMachine):
 
     @invariant()
     def at_most_one_transaction(self) -> None:
-        snapshot = self.meter.snapshot()
+        snapshot = meter_view.snapshot(self.meter)
         assert (snapshot["transaction"] is None) == (self.meter.transaction is None)
         assert bool(self.meter.status_word() & 1) == (self.meter.transaction is not None)
 
@@ -249,7 +250,7 @@ class MeterMachine(RuleBasedStateMachine):
             self.used.add(key)
             self.check_record(record.ocmf)
         self.seen_records = len(records)
-        assert self.meter.next_pagination == max(
+        assert self.meter.registers.next_pagination == max(
             (r.pagination + 1 for r in records if r.key_fingerprint == self.meter.signer.fingerprint),
             default=self.meter.profile.first_pagination,
         )
@@ -287,7 +288,7 @@ def spec_valid_e_record(parsed: OCMF) -> bool:
 
 def registers_of(meter: Meter) -> Registers:
     meter.live_reading()  # integrate up to now
-    return meter.import_uj, meter.export_uj
+    return meter.registers.import_uj, meter.registers.export_uj
 
 
 def not_behind(before: Registers, after: Registers) -> bool:
@@ -304,7 +305,7 @@ def durable_registers(memory: RamMemory, fingerprint: str) -> Registers:
     imported, exported = state.import_uj, state.export_uj
     for record in memory.records:
         if record.key_fingerprint == fingerprint and record.pagination >= state.next_pagination:
-            for value in (record.import_uj, parse_kwh(record.end_rv) * UJ_PER_MWH):
+            for value in (record.import_uj, parse_kwh(record.end_RV) * UJ_PER_MWH):
                 imported = wrap_uj(imported + max(0, register_delta(imported, value)))
             exported = wrap_uj(exported + max(0, register_delta(exported, record.export_uj)))
     return imported, exported

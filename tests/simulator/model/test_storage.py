@@ -12,18 +12,19 @@ from typing import Any
 
 import pytest
 
-from iemdcr_twin.simulator.model import Meter, Refusal, StorageError
-from tests.simulator.helpers import FakeTime, FullMemory, assert_verifies, charge, make_meter, ready_meter
+from iemdcr_twin.simulator import meter_view
+from iemdcr_twin.simulator.model import Meter, ReceiptAnswer, Refusal, StorageError
+from tests.simulator.helpers import FakeTime, FullMemory, assert_verifies, charge, make_meter, metervalue, ready_meter
 
 
 def refused_without_change(meter: Meter, memory: FullMemory, operation: Callable[[], Any]) -> StorageError:
-    before = meter.snapshot()
+    before = meter_view.snapshot(meter)
     saved, records = memory.state, list(memory.records)
     with pytest.raises(StorageError) as refused:
         operation()
     assert (refused.value.status, refused.value.code) == (503, "storage_error")
     assert isinstance(refused.value, Refusal)  # the meter API answers it like every refusal
-    assert meter.snapshot() == before
+    assert meter_view.snapshot(meter) == before
     assert (memory.state, memory.records) == (saved, records)
     return refused.value
 
@@ -51,10 +52,10 @@ def test_b_does_not_begin_on_a_full_disk_and_begins_once_space_is_back(
     meter.set_load(0.0)
     memory.full = True
     refused_without_change(meter, memory, lambda: meter.post_receipt({"TX": "B"}))
-    assert meter.get_metervalue()["XT"] is False and meter.counters["transactions"] == 0
+    assert metervalue(meter)["XT"] is False and meter.counters["transactions"] == 0
     memory.full = False
-    assert meter.post_receipt({"TX": "B"}) == {"TX": "B", "XT": True}
-    assert memory.state is not None and memory.state.import_uj == meter.import_uj
+    assert meter.post_receipt({"TX": "B"}) == ReceiptAnswer("B", True)
+    assert memory.state is not None and memory.state.import_uj == meter.registers.import_uj
 
 
 def test_e_leaves_the_transaction_open_on_a_full_disk(meter: Meter, memory: FullMemory, time: FakeTime) -> None:
@@ -63,15 +64,15 @@ def test_e_leaves_the_transaction_open_on_a_full_disk(meter: Meter, memory: Full
     time.advance(360)
     meter.set_load(0.0)
     memory.full = True
-    pg = meter.next_pagination
+    pg = meter.registers.next_pagination
     refused_without_change(meter, memory, lambda: meter.post_receipt({"TX": "E"}))
-    assert meter.transaction is not None and meter.next_pagination == pg
+    assert meter.transaction is not None and meter.registers.next_pagination == pg
     with pytest.raises(Refusal, match="no transaction finished"):
         meter.get_receipt()
     memory.full = False
-    assert meter.post_receipt({"TX": "E"}) == {"TX": "E", "XT": False}
+    assert meter.post_receipt({"TX": "E"}) == ReceiptAnswer("E", False)
     assert meter.records[-1].pagination == pg
-    assert_verifies(meter.get_receipt(), meter.get_publickey()["PK"])
+    assert_verifies(meter.get_receipt(), meter.get_publickey().PK)
 
 
 @pytest.mark.parametrize("running", [False, True])
@@ -114,7 +115,7 @@ def test_factory_reset_keeps_the_old_identity_when_the_new_one_cannot_be_saved(
     memory.full = False
     old = meter.signer.fingerprint
     meter.factory_reset()
-    assert meter.signer.fingerprint != old and meter.next_pagination == 1
+    assert meter.signer.fingerprint != old and meter.registers.next_pagination == 1
     assert memory.state is not None and memory.state.key_generation == 1
 
 
@@ -126,7 +127,7 @@ def test_checkpoint_raises_and_the_next_one_saves(meter: Meter, memory: FullMemo
         meter.checkpoint()
     memory.full = False
     assert meter.checkpoint() is True
-    assert memory.state is not None and memory.state.import_uj == meter.import_uj
+    assert memory.state is not None and memory.state.import_uj == meter.registers.import_uj
 
 
 def test_a_restart_on_a_full_disk_repairs_from_the_records_without_writing(time: FakeTime) -> None:
@@ -137,7 +138,7 @@ def test_a_restart_on_a_full_disk_repairs_from_the_records_without_writing(time:
     assert memory.state is not None and memory.state.next_pagination == 1  # state.json not written at E
     memory.full = True
     again = make_meter(time, memory)
-    assert (again.next_pagination, again.get_transaction()) == (2, record)
+    assert (again.registers.next_pagination, again.get_transaction()) == (2, record)
     assert memory.state.next_pagination == 1
     memory.full = False
     assert again.checkpoint() is True

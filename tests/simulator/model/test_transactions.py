@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from iemdcr_twin.simulator.model import Refusal, Switches
+from iemdcr_twin.simulator.model import ReceiptAnswer, Refusal, Switches
 from iemdcr_twin.simulator.model.meter import Meter
 from tests.simulator.helpers import (
     GW,
@@ -16,6 +16,7 @@ from tests.simulator.helpers import (
     assert_verifies,
     charge,
     make_meter,
+    metervalue,
     payload_of,
     pyocmf_rejects,
     ready_meter,
@@ -31,11 +32,11 @@ def refusal(meter: Meter, tx: str) -> tuple[int, str]:
 def visible_state(meter: Meter) -> tuple[object, ...]:
     """Everything a refused request must leave as it was."""
     return (
-        meter.get_metervalue(),
+        metervalue(meter),
         meter.transaction,
-        meter.next_pagination,
+        meter.registers.next_pagination,
         meter.last_receipt,
-        meter.last_transaction,
+        meter.registers.last_transaction,
         len(meter.records),
     )
 
@@ -45,10 +46,10 @@ def visible_state(meter: Meter) -> tuple[object, ...]:
 
 def test_begin_and_end_answer_tx_and_xt() -> None:
     meter = ready_meter(FakeTime())
-    assert meter.post_receipt({"TX": "B"}) == {"TX": "B", "XT": True}
-    assert meter.get_metervalue()["XT"] is True
-    assert meter.post_receipt({"TX": "E"}) == {"TX": "E", "XT": False}
-    assert meter.get_metervalue()["XT"] is False
+    assert meter.post_receipt({"TX": "B"}) == ReceiptAnswer("B", True)
+    assert metervalue(meter)["XT"] is True
+    assert meter.post_receipt({"TX": "E"}) == ReceiptAnswer("E", False)
+    assert metervalue(meter)["XT"] is False
 
 
 @pytest.mark.parametrize("tx", ["b", "X", "", "BE"])
@@ -142,7 +143,7 @@ def test_current_at_or_below_threshold_allows_begin_and_end(current: float) -> N
     meter.set_load(current, 400.0)
     meter.post_receipt({"TX": "B"})
     meter.post_receipt({"TX": "E"})
-    assert meter.next_pagination == 2
+    assert meter.registers.next_pagination == 2
 
 
 @pytest.mark.parametrize("current", [1.001, -1.001, 100.0])
@@ -152,7 +153,7 @@ def test_current_above_threshold_refuses_begin_and_changes_nothing(current: floa
     before = visible_state(meter)
     assert refusal(meter, "B") == (428, "current_above_threshold")
     assert visible_state(meter) == before
-    assert int(meter.get_metervalue()["XS"], 16) & 0b1000
+    assert int(metervalue(meter)["XS"], 16) & 0b1000
 
 
 @pytest.mark.parametrize("current", [1.001, -1.001, 100.0])
@@ -196,21 +197,21 @@ def test_transaction_registers_reset_at_begin_and_freeze_after_end() -> None:
     time = FakeTime()
     meter = ready_meter(time)
     charge(meter, time, 100.0, 400.0, 360)  # 4 kWh
-    assert meter.get_metervalue()["RD"][2]["WV"] == "00000004.000"
+    assert metervalue(meter)["RD"][2]["WV"] == "00000004.000"
     meter.set_load(-10.0, 400.0)  # export while idle: absolute moves, transaction stays frozen
     time.advance(360)
     meter.set_load(0.0)
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert value["RD"][1]["RV"] == "00000000.400"
     assert (value["RD"][2]["WV"], value["RD"][3]["WV"]) == ("00000004.000", "00000000.000")
     meter.post_receipt({"TX": "B"})
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert (value["RD"][2]["WV"], value["RD"][3]["WV"]) == ("00000000.000", "00000000.000")
     assert value["RD"][0]["RV"] == "00000004.000"
     meter.set_load(-20.0)
     time.advance(180)
     meter.set_load(0.0)
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert (value["RD"][2]["WV"], value["RD"][3]["WV"]) == ("00000000.000", "00000000.400")
     assert value["RD"][1]["RV"] == "00000000.800"
 
@@ -221,7 +222,7 @@ def test_transaction_registers_are_zero_after_power_up() -> None:
     charge(meter, time)
     meter.power_off()
     meter.power_on()
-    value = meter.get_metervalue()
+    value = metervalue(meter)
     assert (value["RD"][2]["WV"], value["RD"][3]["WV"]) == ("00000000.000", "00000000.000")
     assert value["RD"][0]["RV"] == "00000004.000"
 
@@ -233,7 +234,7 @@ def test_record_verifies_with_pyocmf_strict() -> None:
     time = FakeTime()
     meter = ready_meter(time)
     record = charge(meter, time)
-    parsed = assert_verifies(record, meter.get_publickey()["PK"])
+    parsed = assert_verifies(record, meter.get_publickey().PK)
     assert parsed is not None
     assert not record.endswith("\n")
     assert record.isascii()
@@ -275,7 +276,7 @@ def test_record_without_tariff_omits_tt() -> None:
     meter.post_user(dict(USER))
     payload = json.loads(payload_of(charge(meter, time)))
     assert "TT" not in payload
-    assert_verifies(charge(meter, time), meter.get_publickey()["PK"])
+    assert_verifies(charge(meter, time), meter.get_publickey().PK)
 
 
 def test_user_and_tariff_in_force_at_begin_are_signed() -> None:
@@ -304,7 +305,7 @@ def test_pagination_strictly_plus_one_and_every_record_verifies() -> None:
     pages = []
     for n in range(5):
         record = charge(meter, time, 10.0 * (n + 1), 400.0, 60)
-        assert_verifies(record, meter.get_publickey()["PK"])
+        assert_verifies(record, meter.get_publickey().PK)
         pages.append(json.loads(payload_of(record))["PG"])
         if n == 2:
             meter.power_off()
@@ -339,7 +340,7 @@ def test_raw_signature_encoding_switch_makes_pyocmf_reject() -> None:
     record = charge(meter, time)
     signature = json.loads(record.split("|")[2])
     assert len(signature["SD"]) == 128
-    assert pyocmf_rejects(record, meter.get_publickey()["PK"])
+    assert pyocmf_rejects(record, meter.get_publickey().PK)
 
 
 def test_free_text_ct_and_uuid_id_are_signed_faithfully_and_strict_verifiers_reject() -> None:
@@ -350,7 +351,7 @@ def test_free_text_ct_and_uuid_id_are_signed_faithfully_and_strict_verifiers_rej
     record = charge(meter, time)
     payload = json.loads(payload_of(record))
     assert (payload["CT"], payload["ID"]) == ("DC-Test-Charger", "0b4b4c3e-4c2a-4d0e-9a55-5d8f0e1b2c3d")
-    assert pyocmf_rejects(record, meter.get_publickey()["PK"])
+    assert pyocmf_rejects(record, meter.get_publickey().PK)
 
 
 # ---- receipt and transaction nodes -------------------------------------------------------------------
