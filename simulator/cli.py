@@ -18,16 +18,16 @@ from aiohttp import web
 from iemdcr_twin import __version__
 from iemdcr_twin.asciinum import parse_float, parse_int
 from iemdcr_twin.simulator import limits
+from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.conformance import cli as conformance_cli
-from iemdcr_twin.simulator.control_api import create_control_app
+from iemdcr_twin.simulator.control.security import TOKEN_ENV, host_arg, is_loopback, origin_arg, token_from_env
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from iemdcr_twin.simulator.fleet_file import load_fleet
 from iemdcr_twin.simulator.log_limits import limit_malformed_request_logs
 from iemdcr_twin.simulator.model import PROFILES, StorageError, Switches
 from iemdcr_twin.simulator.model.profiles import DEFAULT_PROFILE
 from iemdcr_twin.simulator.scenario import cli as scenario_cli
-from iemdcr_twin.simulator.security import TOKEN_ENV, host_arg, is_loopback, origin_arg, token_from_env
 from iemdcr_twin.simulator.store import DamagedMemory
 
 log = logging.getLogger("iemdcr")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
@@ -17,12 +18,35 @@ Interceptor = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 NETWORK_FAULT_KEY = web.RequestKey("network_fault", str)
 
 
+class FiredFaults(Protocol):
+    """A meter's network faults as its host keeps them (``network_faults.NetworkFaults``, a layer above)."""
+
+    @property
+    def fired(self) -> Mapping[str, int]:
+        """How often each action (delay, status, hang, reset, malformed, refuse) was applied."""
+        ...
+
+
+class FindingCounts(Protocol):
+    """A meter's conformance monitor as its host keeps it (``conformance.monitor.ConformanceMonitor``, above)."""
+
+    @property
+    def counts(self) -> Mapping[str, int]:
+        """Findings per code since the monitor started, beyond the journal's ring buffer."""
+        ...
+
+
 @dataclass
 class MeterHost:
-    """One meter as the adapters see it. ``interceptor`` wraps device traffic (network faults)."""
+    """One meter as the adapters see it. ``interceptor`` wraps device traffic (network faults).
+
+    ``network_faults`` and ``conformance`` are set on first use by their owners (``NetworkFaults.of``,
+    ``conformance.attach``), which live above this module; the host types them by what others read.
+    """
 
     meter: Meter
     clock: SimClock
     journal: Journal
     interceptor: Interceptor | None = None
-    notes: dict[str, object] = field(default_factory=dict)
+    network_faults: FiredFaults | None = None
+    conformance: FindingCounts | None = None

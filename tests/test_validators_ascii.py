@@ -28,8 +28,8 @@ from iemdcr_twin.driver.controller import kwh_to_wh
 from iemdcr_twin.driver.errors import UnexpectedBody
 from iemdcr_twin.simulator import cli as sim_cli
 from iemdcr_twin.simulator import meter_view
+from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.conformance.signing import fingerprint, sign_report
-from iemdcr_twin.simulator.control_api import create_control_app
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from iemdcr_twin.simulator.fleet_file import FleetFileError, load_fleet
 from iemdcr_twin.simulator.model import Switches

@@ -19,7 +19,6 @@ from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import JournalEntry, PollRun
 
 log = logging.getLogger("iemdcr.conformance")
-NOTES_KEY = "conformance"
 MAX_FINDINGS = 5000
 ALL_CHECKS: list[type[Check]] = [*PROTOCOL_CHECKS, MeterTimeTrue, *INPUT_CHECKS]  # the report's order
 
@@ -189,15 +188,16 @@ def attach(host: MeterHost, true_time: TrueTime | None = None) -> ConformanceMon
     ``true_time`` declares which clock the driver reads (default: its own, the wall clock); whoever knows
     (the scenario runner shares its clock, a replay has none) says so here, before the driver's traffic.
     """
-    monitor = host.notes.get(NOTES_KEY)
-    if not isinstance(monitor, ConformanceMonitor):
+    monitor = host.conformance
+    if not isinstance(monitor, ConformanceMonitor):  # None until first use; only attach sets the field
         monitor = ConformanceMonitor(host, true_time or TrueTime.WALL)
-        host.notes[NOTES_KEY] = monitor
+        host.conformance = monitor
     elif true_time is not None:
         monitor.true_time = true_time
     return monitor
 
 
 def monitor_of(host: MeterHost) -> ConformanceMonitor | None:
-    monitor = host.notes.get(NOTES_KEY)
+    """The host's monitor, if ``attach`` made one."""
+    monitor = host.conformance
     return monitor if isinstance(monitor, ConformanceMonitor) else None

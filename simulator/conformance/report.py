@@ -7,8 +7,9 @@ import time
 from datetime import datetime
 from typing import Any
 
-from iemdcr_twin.simulator.conformance.monitor import ConformanceMonitor
+from iemdcr_twin.simulator.conformance.monitor import ConformanceMonitor, attach
 from iemdcr_twin.simulator.conformance.verdicts import Verdict, worst
+from iemdcr_twin.simulator.host import MeterHost
 
 REPORT_FORMAT = "iemdcr-conformance/1"
 
@@ -102,3 +103,27 @@ def render_text(report: dict[str, Any]) -> str:
             where = f"seq {entry.get('seq')} {entry.get('method')} {entry.get('path')} -> {entry.get('status')}"
             lines.append(f"  t={finding['sim_time']:.3f} {where}: {finding['message']}")
     return "\n".join(lines) + "\n"
+
+
+class MonitorReports:
+    """Reports as the control plane's ``GET /api/meters/{serial}/conformance`` asks for them.
+
+    Implements ``control.keys.ConformanceReports``: the control package defines what it needs and imports
+    nothing of conformance; ``simulator/app.py`` plugs this in when it builds the control app.
+    """
+
+    def watch(self, host: MeterHost) -> None:
+        """Start judging the meter's traffic now (idempotent; ``attach`` with the wall clock as the truth)."""
+        attach(host)
+
+    def report(self, host: MeterHost, until: str | None) -> dict[str, Any]:
+        """The meter's report, its window closed at ``until`` (text for ``parse_until``) or now.
+
+        Raises ValueError (a message for ``until: ...``) when ``until`` is no time or outside the window.
+        """
+        end = None if until is None else parse_until(until)
+        return build_report(attach(host), end)
+
+    def render_text(self, report: dict[str, Any]) -> str:
+        """The report for people (``?format=text``)."""
+        return render_text(report)

@@ -16,6 +16,7 @@ from iemdcr_twin.driver.types import (
     OCMFUserIdentificationStatus,
     TransactionReq,
 )
+from iemdcr_twin.simulator.network_faults import NetworkFaults, parse_rules
 from iemdcr_twin.simulator.scenario.durations import parse_duration
 from iemdcr_twin.simulator.scenario.expectations import check_response
 from iemdcr_twin.simulator.scenario.steps import on
@@ -78,8 +79,6 @@ async def fault(run: ScenarioRun, step: Step) -> None:
         for name in sorted(meter.faults) if value["clear"] == "all" else [value["clear"]]:
             meter.clear_fault(name)
     if "network" in value:
-        from iemdcr_twin.simulator.network import NetworkFaults, parse_rules
-
         faults = NetworkFaults.of(run.meter_slot.host)
         if value["network"] == "clear":
             faults.clear()

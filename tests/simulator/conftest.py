@@ -9,8 +9,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
-from iemdcr_twin.simulator.control_api import create_control_app
 from iemdcr_twin.simulator.fleet import Twin
 from tests.simulator.helpers import T0
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.clock import SimClock
-from iemdcr_twin.simulator.control_api import MAX_CONTROL_BODY
+from iemdcr_twin.simulator.control.errors import MAX_CONTROL_BODY
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model import CATALOGUE
 from tests.simulator.helpers import GW, HEALTHY_XC, T0, USER

@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
-from iemdcr_twin.simulator.control_api import create_control_app
-from iemdcr_twin.simulator.events import EVENTS_KEY
+from iemdcr_twin.simulator.control.keys import EVENTS_KEY
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from tests.simulator.cdp import Browser, find_chromium
 from tests.simulator.helpers import GW, T0, USER

@@ -13,10 +13,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from iemdcr_twin.simulator import events
+from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
-from iemdcr_twin.simulator.control_api import create_control_app
-from iemdcr_twin.simulator.events import EVENTS_KEY, EventHub, StreamClosed
+from iemdcr_twin.simulator.control import hub as hub_module
+from iemdcr_twin.simulator.control.hub import EventHub, StreamClosed
+from iemdcr_twin.simulator.control.keys import EVENTS_KEY
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.journal import JournalEntry
 from tests.simulator.helpers import GW
@@ -242,8 +243,8 @@ def test_dropped_marker_when_nothing_follows() -> None:
 def test_no_subscribers_costs_nothing(twin: Twin, monkeypatch: pytest.MonkeyPatch) -> None:
     """With nobody subscribed, a state change or a journalled request neither builds nor encodes an event."""
     built: list[Any] = []
-    real_jsonable, real_as_dict = events._jsonable, JournalEntry.as_dict
-    monkeypatch.setattr(events, "_jsonable", lambda data: built.append("state") or real_jsonable(data))
+    real_jsonable, real_as_dict = hub_module._jsonable, JournalEntry.as_dict
+    monkeypatch.setattr(hub_module, "_jsonable", lambda data: built.append("state") or real_jsonable(data))
     monkeypatch.setattr(JournalEntry, "as_dict", lambda entry: built.append("request") or real_as_dict(entry))
     hub = EventHub()
     hub.attach(twin)

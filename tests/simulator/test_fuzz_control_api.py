@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iemdcr_twin.simulator import meter_view
-from iemdcr_twin.simulator.control_api import create_control_app
+from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model.faults import BY_NAME
 from tests.simulator.fuzz_strategies import HEADERS, METHODS, PARSER_ONLY_METHODS, bodies, paths

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from iemdcr_twin.simulator.control.prometheus import findings_by_code
 from iemdcr_twin.simulator.fleet import Twin
-from iemdcr_twin.simulator.metrics import findings_by_code
 from iemdcr_twin.simulator.model.timefmt import format_tm
 from tests.simulator.twin_helpers import S1, S2, charge, json_ok, meter_url, new_twin
 

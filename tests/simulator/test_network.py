@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from iemdcr_twin.simulator.cli import JsonLogFormatter
 from iemdcr_twin.simulator.fleet import Twin
-from iemdcr_twin.simulator.network import NetworkFaults, parse_rules
+from iemdcr_twin.simulator.network_faults import NetworkFaults, parse_rules
 from tests.simulator.twin_helpers import JSON_TYPE, S1, S2, json_error, json_ok, meter_url, new_twin, raw_get, until
 
 Client = TestClient[Any, Any]
@@ -179,7 +179,7 @@ async def test_reset_on_a_get_sends_no_bytes(control: Client, twin: Twin) -> Non
 async def test_hang_ends_when_rules_are_cleared(control: Client, twin: Twin, device: aiohttp.ClientSession) -> None:
     await put_rules(control, [{"action": "hang", "path": "metervalue"}])
     request = asyncio.ensure_future(raw_get(twin, "metervalue"))
-    await until(lambda: twin.slot(S1).host.notes["network"].fired["hang"] == 1)
+    await until(lambda: NetworkFaults.of(twin.slot(S1).host).fired["hang"] == 1)
     assert not request.done()
     await json_ok(await control.delete(NETWORK))
     assert await request == b""
@@ -191,7 +191,7 @@ async def test_hang_ends_when_rules_are_cleared(control: Client, twin: Twin, dev
 async def test_hang_ends_when_the_meter_powers_off(control: Client, twin: Twin, device: aiohttp.ClientSession) -> None:
     await put_rules(control, [{"action": "hang"}])
     request = asyncio.ensure_future(raw_get(twin, "metervalue"))
-    await until(lambda: twin.slot(S1).host.notes["network"].fired["hang"] == 1)
+    await until(lambda: NetworkFaults.of(twin.slot(S1).host).fired["hang"] == 1)
     await json_ok(await control.post(f"/api/meters/{S1}/power", json={"on": False}))
     assert await request == b""
     await until(lambda: twin.slot(S1).host.journal.last_seq == 1)

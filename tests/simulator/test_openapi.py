@@ -10,12 +10,18 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 import iemdcr_twin.simulator
-from iemdcr_twin.simulator.control_api import create_control_app
+from iemdcr_twin.simulator.app import create_control_app
+from iemdcr_twin.simulator.control.openapi import (
+    CATALOGUE,
+    METER_DOCUMENT,
+    app_routes,
+    control_document,
+    operation_keys,
+)
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.meter_api import create_meter_app
-from iemdcr_twin.simulator.openapi import CATALOGUE, METER_DOCUMENT, app_routes, control_document, operation_keys
 from tests.simulator.twin_helpers import S1, json_ok, new_twin
 
 Client = TestClient[Any, Any]

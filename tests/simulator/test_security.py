@@ -17,10 +17,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from iemdcr_twin.simulator.control_api import create_control_app
+from iemdcr_twin.simulator.app import create_control_app
+from iemdcr_twin.simulator.control.openapi import app_routes
+from iemdcr_twin.simulator.control.security import (
+    TOKEN_ENV,
+    BrowserGuard,
+    host_arg,
+    host_name,
+    origin_arg,
+    token_from_env,
+)
 from iemdcr_twin.simulator.fleet import Twin
-from iemdcr_twin.simulator.openapi import app_routes
-from iemdcr_twin.simulator.security import TOKEN_ENV, BrowserGuard, host_arg, host_name, origin_arg, token_from_env
 from tests.simulator.twin_helpers import JSON_TYPE, S1, json_error, json_ok, meter_url, new_twin
 
 Client = TestClient[Any, Any]

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
-from iemdcr_twin.simulator.control_api import create_control_app
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from iemdcr_twin.simulator.model.timefmt import format_tm
 from tests.simulator.helpers import GW, T0, USER

@@ -3,7 +3,8 @@
 A lab may expose the control port on a shared network; whoever holds it can power meters off and fake
 records, so with a token set every control request needs it. ``/healthz`` stays open for orchestrators, the
 dashboard page and its static files stay open (the page asks for the token), and the event stream also takes
-``?token=`` because browsers cannot set headers on EventSource. The meter API is never affected.
+``?token=`` because browsers cannot set headers on EventSource. The meter API is never affected. Which routes
+those are is said once, in the route table (routes.py), and handed to the middlewares as a ``RouteAccess``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,40 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
-
-from iemdcr_twin.simulator.host import Handler, Interceptor
+from aiohttp.typedefs import Handler, Middleware
 
 TOKEN_ENV = "IEMDCR_CONTROL_TOKEN"
-PUBLIC_GET_PATHS = frozenset({"/healthz", "/"})
-PUBLIC_GET_PREFIXES = ("/static/",)
-QUERY_TOKEN_PATHS = frozenset({"/api/events"})
+
+
+@dataclass(frozen=True)
+class RouteAccess:
+    """The routes the token and the browser guard treat apart (built from the route table: routes.ACCESS).
+
+    ``public_get_paths`` and ``public_get_prefixes`` (a static folder) need no token; ``query_token_paths``
+    also take it as ``?token=``; ``unguarded_get_paths`` skip the Host/Origin/content-type guard.
+    """
+
+    public_get_paths: frozenset[str]
+    public_get_prefixes: tuple[str, ...]
+    query_token_paths: frozenset[str]
+    unguarded_get_paths: frozenset[str]
+
+    def is_public(self, request: web.Request) -> bool:
+        if request.method != "GET":
+            return False
+        return request.path in self.public_get_paths or request.path.startswith(self.public_get_prefixes)
+
+    def is_guarded(self, request: web.Request) -> bool:
+        return not (request.method == "GET" and request.path in self.unguarded_get_paths)
+
+    def presented_token(self, request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        if request.path in self.query_token_paths:
+            return request.query.get("token")
+        return None
 
 
 def token_from_env(flag: str | None) -> str | None:
@@ -32,31 +60,15 @@ def token_from_env(flag: str | None) -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
-def is_public(request: web.Request) -> bool:
-    if request.method != "GET":
-        return False
-    return request.path in PUBLIC_GET_PATHS or request.path.startswith(PUBLIC_GET_PREFIXES)
-
-
-def presented_token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    if request.path in QUERY_TOKEN_PATHS:
-        return request.query.get("token")
-    return None
-
-
-def token_middleware(token: str) -> Interceptor:
+def token_middleware(token: str, access: RouteAccess) -> Middleware:
     """Refuse every non-public control request whose bearer token differs (compared in constant time)."""
     expected = token.encode()
 
     @web.middleware
     async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if is_public(request):
+        if access.is_public(request):
             return await handler(request)
-        given = presented_token(request)
+        given = access.presented_token(request)
         if given is None or not hmac.compare_digest(given.encode(), expected):
             return web.json_response(
                 {"error": "unauthorized", "message": "this control API needs Authorization: Bearer <token>"},
@@ -79,7 +91,6 @@ def token_middleware(token: str) -> Interceptor:
 JSON_MEDIA_TYPE = "application/json"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 ANY_HOST = "*"
-GUARD_EXEMPT_GET_PATHS = frozenset({"/healthz"})  # orchestrators probe it by IP; it answers only up or down
 
 
 def host_name(text: str) -> str:
@@ -172,12 +183,12 @@ async def _has_body(request: web.Request) -> bool:
         return True
 
 
-def browser_guard_middleware(guard: BrowserGuard) -> Interceptor:
+def browser_guard_middleware(guard: BrowserGuard, access: RouteAccess) -> Middleware:
     """Refuse a foreign ``Host`` or ``Origin`` (403) and a non-empty body that is not JSON (415)."""
 
     @web.middleware
     async def browser_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method == "GET" and request.path in GUARD_EXEMPT_GET_PATHS:
+        if not access.is_guarded(request):
             return await handler(request)
         host = request.headers.get("Host")
         if not guard.host_allowed(host):

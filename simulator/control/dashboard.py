@@ -11,13 +11,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/", index)
-    app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)

@@ -3,6 +3,9 @@
 A lab needs to see how a driver copes with a flaky link, not only with a faulty meter, so these faults act
 before the meter model sees the request (control-api.md §2, ``/network``). They are installed as the
 ``MeterHost.interceptor`` only while rules exist, so a healthy meter pays nothing for them.
+
+Device side: the rules, their validation (``parse_rules``, ``RuleError``) and the interceptor. Who sets the
+rules (the control plane's ``/network`` routes, a scenario's ``fault: {network: ...}`` step) lives above.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from typing import Any
 
 from aiohttp import web
 
-from iemdcr_twin.simulator.control_api import ControlError, only_keys, read_body, slot_of
 from iemdcr_twin.simulator.host import NETWORK_FAULT_KEY, Handler, MeterHost
 from iemdcr_twin.simulator.model import Refusal
 
@@ -29,7 +31,18 @@ MAX_RULES = 100
 MAX_DELAY_MS = 86_400_000
 MALFORMED_BODY = b'{"error": "truncated'
 DISCONNECT_POLL_S = 0.1
-NOTES_KEY = "network"
+
+
+class RuleError(ValueError):
+    """A network-fault body that cannot be applied; ``code`` is the control API's error code (control-api.md §2).
+
+    The control plane answers it as a 400 ``{"error": code, "message": message}``; the message names the key.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -73,46 +86,52 @@ class Rule:
 
 
 def parse_rules(body: dict[str, Any]) -> tuple[int | str, list[Rule]]:
-    """The seed and rules of a PUT body; ControlError names the first bad key."""
-    only_keys(body, {"seed", "rules"})
+    """The seed and rules of a ``PUT /network`` body ``{"seed": int | str, "rules": [rule, ...]}``.
+
+    Raises RuleError naming the first bad key (``rules[2].delay_ms``...), with the control API's error code.
+    """
+    _only_keys(body, {"seed", "rules"}, "")
     seed = body.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int | str) or (isinstance(seed, str) and len(seed) > 200):
-        raise ControlError(400, "bad_type", "seed must be an integer or a string of at most 200 characters")
+        raise RuleError("bad_type", "seed must be an integer or a string of at most 200 characters")
     rules = body.get("rules")
     if not isinstance(rules, list):
-        raise ControlError(400, "bad_type", "rules must be a list of rule objects")
+        raise RuleError("bad_type", "rules must be a list of rule objects")
     if len(rules) > MAX_RULES:
-        raise ControlError(400, "bad_value", f"rules may hold at most {MAX_RULES} rules")
+        raise RuleError("bad_value", f"rules may hold at most {MAX_RULES} rules")
     return seed, [_parse_rule(raw, f"rules[{index}]") for index, raw in enumerate(rules)]
+
+
+def _only_keys(raw: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        prefix = f"{where}: " if where else ""
+        raise RuleError("unknown_key", f"{prefix}unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
 
 
 def _parse_rule(raw: Any, where: str) -> Rule:
     if not isinstance(raw, dict):
-        raise ControlError(400, "bad_type", f"{where} must be an object")
-    unknown = sorted(set(raw) - RULE_KEYS)
-    if unknown:
-        raise ControlError(
-            400, "unknown_key", f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(RULE_KEYS))}"
-        )
+        raise RuleError("bad_type", f"{where} must be an object")
+    _only_keys(raw, RULE_KEYS, where)
     action = raw.get("action")
     if action not in ACTIONS:
-        raise ControlError(400, "bad_value", f"{where}.action must be one of {', '.join(ACTIONS)}")
+        raise RuleError("bad_value", f"{where}.action must be one of {', '.join(ACTIONS)}")
     rule = Rule(action)
     if "method" in raw:
         method = raw["method"]
         if not isinstance(method, str) or not method.isalpha() or len(method) > 16:
-            raise ControlError(400, "bad_value", f"{where}.method must be an HTTP method such as GET or POST")
+            raise RuleError("bad_value", f"{where}.method must be an HTTP method such as GET or POST")
         rule = replace(rule, method=method.upper())
     if "path" in raw:
         path = raw["path"]
         if not isinstance(path, str) or not path or len(path) > 200:
-            raise ControlError(400, "bad_value", f"{where}.path must be a glob of 1 to 200 characters")
+            raise RuleError("bad_value", f"{where}.path must be a glob of 1 to 200 characters")
         rule = replace(rule, path=path)
     rule = replace(rule, **_action_fields(raw, action, where))
     if "count" in raw:
         count = raw["count"]
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000_000:
-            raise ControlError(400, "bad_value", f"{where}.count must be a whole number from 1 to 1000000000")
+            raise RuleError("bad_value", f"{where}.count must be a whole number from 1 to 1000000000")
         rule = replace(rule, count=count)
     if "probability" in raw:
         rule = replace(rule, probability=_number(raw, "probability", where, 0, 1))
@@ -123,15 +142,15 @@ def _action_fields(raw: dict[str, Any], action: str, where: str) -> dict[str, An
     fields: dict[str, Any] = {}
     for key, owner in (("delay_ms", "delay"), ("status", "status")):
         if key in raw and action != owner:
-            raise ControlError(400, "bad_value", f"{where}.{key} only applies to action {owner}")
+            raise RuleError("bad_value", f"{where}.{key} only applies to action {owner}")
     if action == "delay":
         if "delay_ms" not in raw:
-            raise ControlError(400, "missing_key", f"{where}.delay_ms is required for action delay")
+            raise RuleError("missing_key", f"{where}.delay_ms is required for action delay")
         fields["delay_ms"] = _number(raw, "delay_ms", where, 0, MAX_DELAY_MS)
     if action == "status":
         status = raw.get("status")
         if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-            raise ControlError(400, "bad_value", f"{where}.status must be a whole number from 200 to 599")
+            raise RuleError("bad_value", f"{where}.status must be a whole number from 200 to 599")
         fields["status"] = status
     return fields
 
@@ -139,9 +158,9 @@ def _action_fields(raw: dict[str, Any], action: str, where: str) -> dict[str, An
 def _number(raw: dict[str, Any], key: str, where: str, low: float, high: float) -> float:
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ControlError(400, "bad_type", f"{where}.{key} must be a number")
+        raise RuleError("bad_type", f"{where}.{key} must be a number")
     if not low <= value <= high:
-        raise ControlError(400, "bad_value", f"{where}.{key} must be from {low:g} to {high:g}")
+        raise RuleError("bad_value", f"{where}.{key} must be from {low:g} to {high:g}")
     return float(value)
 
 
@@ -162,11 +181,11 @@ class NetworkFaults:
 
     @classmethod
     def of(cls, host: MeterHost) -> NetworkFaults:
-        """The host's rule set, created on first use."""
-        faults = host.notes.get(NOTES_KEY)
-        if not isinstance(faults, NetworkFaults):
+        """The host's rule set (``host.network_faults``), created on first use."""
+        faults = host.network_faults
+        if not isinstance(faults, NetworkFaults):  # None until first use; only this class sets the field
             faults = cls(host)
-            host.notes[NOTES_KEY] = faults
+            host.network_faults = faults
         return faults
 
     def replace(self, seed: int | str, rules: list[Rule]) -> None:
@@ -256,31 +275,3 @@ def _abort(request: web.Request) -> None:
     transport = request.transport
     if transport is not None:
         transport.abort()
-
-
-# ---- control routes --------------------------------------------------------------------------------------
-
-
-async def get_network(request: web.Request) -> web.StreamResponse:
-    return web.json_response(NetworkFaults.of(slot_of(request).host).as_dict())
-
-
-async def put_network(request: web.Request) -> web.StreamResponse:
-    slot = slot_of(request)
-    seed, rules = parse_rules(await read_body(request))
-    faults = NetworkFaults.of(slot.host)
-    faults.replace(seed, rules)
-    return web.json_response(faults.as_dict())
-
-
-async def delete_network(request: web.Request) -> web.StreamResponse:
-    slot = slot_of(request)
-    faults = NetworkFaults.of(slot.host)
-    faults.clear()
-    return web.json_response(faults.as_dict())
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/meters/{serial}/network", get_network, allow_head=False)
-    app.router.add_put("/api/meters/{serial}/network", put_network)
-    app.router.add_delete("/api/meters/{serial}/network", delete_network)

@@ -1,8 +1,9 @@
 """OpenAPI 3.1 documents: the control API (built here) and the meter API (a file shipped with the package).
 
-Client generators and labs read these instead of the Markdown spec. The control document lists every
-operation the twin may serve, and ``/api/openapi.json`` keeps only those the running app registered, so the
-document never describes a route that is not there; a test holds the catalogue and the app together.
+Client generators and labs read these instead of the Markdown spec. ``CATALOGUE`` describes every control
+operation (summary, body and query schemas, error statuses); ``/api/openapi.json`` keeps only those the running
+app registered, so the document never describes a route that is not there. Tests hold the catalogue to the
+route table (routes.py): the same (method, path) pairs, and the same ``public`` and ``guarded`` flags.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
-
-from iemdcr_twin.simulator.security import GUARD_EXEMPT_GET_PATHS
 
 METER_DOCUMENT = "meter-api.openapi.json"
 SERIAL = {"name": "serial", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^1ISA[0-9]{10}$"}}
@@ -34,7 +33,8 @@ class Operation:
     body_optional: bool = False
     content_type: str = "application/json"
     query: tuple[dict[str, Any], ...] = ()
-    public: bool = False
+    public: bool = False  # no token needed (as in the route table)
+    guarded: bool = True  # the browser guard applies: 403 for a foreign Host or Origin (as in the route table)
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -68,6 +68,7 @@ CATALOGUE: tuple[Operation, ...] = (
         "/healthz",
         "200 when every powered meter listens, else 503",
         public=True,
+        guarded=False,
         errors={"503": "a powered meter is not listening"},
     ),
     Operation("get", "/", "The dashboard page", content_type="text/html", public=True),
@@ -251,7 +252,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         errors.setdefault("400", "bad body or query; the message names the problem")
     if not op.public:
         errors.setdefault("401", "the control token is set and was not given")
-    if not (op.method == "get" and op.path in GUARD_EXEMPT_GET_PATHS):
+    if op.guarded:
         errors.setdefault("403", "host_not_allowed or origin_not_allowed: a foreign Host or Origin header")
     if op.body is not None:
         errors.setdefault("415", "unsupported_media_type: a body that is not application/json")
@@ -303,8 +304,8 @@ def control_document(routes: set[tuple[str, str]] | None = None) -> dict[str, An
 
 
 def meter_document() -> dict[str, Any]:
-    """The meter API's document, shipped as package data next to this module."""
-    text = resources.files("simulator").joinpath(METER_DOCUMENT).read_text(encoding="utf-8")
+    """The meter API's document, shipped as package data of ``iemdcr_twin.simulator``."""
+    text = resources.files("iemdcr_twin.simulator").joinpath(METER_DOCUMENT).read_text(encoding="utf-8")
     document: dict[str, Any] = json.loads(text)
     return document
 
@@ -315,8 +316,3 @@ async def get_control_document(request: web.Request) -> web.StreamResponse:
 
 async def get_meter_document(request: web.Request) -> web.StreamResponse:
     return web.json_response(meter_document())
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/openapi.json", get_control_document, allow_head=False)
-    app.router.add_get("/api/openapi-meter.json", get_meter_document, allow_head=False)

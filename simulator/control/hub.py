@@ -1,4 +1,4 @@
-"""The live event stream: state changes, requests and faults of every meter (control-api.md §2, ``/api/events``).
+"""The event hub behind the live event stream (control-api.md §2, ``/api/events``; the SSE handler: events.py).
 
 A small in-process pub/sub hub is fed synchronously by ``Meter.listeners`` and ``Journal.listeners``; each
 subscriber owns a bounded queue, so a slow client never blocks the meters nor grows memory without bound: when
@@ -27,13 +27,11 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from aiohttp import web
-
 from iemdcr_twin.simulator import meter_view
-from iemdcr_twin.simulator.fleet import MeterSlot, Twin, UnknownMeter
+from iemdcr_twin.simulator.fleet import MeterSlot, Twin
 from iemdcr_twin.simulator.journal import JournalEntry, PollRun
 
 log = logging.getLogger("iemdcr.events")
@@ -285,105 +283,6 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     except RecursionError:
         return data
     return data
-
-
-# ---- HTTP: GET /api/events (Server-Sent Events) -------------------------------------------------------------
-
-EVENTS_KEY = web.AppKey("events", EventHub)
-
-
-def format_sse(event: Event) -> bytes:
-    lines = []
-    if event.get("seq") is not None:
-        lines.append(f"id: {event['seq']}")
-    lines.append("data: " + json.dumps(event, separators=(",", ":")))
-    return ("\n".join(lines) + "\n\n").encode()
-
-
-async def _events(hub: EventHub, subscription: Subscription) -> AsyncIterator[bytes]:
-    """SSE chunks: the events of ``subscription`` and a heartbeat comment when idle; ends on hub close."""
-    while True:
-        try:
-            async with asyncio.timeout(hub.heartbeat_s):
-                event = await subscription.get()
-        except TimeoutError:
-            yield b": ping\n\n"
-            continue
-        except StreamClosed:
-            return
-        try:
-            chunk = format_sse(event)
-        except Exception as exc:  # whatever fails to encode, the stream goes on
-            chunk = format_sse(hub.unencodable(event, exc))
-        yield chunk
-
-
-async def get_events(request: web.Request) -> web.StreamResponse:
-    hub = request.app[EVENTS_KEY]
-    twin = hub.twin
-    serial = request.query.get("serial") or None
-    if twin is not None and serial is not None and serial not in twin.slots:
-        raise UnknownMeter(serial)
-    if hub.closed:
-        raise web.HTTPServiceUnavailable(reason="the twin is shutting down")
-    with hub.subscribe(serial) as subscription:
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache, no-store",
-                "X-Accel-Buffering": "no",
-            }
-        )
-        await response.prepare(request)
-        meters = [serial] if serial else sorted(twin.slots) if twin else []
-        hello = {
-            "seq": None,
-            "type": "hello",
-            "serial": serial,
-            "meters": meters,
-            "heartbeat_s": hub.heartbeat_s,
-            "values_interval_s": hub.values_interval_s,
-            "wall_time": time.time(),
-        }
-        await response.write(b"retry: 2000\n" + format_sse(hello))
-        try:
-            async for chunk in _events(hub, subscription):
-                await response.write(chunk)
-            await response.write_eof()
-        except ConnectionResetError:
-            pass  # the client went away; its subscription ends with this handler
-    return response
-
-
-def add_routes(
-    app: web.Application,
-    *,
-    queue_size: int = DEFAULT_QUEUE_SIZE,
-    heartbeat_s: float = DEFAULT_HEARTBEAT_S,
-    values_interval_s: float = DEFAULT_VALUES_INTERVAL_S,
-) -> EventHub:
-    """Register ``GET /api/events`` and the hub's lifecycle on a control app holding a ``Twin``."""
-    from iemdcr_twin.simulator.control_api import (
-        TWIN_KEY,  # the control app owns the twin key; imported late to avoid a cycle
-    )
-
-    hub = EventHub(queue_size=queue_size, heartbeat_s=heartbeat_s, values_interval_s=values_interval_s)
-    app[EVENTS_KEY] = hub
-    app.router.add_get("/api/events", get_events, allow_head=False)
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        hub.attach(app[TWIN_KEY])
-        hub.start_ticker()
-        yield
-        await hub.stop_ticker()
-        hub.detach()
-
-    async def on_shutdown(app: web.Application) -> None:
-        hub.close()  # open streams end now, so the server does not wait for them
-
-    app.cleanup_ctx.append(lifecycle)
-    app.on_shutdown.append(on_shutdown)
-    return hub
 
 
 class _RequestEvents:

@@ -1,4 +1,5 @@
-"""Signed-record history on the control plane: list, S.A.F.E. XML export, faulty next record, factory reset.
+"""Signed records and registers on the control plane: list, S.A.F.E. XML export, faulty next record, factory
+reset, and the absolute registers (control-api.md §2).
 
 Users check the twin's records in the official Transparenzsoftware, so the export is its XML container
 (ocmf.md §4); archived records (from before a factory reset) carry the key that signed them.
@@ -13,7 +14,10 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from iemdcr_twin.simulator.control_api import ControlError, only_keys, read_body, slot_of
+from iemdcr_twin.simulator import meter_view
+from iemdcr_twin.simulator.control.body import only_keys, read_body
+from iemdcr_twin.simulator.control.errors import ControlError
+from iemdcr_twin.simulator.control.keys import slot_of
 from iemdcr_twin.simulator.model import Meter, SignedRecord
 from iemdcr_twin.simulator.ocmf import FAULTY_RECORD_KINDS
 
@@ -57,11 +61,11 @@ def safe_xml(meter: Meter, records: list[SignedRecord]) -> str:
     """
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<values>"]
     for record in records:
-        key = public_key_of(meter, record) or ""
+        public_key = public_key_of(meter, record) or ""
         lines += [
             "  <value>",
             f'    <signedData format="OCMF" encoding="plain">{escape(record.ocmf)}</signedData>',
-            f'    <publicKey encoding="hex">{escape(key)}</publicKey>',
+            f'    <publicKey encoding="hex">{escape(public_key)}</publicKey>',
             "  </value>",
         ]
     lines.append("</values>")
@@ -70,17 +74,17 @@ def safe_xml(meter: Meter, records: list[SignedRecord]) -> str:
 
 def _select(request: web.Request, meter: Meter) -> list[SignedRecord]:
     records = list(meter.records)
-    pg = request.query.get("pg")
+    pg = request.query.get("pg")  # OCMF PG: "T" and the pagination number
     if pg is not None:
         match = PG_PATTERN.fullmatch(pg)
         if match is None:
             raise ControlError(400, "bad_query", "pg must be T followed by the pagination number, e.g. T5")
-        number = int(match.group(1))
-        records = [record for record in records if record.pagination == number]
-    key = request.query.get("key")
-    if key is not None:
-        records = [record for record in records if record.key_fingerprint == key]
-    if (pg is not None or key is not None) and not records:
+        pagination = int(match.group(1))
+        records = [record for record in records if record.pagination == pagination]
+    fingerprint = request.query.get("key")  # the fingerprint of the key that signed
+    if fingerprint is not None:
+        records = [record for record in records if record.key_fingerprint == fingerprint]
+    if (pg is not None or fingerprint is not None) and not records:
         raise ControlError(404, "unknown_record", "no signed record matches pg/key")
     return records
 
@@ -158,10 +162,10 @@ async def post_factory_reset(request: web.Request) -> web.StreamResponse:
     )
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/api/meters/{serial}/records", get_records, allow_head=False)
-    r.add_get("/api/meters/{serial}/next-record", get_next_record, allow_head=False)
-    r.add_put("/api/meters/{serial}/next-record", put_next_record)
-    r.add_delete("/api/meters/{serial}/next-record", delete_next_record)
-    r.add_post("/api/meters/{serial}/factory-reset", post_factory_reset)
+async def put_registers(request: web.Request) -> web.StreamResponse:
+    """Test labs: start the absolute registers anywhere, e.g. just below the wrap (docs/persistence.md)."""
+    slot = slot_of(request)
+    body = await read_body(request)
+    only_keys(body, {"import_mWh", "export_mWh"})
+    slot.meter.set_registers(body.get("import_mWh"), body.get("export_mWh"))
+    return web.json_response(meter_view.snapshot(slot.meter)["registers"])

@@ -1,17 +1,16 @@
-"""``GET /metrics``: the twin in Prometheus text exposition format (version 0.0.4), written by hand.
+"""The twin in Prometheus text exposition format (version 0.0.4), written by hand (served by metrics.py).
 
 Labs scrape a fleet with the Prometheus they already run; a hand-written exposition keeps the twin free of a
 client library. Request counts and latencies come from the journals' listeners (so evicted entries still
-count); transactions, signatures and faults from each meter's counters at scrape time.
+count); transactions, signatures and faults from each meter's counters at scrape time. Names follow
+Prometheus conventions: base units (``_seconds``, ``_wh``), ``_total`` for counters.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-
-from aiohttp import web
+from collections.abc import Iterable, Sequence
 
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin
 from iemdcr_twin.simulator.host import MeterHost
@@ -69,30 +68,29 @@ class _MeterRequests:
 
 
 class Metrics:
-    """Counters fed by the journals of a twin's meters."""
+    """Counters fed by the journals of a twin's meters (``hook``), rendered at each scrape (``render``)."""
 
-    def __init__(self, twin: Twin) -> None:
-        self.twin = twin
+    def __init__(self) -> None:
         self.requests: Counter[tuple[str, str, str, int]] = Counter()
         self.latency: dict[str, Histogram] = {}
         self._hooked: set[int] = set()
-        self.hook()
 
-    def hook(self) -> None:
-        """Listen to every meter's journal (meters added later are picked up at the next scrape)."""
-        for serial, slot in self.twin.slots.items():
+    def hook(self, twin: Twin) -> None:
+        """Listen to every meter's journal (idempotent: meters added later are picked up at the next scrape)."""
+        for serial, slot in twin.slots.items():
             journal = slot.host.journal
             if id(journal) not in self._hooked:
                 self._hooked.add(id(journal))
                 histogram = self.latency.setdefault(serial, Histogram())
                 journal.listeners.append(_MeterRequests(self.requests, serial, histogram))
 
-    def render(self) -> str:
-        for slot in self.twin.slots.values():
+    def render(self, twin: Twin) -> str:
+        """The exposition text of ``twin`` now (journals flushed first, so every request so far counts)."""
+        for slot in twin.slots.values():
             slot.host.journal.flush()
-        self.hook()
+        self.hook(twin)
         out: list[str] = []
-        slots = list(self.twin.slots.values())
+        slots = list(twin.slots.values())
         _family(
             out,
             "iemdcr_requests_total",
@@ -141,11 +139,10 @@ class Metrics:
 
 
 def findings_by_code(host: MeterHost) -> dict[str, int]:
-    """Hook for conformance: the monitor in ``host.notes["conformance"]`` keeps ``counts`` per finding code
-    beyond the journal's ring buffer; without one, the findings on the entries still in the journal count."""
-    counts = getattr(host.notes.get("conformance"), "counts", None)
-    if isinstance(counts, Mapping):
-        return {str(code): int(value) for code, value in counts.items()}
+    """Conformance findings per code: the meter's monitor (``host.conformance``) counts them beyond the
+    journal's ring buffer; without one, the findings on the entries still in the journal count."""
+    if host.conformance is not None:
+        return {str(code): int(value) for code, value in host.conformance.counts.items()}
     found: Counter[str] = Counter()
     for entry in host.journal.entries():
         found.update(entry.findings)
@@ -153,9 +150,8 @@ def findings_by_code(host: MeterHost) -> dict[str, int]:
 
 
 def _network_fired(slot: MeterSlot) -> dict[str, int]:
-    faults = slot.host.notes.get("network")
-    fired = getattr(faults, "fired", None)
-    return dict(fired) if isinstance(fired, dict) else {}
+    faults = slot.host.network_faults  # None until a meter's network faults are first used
+    return dict(faults.fired) if faults is not None else {}
 
 
 def _gauges(out: list[str], slots: Iterable[MeterSlot]) -> None:
@@ -190,16 +186,3 @@ def _number(value: float) -> str:
     if isinstance(value, int):
         return str(value)
     return repr(float(value))
-
-
-METRICS_KEY = web.AppKey("metrics", Metrics)
-
-
-async def get_metrics(request: web.Request) -> web.StreamResponse:
-    metrics = request.app[METRICS_KEY]
-    return web.Response(body=metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
-
-
-def add_routes(app: web.Application, twin: Twin) -> None:
-    app[METRICS_KEY] = Metrics(twin)
-    app.router.add_get("/metrics", get_metrics, allow_head=False)

@@ -1,0 +1,74 @@
+"""Meters on the control plane: list, full state, load, firmware switches (profile), power (control-api.md §2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from iemdcr_twin.simulator import meter_view
+from iemdcr_twin.simulator.control.body import number, only_keys, read_body
+from iemdcr_twin.simulator.control.errors import ControlError
+from iemdcr_twin.simulator.control.keys import TWIN_KEY, slot_of
+from iemdcr_twin.simulator.fleet import MeterSlot
+
+
+def meter_summary(slot: MeterSlot) -> dict[str, Any]:
+    """One row of ``GET /api/meters``: serial, model, meter-API url, powered, whether a transaction runs."""
+    meter = slot.meter
+    return {
+        "serial": meter.serial,
+        "model": meter.profile.MM,
+        "url": slot.url,
+        "powered": meter.powered,
+        "transaction": meter.transaction is not None,
+    }
+
+
+async def list_meters(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"meters": [meter_summary(s) for s in request.app[TWIN_KEY].slots.values()]})
+
+
+async def get_meter(request: web.Request) -> web.StreamResponse:
+    slot = slot_of(request)
+    return web.json_response({**meter_view.snapshot(slot.meter), "url": slot.url, "port": slot.port})
+
+
+async def put_load(request: web.Request) -> web.StreamResponse:
+    slot = slot_of(request)
+    body = await read_body(request)
+    only_keys(body, {"current_A", "voltage_V", "ramp_s"})
+    current = number(body, "current_A", -100_000, 100_000)
+    voltage = number(body, "voltage_V", -10_000, 10_000)
+    ramp = number(body, "ramp_s", 0, 86_400 * 365, 0.0) or 0.0
+    slot.meter.set_load(current, voltage, ramp)
+    return web.json_response(meter_view.snapshot(slot.meter)["electrical"])
+
+
+async def patch_profile(request: web.Request) -> web.StreamResponse:
+    slot = slot_of(request)
+    body = await read_body(request)
+    try:
+        slot.meter.set_switches(body)
+    except ValueError as exc:
+        raise ControlError(400, "bad_switch", str(exc)) from None
+    return web.json_response({"switches": slot.meter.switches.as_dict()})
+
+
+async def post_power(request: web.Request) -> web.StreamResponse:
+    slot = slot_of(request)
+    body = await read_body(request)
+    only_keys(body, {"on"})
+    if not isinstance(body.get("on"), bool):
+        raise ControlError(400, "bad_type", "on must be true or false")
+    await request.app[TWIN_KEY].set_power(slot.meter.serial, body["on"])
+    return web.json_response({"powered": slot.meter.powered})
+
+
+async def post_power_cycle(request: web.Request) -> web.StreamResponse:
+    slot = slot_of(request)
+    body = await read_body(request, optional=True)
+    only_keys(body, {"off_ms"})
+    off_ms = number(body, "off_ms", 0, 86_400_000, 0.0) or 0.0
+    await request.app[TWIN_KEY].power_cycle(slot.meter.serial, off_ms / 1000)
+    return web.json_response({"powered": slot.meter.powered, "off_ms": off_ms})
