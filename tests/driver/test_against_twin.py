@@ -1,149 +1,33 @@
 """The driver against a real twin (meter API over TCP on 127.0.0.1), both on one auto-jumping virtual clock.
 
 Nothing here waits on wall-clock seconds: the twin's SimClock is virtual at rate 0 and jumps to the next
-pending wake-up whenever nothing happened for a few real milliseconds (`SimClock.autojump`). The driver
-gets the same clock, and an HTTP client that holds auto-jump while a request is in flight, so time
-never jumps in the middle of an exchange. The driver never imports the simulator; only this test does.
+pending wake-up whenever nothing happened for a real millisecond (``tests.support.clock``). The driver gets
+the same clock, and its HTTP requests hold auto-jump while in flight, so time never jumps in the middle of an
+exchange. The driver never imports the simulator; only the tests do. Fixtures: tests/driver/conftest.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 import pytest
 from pyocmf import OCMF
 
-from iemdcr_twin.driver.config import DriverConfig
 from iemdcr_twin.driver.driver import IemDcrDriver
-from iemdcr_twin.driver.events import DriverEvent
 from iemdcr_twin.driver.types import TransactionRequestStatus
 from iemdcr_twin.simulator.clock import SimClock
-from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
-from iemdcr_twin.simulator.journal import JournalEntry
-from tests.simulator.helpers import metervalue
+from iemdcr_twin.simulator.fleet import MeterSlot, Twin
+from tests.support.driver import CI, RFID, make_req, payload, wait
+from tests.support.meter import HEALTHY_XC, metervalue
+from tests.support.twin import calls, load_for, wire
 
-from .on_twin import CI, RFID, HeldClient, make_req
+from .conftest import MakeDriver, MakeMeter
 
 OK = TransactionRequestStatus.OK
 UNEXPECTED = TransactionRequestStatus.UNEXPECTED_ERROR
 NOT_SUPPORTED = TransactionRequestStatus.NOT_SUPPORTED
-EPOCH = 1_750_000_000.0  # 2025-06-15T15:06:40Z
-HEALTHY_XC = "0x0000, 0x00000000, 0x00, 0x00"
 TM_WITHOUT_LETTER = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d{3}[+-]\d{4}$")
-
-
-def held(clock: SimClock) -> contextlib.AbstractContextManager[None]:
-    """Keep virtual time still while the test does real I/O on the twin (closing, reopening a listener)."""
-    return clock.busy()
-
-
-MakeMeter = Callable[..., Awaitable[MeterSlot]]
-MakeDriver = Callable[..., IemDcrDriver]
-
-
-@pytest.fixture
-async def clock() -> AsyncIterator[SimClock]:
-    sim_clock = SimClock("virtual", 0.0, EPOCH)
-    jumper = asyncio.create_task(sim_clock.autojump(0.005))
-    yield sim_clock
-    jumper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await jumper
-
-
-@pytest.fixture
-async def twin(clock: SimClock) -> AsyncIterator[Twin]:
-    sim = Twin(clock, seed="driver-against-twin")
-    yield sim
-    await sim.stop()
-
-
-@pytest.fixture
-def make_meter(twin: Twin) -> MakeMeter:
-    """Add one meter (firmware switches as keywords) and start the twin: one call per test."""
-
-    async def make(**switches: Any) -> MeterSlot:
-        slot = twin.add_meter(MeterSpec(port=0, switches=switches))
-        await twin.start()
-        return slot
-
-    return make
-
-
-@pytest.fixture
-async def slot(make_meter: MakeMeter) -> MeterSlot:
-    return await make_meter()
-
-
-@pytest.fixture
-async def make_driver(clock: SimClock) -> AsyncIterator[MakeDriver]:
-    """Build (not start) drivers on the shared clock; all are stopped at the end of the test."""
-    drivers: list[IemDcrDriver] = []
-
-    def make(url: str, **settings: Any) -> IemDcrDriver:
-        settings.setdefault("CI", CI)
-        settings.setdefault("timezone_handle_DST", False)
-        settings.setdefault("request_timeout_s", 2.0)
-        config = DriverConfig.from_url(url, clock=clock, **settings)
-        drv = IemDcrDriver(config, client=HeldClient(config.base_url, config.request_timeout_s, clock))
-        drivers.append(drv)
-        return drv
-
-    yield make
-    for drv in drivers:
-        await drv.stop()
-
-
-@pytest.fixture
-async def driver(slot: MeterSlot, make_driver: MakeDriver) -> IemDcrDriver:
-    """A started driver that finished its first initialisation against `slot`."""
-    drv = make_driver(slot.url)
-    await drv.start()
-    await asyncio.wait_for(drv.wait_for("initialised"), 10)
-    return drv
-
-
-# ----- helpers --------------------------------------------------------------------------------------------
-
-
-def wire(slot: MeterSlot, since: int = 0, *, polls: bool = False) -> list[JournalEntry]:
-    """The meter-API requests the meter saw after journal seq `since` (metervalue polls left out)."""
-    entries = slot.host.journal.entries(since)
-    return entries if polls else [e for e in entries if e.node != "metervalue"]
-
-
-def calls(entries: list[JournalEntry]) -> list[tuple[str, str, int]]:
-    """(method, node or TX, status) per request: ("POST", "receipt E", 428)."""
-    out = []
-    for e in entries:
-        name = e.path.removeprefix("/counter/")
-        if e.node == "receipt" and e.method == "POST" and isinstance(e.body, dict):
-            name = f"{name} {e.body.get('TX')}"
-        out.append((e.method, name, e.status))
-    return out
-
-
-def payload(record: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(record.split("|")[1])
-    return result
-
-
-async def wait(drv: IemDcrDriver, name: str, predicate: Callable[[DriverEvent], bool] | None = None) -> DriverEvent:
-    """wait_for with a wall-clock guard: the test fails instead of hanging when something is broken."""
-    return await asyncio.wait_for(drv.wait_for(name, predicate), 10)
-
-
-async def charge(clock: SimClock, slot: MeterSlot, current_a: float, voltage_v: float, seconds: float) -> None:
-    """Load on for `seconds` of virtual time, then off (below the activation threshold)."""
-    slot.meter.set_load(current_a, voltage_v)
-    await clock.sleep(seconds)
-    slot.meter.set_load(0.0)
 
 
 # ----- init, restarts, power cycles -----------------------------------------------------------------------
@@ -229,7 +113,7 @@ async def test_start_right_after_a_power_cycle_sees_ct_empty_and_reinitialises(
     twin: Twin, slot: MeterSlot, driver: IemDcrDriver, clock: SimClock
 ) -> None:
     """Fix 11 (and fix 2), the GET gw path: the start comes before any poll could notice the restart."""
-    with held(clock):
+    with clock.busy():
         await twin.power_cycle(slot.meter.serial)
         with driver.subscribe(["reinitialising"]) as reinit:
             refused = await driver.start_transaction(make_req())
@@ -323,7 +207,7 @@ async def test_start_stop_happy_path_verified_by_pyocmf(slot: MeterSlot, driver:
     started = await driver.start_transaction(make_req(tariff_text="0.49 EUR/kWh"))
     assert started.status is OK and started.error == ""
     assert driver.transaction_active
-    await charge(clock, slot, 100.0, 400.0, 36)
+    await load_for(clock, slot.meter, 100.0, 400.0, 36)
     stopped = await driver.stop_transaction("tx-1")
     assert stopped.status is OK, stopped
     smv = stopped.signed_meter_value
@@ -543,7 +427,7 @@ async def test_clock_lost_resynchronises_the_time_once(slot: MeterSlot, driver: 
 async def test_fix12_meter_clock_names_the_true_instant_in_summer(
     slot: MeterSlot, make_driver: MakeDriver, clock: SimClock, zone: str
 ) -> None:
-    """EPOCH is 2025-06-15 15:06:40 UTC: summer, so +0200; the meter's clock then names the true instant."""
+    """T0 is 2025-06-15 15:06:40 UTC: summer, so +0200; the meter's clock then names the true instant."""
     drv = make_driver(slot.url, timezone=zone, timezone_handle_DST=True)
     await drv.start()
     await wait(drv, "initialised")

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import Twin
-from tests.simulator.helpers import T0
+from tests.support.clock import T0
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from aiohttp.test_utils import TestClient
 
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import Twin
-from tests.simulator.helpers import GW, USER
-from tests.simulator.twin_helpers import S1, json_error, json_ok, new_twin
+from tests.support.http import json_error, json_ok
+from tests.support.meter import GW, USER
+from tests.support.twin import S1, new_twin
 
 Client = TestClient[Any, Any]
 REGISTERS = f"/api/meters/{S1}/registers"

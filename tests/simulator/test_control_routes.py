@@ -19,7 +19,8 @@ from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.network_faults import NetworkFaults, RuleError, parse_rules
 from tests.simulator.test_metrics import scrape
-from tests.simulator.twin_helpers import S1, json_ok, new_twin
+from tests.support.http import json_ok
+from tests.support.twin import S1, new_twin
 
 Client = TestClient[Any, Any]
 TABLE = {(route.method, route.path) for route in ROUTES}

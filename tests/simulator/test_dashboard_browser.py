@@ -23,9 +23,10 @@ from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.control.keys import EVENTS_KEY
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
-from tests.simulator.cdp import Browser, find_chromium
-from tests.simulator.helpers import GW, T0, USER
-from tests.simulator.twin_helpers import until
+from tests.support.browser import Browser, find_chromium
+from tests.support.clock import T0
+from tests.support.http import V1, until
+from tests.support.meter import GW, USER
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -34,7 +35,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 S1, S2, S3 = "1ISA0200000001", "1ISA0200000002", "1ISA0200000003"
-V1 = "/counter/v1/ocmf/"
 SCREENSHOT_ENV = "IEMDCR_DASHBOARD_SCREENSHOT"
 
 

@@ -19,7 +19,8 @@ from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.meter_api import create_meter_app, metervalue_body
 from iemdcr_twin.simulator.model import CATALOGUE, Meter, RamMemory, get_profile
 from iemdcr_twin.simulator.model.energy import format_kwh
-from tests.simulator.helpers import GW, SERIAL, T0, metervalue, seeded_signer
+from tests.support.clock import T0
+from tests.support.meter import GW, SERIAL, metervalue, seeded_signer
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 PATH = "/counter/v1/ocmf/metervalue"

@@ -12,7 +12,9 @@ from aiohttp.test_utils import TestClient
 from iemdcr_twin.simulator.control.prometheus import findings_by_code
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model.timefmt import format_tm
-from tests.simulator.twin_helpers import S1, S2, charge, json_ok, meter_url, new_twin
+from tests.support.http import json_ok
+from tests.support.meter import charge
+from tests.support.twin import S1, S2, meter_url, new_twin
 
 Client = TestClient[Any, Any]
 SAMPLE = re.compile(r'^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+Inf-]+$')
@@ -48,7 +50,7 @@ async def test_requests_latency_and_meter_counters(control: Client, twin: Twin) 
             assert resp.status == 404
         async with session.get(twin.slot(S1).url + "/no/such/node") as resp:
             assert resp.status == 404
-    charge(meter, twin.clock)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
     await json_ok(await control.put(f"/api/meters/{S1}/faults/clock_lost"))
     m = await scrape(control)
     assert m[f'iemdcr_requests_total{{meter="{S1}",node="metervalue",method="GET",status="200"}}'] == 3

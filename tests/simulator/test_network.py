@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient
 from iemdcr_twin.simulator.cli import JsonLogFormatter
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.network_faults import NetworkFaults, parse_rules
-from tests.simulator.twin_helpers import JSON_TYPE, S1, S2, json_error, json_ok, meter_url, new_twin, raw_get, until
+from tests.support.http import JSON_TYPE, json_error, json_ok, until
+from tests.support.twin import S1, S2, meter_url, new_twin, raw_get
 
 Client = TestClient[Any, Any]
 NETWORK = f"/api/meters/{S1}/network"

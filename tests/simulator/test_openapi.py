@@ -22,7 +22,8 @@ from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.meter_api import create_meter_app
-from tests.simulator.twin_helpers import S1, json_ok, new_twin
+from tests.support.http import json_ok
+from tests.support.twin import S1, new_twin
 
 Client = TestClient[Any, Any]
 METHODS = {"get", "put", "post", "patch", "delete", "head", "options"}

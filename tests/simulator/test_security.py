@@ -28,7 +28,8 @@ from iemdcr_twin.simulator.control.security import (
     token_from_env,
 )
 from iemdcr_twin.simulator.fleet import Twin
-from tests.simulator.twin_helpers import JSON_TYPE, S1, json_error, json_ok, meter_url, new_twin
+from tests.support.http import JSON_TYPE, json_error, json_ok
+from tests.support.twin import S1, meter_url, new_twin
 
 Client = TestClient[Any, Any]
 TOKEN = "s3cret-token"

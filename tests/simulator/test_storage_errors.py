@@ -22,8 +22,9 @@ from iemdcr_twin.simulator import store
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from iemdcr_twin.simulator.store import FailureLog
-from tests.simulator.helpers import GW, USER
-from tests.simulator.twin_helpers import S1, json_error, json_ok, meter_url
+from tests.support.http import json_error, json_ok
+from tests.support.meter import GW, USER
+from tests.support.twin import S1, meter_url
 
 Client = TestClient[Any, Any]
 METER = f"/api/meters/{S1}"
