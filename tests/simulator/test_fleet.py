@@ -15,13 +15,13 @@ from iemdcr_twin.simulator import fleet, meter_view
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin, UnknownMeter
 from tests.support.clock import T0
-from tests.support.http import V1, until
+from tests.support.http import V1, curl_like_session, until
 from tests.support.meter import GW, USER
 
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+    async with curl_like_session() as session:
         yield session
 
 

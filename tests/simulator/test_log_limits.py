@@ -24,15 +24,9 @@ from iemdcr_twin.simulator.log_limits import (
 )
 from tests.support.clock import FakeTime
 from tests.support.http import MALFORMED, UNREAD_BAD_GZIP, send_raw
-from tests.support.twin import new_twin
 
 Client = TestClient[Any, Any]
 LOOPBACK = "127.0.0.1"
-
-
-@pytest.fixture
-def twin() -> Twin:
-    return new_twin()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -25,12 +24,6 @@ NETWORK = f"/api/meters/{S1}/network"
 @pytest.fixture
 def twin() -> Twin:
     return new_twin(2)
-
-
-@pytest.fixture
-async def device(control: Client) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-        yield session
 
 
 async def put_rules(control: Client, rules: list[dict[str, Any]], seed: int | str = 0) -> Any:

@@ -17,15 +17,10 @@ from iemdcr_twin.simulator.model import RamMemory, SignedRecord
 from iemdcr_twin.simulator.ocmf import FAULTY_RECORD_KINDS
 from tests.support.http import JSON_TYPE, json_error, json_ok
 from tests.support.meter import assert_verifies, charge, pyocmf_rejects
-from tests.support.twin import S1, new_twin
+from tests.support.twin import S1
 
 Client = TestClient[Any, Any]
 METER = f"/api/meters/{S1}"
-
-
-@pytest.fixture
-def twin() -> Twin:
-    return new_twin()
 
 
 async def records(control: Client, query: str = "") -> list[dict[str, Any]]:

@@ -38,11 +38,6 @@ PUBLIC = {("GET", "/healthz"), ("GET", "/"), ("GET", "/static/{path}")}
 
 
 @pytest.fixture
-def twin() -> Twin:
-    return new_twin()
-
-
-@pytest.fixture
 async def control(aiohttp_client: Callable[[web.Application], Awaitable[Client]], twin: Twin) -> Client:
     return await aiohttp_client(create_control_app(twin, token=TOKEN))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +56,6 @@ def twin(clock: SimClock, tmp_path: Path) -> Twin:
     twin = Twin(clock, state_dir=tmp_path, seed="tests")
     twin.add_meter(MeterSpec(port=0))
     return twin
-
-
-@pytest.fixture
-async def device(control: Client) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-        yield session
 
 
 async def post(session: aiohttp.ClientSession, twin: Twin, node: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
