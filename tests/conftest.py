@@ -1,4 +1,6 @@
-"""Hypothesis profiles for the whole suite, loaded before any test module builds its settings.
+"""The whole suite: Hypothesis profiles, and a check that no async test leaves an asyncio task behind.
+
+Hypothesis profiles are loaded before any test module builds its settings.
 
 ``ci`` (the default) is deterministic: ``derandomize`` derives every example from the test itself, so a landing
 never depends on a coin toss, and no example database carries state from one run to the next. A failure prints
@@ -11,9 +13,15 @@ Tests that set their own ``max_examples`` keep it and inherit everything else fr
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
+from collections.abc import AsyncIterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.support.leaks import fail_on_leaked_tasks
 
 settings.register_profile(
     "ci",
@@ -33,3 +41,22 @@ settings.register_profile(
     suppress_health_check=list(HealthCheck),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# ---- no test leaves a task behind ---------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every async test gets ``no_leaked_tasks`` first, so its check runs after every other fixture's teardown."""
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.fixturenames.insert(0, "no_leaked_tasks")
+
+
+@pytest.fixture
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail the test if a task it (or one of its fixtures) started is still pending once they are all done
+    (``tests.support.leaks``)."""
+    before = asyncio.all_tasks()
+    yield
+    await fail_on_leaked_tasks(before)
