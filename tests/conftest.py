@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import subprocess
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -41,6 +43,25 @@ settings.register_profile(
     suppress_health_check=list(HealthCheck),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# ---- a test that starts a process says so ---------------------------------------------------------------------
+
+PROCESS_MARKERS = frozenset({"e2e", "bench", "browser"})
+
+
+@pytest.fixture(autouse=True)
+def processes_need_a_marker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that starts a process (``iemdcr-sim``, ``iemdcr-driver``, Python, Chromium...) must be marked ``e2e``
+    (or ``bench``, ``browser``), so that ``pytest -m "not e2e and not browser and not bench"`` stays the fast inner
+    loop; an unmarked one fails at its first ``subprocess.Popen`` (what ``subprocess.run`` and asyncio use)."""
+    if PROCESS_MARKERS & {mark.name for mark in request.node.iter_markers()}:
+        return
+
+    def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a process ({args!r}): mark it e2e (pyproject.toml markers)")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 # ---- no test leaves a task behind ---------------------------------------------------------------------------

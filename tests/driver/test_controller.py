@@ -106,6 +106,7 @@ for text in ("2026-07-01T12:00:00+00:00", "2026-01-15T12:00:00+00:00"):
 """
 
 
+@pytest.mark.e2e  # one Python process per host time zone
 def test_host_time_zone_plays_no_part() -> None:
     """A UTC host (a container) signs the same TM as a Berlin host: the driver never asks the host's zone."""
     outputs = {}

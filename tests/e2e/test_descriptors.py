@@ -24,6 +24,8 @@ import pytest
 from tests.support.meter import GW, verified_payload
 from tests.support.processes import SimFactory, console_script
 
+pytestmark = pytest.mark.e2e  # starts the installed iemdcr-sim / iemdcr-driver
+
 HANG_GUARD_S = 90.0  # generous: the twin gives every port back within a few idle timeouts
 IDLE_TIMEOUT = "1"  # seconds; the default is 20, a test waits a short real time instead
 SOFT, HARD = 64, 200  # the child starts with soft < hard, as shells often do

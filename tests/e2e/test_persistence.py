@@ -21,6 +21,8 @@ from tests.support.clock import FakeTime
 from tests.support.meter import GW, SERIAL, USER, charge, ready_meter, verified_payload
 from tests.support.processes import STARTUP_TIMEOUT_S, SimFactory, console_script
 
+pytestmark = pytest.mark.e2e  # starts the installed iemdcr-sim / iemdcr-driver
+
 
 async def test_sigkill_right_after_a_clock_jump_keeps_what_the_jump_added(
     sim_factory: SimFactory, state_dir: Path, session: aiohttp.ClientSession

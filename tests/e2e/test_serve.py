@@ -17,6 +17,8 @@ from tests.support.http import MALFORMED, UNREAD_BAD_GZIP
 from tests.support.meter import GW, TARIFF, USER, verified_payload
 from tests.support.processes import SimFactory, console_script, parse_line
 
+pytestmark = pytest.mark.e2e  # starts the installed iemdcr-sim / iemdcr-driver
+
 
 async def test_charger_sequence_power_cycle_sigkill_and_restart(
     sim_factory: SimFactory, state_dir: Path, session: aiohttp.ClientSession

@@ -29,10 +29,13 @@ from tests.support.http import V1, until
 from tests.support.meter import GW, USER
 
 CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no chromium found: install Debian's `chromium` package (.ci/run does) or set IEMDCR_CHROMIUM",
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no chromium found: install Debian's `chromium` package (.ci/run does) or set IEMDCR_CHROMIUM",
+    ),
+]
 
 S1, S2, S3 = "1ISA0200000001", "1ISA0200000002", "1ISA0200000003"
 SCREENSHOT_ENV = "IEMDCR_DASHBOARD_SCREENSHOT"
