@@ -7,7 +7,7 @@ The fake meter (``tests.support.fake_meter``) is only for bodies the twin never 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,11 +17,9 @@ from iemdcr_twin.driver.driver import IemDcrDriver
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
 from tests.support.clock import autojumping, frozen_clock, hold_meter_requests
-from tests.support.driver import new_driver, wait
+from tests.support.driver import MakeDriver, new_driver, wait
 from tests.support.fake_meter import FakeMeter
-
-MakeMeter = Callable[..., Awaitable[MeterSlot]]
-MakeDriver = Callable[..., IemDcrDriver]
+from tests.support.twin import MakeMeter
 
 
 @pytest.fixture

@@ -18,11 +18,9 @@ from iemdcr_twin.driver.driver import IemDcrDriver
 from iemdcr_twin.driver.types import TransactionRequestStatus
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin
-from tests.support.driver import CI, RFID, make_req, payload, wait
+from tests.support.driver import CI, RFID, MakeDriver, make_req, payload, wait
 from tests.support.meter import HEALTHY_XC, metervalue
-from tests.support.twin import calls, load_for, wire
-
-from .conftest import MakeDriver, MakeMeter
+from tests.support.twin import MakeMeter, calls, load_for, wire
 
 OK = TransactionRequestStatus.OK
 UNEXPECTED = TransactionRequestStatus.UNEXPECTED_ERROR

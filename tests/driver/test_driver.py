@@ -18,12 +18,10 @@ from iemdcr_twin.driver.types import (
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSlot
 from tests.support.clock import record_sleeps
-from tests.support.driver import CI, make_req, wait
+from tests.support.driver import CI, MakeDriver, make_req, wait
 from tests.support.fake_meter import FakeMeter
 from tests.support.meter import USER
-from tests.support.twin import network_faults, requests_to, wire
-
-from .conftest import MakeDriver, MakeMeter
+from tests.support.twin import MakeMeter, network_faults, requests_to, wire
 
 OK = TransactionRequestStatus.OK
 UNEXPECTED = TransactionRequestStatus.UNEXPECTED_ERROR

@@ -14,12 +14,10 @@ from iemdcr_twin.driver.types import TransactionRequestStatus
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin
 from iemdcr_twin.simulator.model.timefmt import format_tm
-from tests.support.driver import CI, make_req, wait
+from tests.support.driver import CI, MakeDriver, make_req, wait
 from tests.support.fake_meter import FakeMeter
 from tests.support.meter import HEALTHY_XC, USER
 from tests.support.twin import network_faults, requests_to, wire
-
-from .conftest import MakeDriver
 
 OK = TransactionRequestStatus.OK
 UNEXPECTED = TransactionRequestStatus.UNEXPECTED_ERROR

@@ -24,6 +24,7 @@ from iemdcr_twin.driver.types import (
 )
 from tests.support.http import GUARD_S
 
+MakeDriver = Callable[..., IemDcrDriver]  # the driver tests' make_driver fixture: (url, **settings) -> driver
 CI = "DE*ISA*E0001"  # an EVSEID, so records pass pyocmf's Eichrecht checks with CT EVSEID
 RFID = "04A1B2C3"  # an ISO14443 UID: 8 hex characters
 

@@ -8,7 +8,7 @@ stand-in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from iemdcr_twin.simulator.clock import SimClock
@@ -19,6 +19,7 @@ from iemdcr_twin.simulator.network_faults import NetworkFaults, parse_rules
 from tests.support.clock import frozen_clock
 from tests.support.http import V1, send_raw
 
+MakeMeter = Callable[..., Awaitable[MeterSlot]]  # the driver tests' make_meter fixture: (**switches) -> started slot
 S1 = "1ISA0200000001"  # the serials a twin gives its first meters
 S2 = "1ISA0200000002"
 
