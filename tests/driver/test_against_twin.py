@@ -87,12 +87,13 @@ async def test_driver_restart_without_meter_power_cycle(
 
 
 async def test_meter_power_cycle_noticed_from_polls_reinitialises(
-    twin: Twin, slot: MeterSlot, driver: IemDcrDriver
+    twin: Twin, slot: MeterSlot, driver: IemDcrDriver, clock: SimClock
 ) -> None:
     """Fix 11: off and on between two polls; every poll succeeds, only the time status U shows it."""
     since = slot.host.journal.last_seq
     with driver.subscribe() as events:
-        await twin.power_cycle(slot.meter.serial)
+        with clock.busy():  # no time passes while the listener closes and opens again
+            await twin.power_cycle(slot.meter.serial)
         reinit = await wait(driver, "reinitialising")
         assert "time status is U" in reinit.data
         await wait(driver, "initialised")
@@ -142,10 +143,11 @@ async def test_meter_power_cycle_with_off_time_raises_and_recovers(
 
 
 async def test_power_failure_during_transaction_then_stop_returns_its_record(
-    twin: Twin, slot: MeterSlot, driver: IemDcrDriver
+    twin: Twin, slot: MeterSlot, driver: IemDcrDriver, clock: SimClock
 ) -> None:
     assert (await driver.start_transaction(make_req())).status is OK
-    await twin.power_cycle(slot.meter.serial)
+    with clock.busy():
+        await twin.power_cycle(slot.meter.serial)
     await wait(driver, "initialised")
     assert not driver.transaction_active
     stopped = await driver.stop_transaction("")
