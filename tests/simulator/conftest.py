@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import Twin
-from tests.support.clock import T0
+from tests.support.clock import frozen_clock
 from tests.support.http import curl_like_session
 from tests.support.twin import new_twin
 
@@ -21,7 +21,7 @@ from tests.support.twin import new_twin
 @pytest.fixture
 def clock() -> SimClock:
     """A frozen virtual clock at T0: time moves only when a test advances it."""
-    return SimClock("virtual", 0, T0)
+    return frozen_clock()
 
 
 @pytest.fixture
