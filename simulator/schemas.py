@@ -87,7 +87,12 @@ SWITCHES: Schema = _object(
     description="firmware switches by name (meter-api.md §6); those not given keep their value",
 )
 
-_ONLY_FOR = "only applies to action {}"
+
+def _only_for(action: str) -> Schema:
+    text = f"only applies to action {action}"
+    return {"not": {}, "description": text, "x-message": text}
+
+
 NETWORK_RULE: Schema = _object(
     {
         "action": {"enum": list(NETWORK_ACTIONS), "x-codes": {"required": "bad_value"}},
@@ -128,7 +133,7 @@ NETWORK_RULE: Schema = _object(
         {
             "if": {"properties": {"action": {"const": "delay"}}, "required": ["action"]},
             "then": {"required": ["delay_ms"], "x-message": "is required for action delay"},
-            "else": {"properties": {"delay_ms": {"not": {}, "x-message": _ONLY_FOR.format("delay")}}},
+            "else": {"properties": {"delay_ms": _only_for("delay")}},
         },
         {
             "if": {"properties": {"action": {"const": "status"}}, "required": ["action"]},
@@ -137,7 +142,7 @@ NETWORK_RULE: Schema = _object(
                 "x-codes": {"required": "bad_value"},
                 "x-message": "is required for action status",
             },
-            "else": {"properties": {"status": {"not": {}, "x-message": _ONLY_FOR.format("status")}}},
+            "else": {"properties": {"status": _only_for("status")}},
         },
     ],
     description="one network-fault rule: the first rule that matches a meter-API request applies",
