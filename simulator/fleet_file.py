@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from iemdcr_twin.simulator.fleet import MeterSpec
-from iemdcr_twin.simulator.schemas import FLEET, first_problem
+from iemdcr_twin.simulator.schemas import FLEET, first_problem, whole_numbers
 
 
 class FleetFileError(ValueError):
@@ -39,6 +39,7 @@ def parse_fleet(data: Any, source: str, default_profile: str, default_switches: 
     problem = first_problem(FLEET, data)
     if problem is not None:
         raise FleetFileError(f"{source}: {problem.message(': ')}")
+    data = whole_numbers(FLEET["$defs"]["meters"], data["meters"], FLEET)
     specs = [
         MeterSpec(
             port=entry["port"],
@@ -46,7 +47,7 @@ def parse_fleet(data: Any, source: str, default_profile: str, default_switches: 
             serial=entry.get("serial"),
             switches={**default_switches, **entry.get("switches", {})},
         )
-        for entry in data["meters"]
+        for entry in data
     ]
     _check_unique(specs, source)
     return specs

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from iemdcr_twin.simulator.host import NETWORK_FAULT_KEY, Handler, MeterHost
 from iemdcr_twin.simulator.model import Refusal
-from iemdcr_twin.simulator.schemas import NETWORK_ACTIONS, NETWORK_RULES, first_problem
+from iemdcr_twin.simulator.schemas import NETWORK_ACTIONS, NETWORK_RULES, first_problem, whole_numbers
 
 log = logging.getLogger("iemdcr.network")
 ACTIONS = NETWORK_ACTIONS
@@ -91,6 +91,7 @@ def parse_rules(body: dict[str, Any]) -> tuple[int | str, list[Rule]]:
     problem = first_problem(NETWORK_RULES, body)
     if problem is not None:
         raise RuleError(problem.code, problem.message())
+    body = whole_numbers(NETWORK_RULES, body)
     return body.get("seed", 0), [_rule(raw) for raw in body["rules"]]
 
 

@@ -5,10 +5,11 @@ and ``fleet_file`` check with them, and the control API's OpenAPI document is ge
 (``control/openapi.py``). The scenario format has its own published schema (``scenario/schema.json``), which
 holds the same switches and rules (tests keep them equal).
 
-Validation differs from plain draft 2020-12 in three ways, all stricter and all as the twin always refused:
-``number`` is a finite JSON number (not ``NaN``/``Infinity``, which Python's JSON reader takes), ``integer``
-is a JSON number written without a fraction (``5``, not ``5.0``), and ``pattern`` is an ECMA-262 regular
-expression whose ``$`` ends the text (Python's ``$`` also matches before a final newline).
+Validation differs from Python's jsonschema defaults in two ways, both as the published schemas mean them:
+``number`` and ``integer`` are finite (Python's JSON reader takes ``NaN`` and ``Infinity``, which are no JSON
+numbers), and ``pattern`` is an ECMA-262 regular expression whose ``$`` ends the text (Python's ``$`` also
+matches before a final newline). An ``integer`` may be written ``5.0``, as JSON Schema says; ``whole_numbers``
+hands it on as the int 5.
 
 The control API's error codes come from the failing keyword (``problem``): ``additionalProperties`` is
 ``unknown_key``, ``type`` ``bad_type``, ``required`` ``missing_key``, every range, enum or pattern
@@ -296,6 +297,8 @@ def _is_number(checker: Any, instance: Any) -> bool:
 
 
 def _is_integer(checker: Any, instance: Any) -> bool:
+    if isinstance(instance, float):  # 5.0 is the number 5 (JSON Schema); whole_numbers makes it an int
+        return math.isfinite(instance) and instance.is_integer()
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
@@ -319,8 +322,7 @@ _TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({"number": _
 StrictValidator = jsonschema.validators.extend(
     jsonschema.Draft202012Validator, {"pattern": _pattern}, type_checker=_TYPES
 )
-"""Draft 2020-12 with finite numbers, integers without a fraction, and ECMA-262 patterns (no format checks:
-our schemas use no ``format``)."""
+"""Draft 2020-12 with finite numbers and ECMA-262 patterns (no format checks: our schemas use no ``format``)."""
 
 
 _VALIDATORS: dict[int, tuple[Mapping[str, Any], Validator]] = {}
@@ -334,6 +336,28 @@ def validator(schema: Mapping[str, Any]) -> Validator:
         StrictValidator.check_schema(schema)
         cached = _VALIDATORS[id(schema)] = (schema, StrictValidator(schema))
     return cached[1]
+
+
+def whole_numbers(schema: Mapping[str, Any], instance: Any, root: Mapping[str, Any] | None = None) -> Any:
+    """``instance`` (valid against ``schema``) with every number the schema types ``integer`` as an int: JSON
+    writes ``5.0`` for the integer 5, and the twin computes with ints. Follows ``$ref``, ``properties`` and
+    ``items`` (``root``: the document ``$ref`` points into; default ``schema``)."""
+    root = schema if root is None else root
+    if "$ref" in schema:
+        schema = _resolve(root, schema["$ref"])
+    types = schema.get("type", ())
+    if isinstance(instance, float) and "integer" in ([types] if isinstance(types, str) else types):
+        return int(instance)
+    properties = schema.get("properties", {})
+    if isinstance(instance, dict) and properties:
+        return {
+            key: whole_numbers(properties[key], value, root) if isinstance(properties.get(key), Mapping) else value
+            for key, value in instance.items()
+        }
+    items = schema.get("items")
+    if isinstance(instance, list) and isinstance(items, Mapping):
+        return [whole_numbers(items, item, root) for item in instance]
+    return instance
 
 
 @dataclass(frozen=True)

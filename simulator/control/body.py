@@ -15,7 +15,7 @@ from aiohttp import web
 
 from iemdcr_twin.simulator.control.errors import ControlError
 from iemdcr_twin.simulator.json_depth import MAX_JSON_DEPTH, nesting_exceeds
-from iemdcr_twin.simulator.schemas import CONTROL_BODIES, first_problem
+from iemdcr_twin.simulator.schemas import CONTROL_BODIES, first_problem, whole_numbers
 
 
 async def read_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
@@ -49,11 +49,12 @@ async def read_valid(request: web.Request, body: str, *, optional: bool = False)
     ``schemas.CONTROL_BODIES``, e.g. ``"Load"``); ``{}`` for an empty body when ``optional``.
 
     400 as ``read_body``, or with the code of the schema's first problem (``bad_type``, ``bad_value``,
-    ``unknown_key``, ``missing_key``, ``bad_switch``, ``bad_mode``...) and a message naming the key.
+    ``unknown_key``, ``missing_key``, ``bad_switch``, ``bad_mode``...) and a message naming the key. Integers
+    written with a zero fraction (``5.0``) come back as ints (``schemas.whole_numbers``).
     """
     data = await read_body(request, optional=optional)
     check(data, CONTROL_BODIES[body])
-    return data
+    return dict(whole_numbers(CONTROL_BODIES[body], data))
 
 
 def check(data: Any, schema: dict[str, Any]) -> None:

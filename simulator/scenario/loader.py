@@ -161,6 +161,7 @@ def load_text(text: str, path: Path) -> Scenario:
         raise ScenarioFileError(path, [f"{path}: {exc}"]) from None
     if messages:
         raise ScenarioFileError(path, messages)
+    data = schemas.whole_numbers(schema(), data)  # an integer written 5.0 is the int 5
     problems: list[str] = []
     scenario = _build(data, path, problems)
     if problems:

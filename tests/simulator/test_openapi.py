@@ -59,7 +59,9 @@ async def test_served_control_document_matches_the_app_exactly(control: Client) 
     assert document["openapi"] == "3.1.0"
     assert described(document) == app_routes(control.app)
     network = document["paths"]["/api/meters/{serial}/network"]["put"]
-    assert network["requestBody"]["content"]["application/json"]["schema"]["required"] == ["rules"]
+    body = network["requestBody"]["content"]["application/json"]["schema"]  # the schema the server validates with
+    assert body == {"$ref": "#/components/schemas/NetworkRules"}
+    assert document["components"]["schemas"]["NetworkRules"]["required"] == ["rules"]
     assert {p["name"] for p in network["parameters"]} == {"serial"}
     assert "401" in network["responses"] and "404" in network["responses"]
     assert document["paths"]["/healthz"]["get"]["security"] == []

@@ -76,7 +76,7 @@ def test_schemas_are_valid_and_their_validators_compiled_once() -> None:
     ("value", "number", "integer"),
     [
         (5, True, True),
-        (5.0, True, False),  # a JSON number with a fraction part is no integer for the twin
+        (5.0, True, True),  # the number 5, as JSON Schema says (whole_numbers makes it an int)
         (5.5, True, False),
         (math.nan, False, False),  # Python's JSON reader takes NaN and Infinity; they are no JSON numbers
         (math.inf, False, False),
@@ -84,7 +84,7 @@ def test_schemas_are_valid_and_their_validators_compiled_once() -> None:
         ("5", False, False),
     ],
 )
-def test_numbers_are_finite_and_integers_have_no_fraction(value: Any, number: bool, integer: bool) -> None:
+def test_numbers_are_finite_and_integers_whole(value: Any, number: bool, integer: bool) -> None:
     check = schemas.validator({})
     assert (check.is_type(value, "number"), check.is_type(value, "integer")) == (number, integer)
 
@@ -145,3 +145,14 @@ def test_next_record_refusals_list_the_known_kinds() -> None:
 def test_published_schemas_carry_no_internal_annotations() -> None:
     text = json.dumps(schemas.public(BODIES))
     assert not re.search(r'"x-[a-z]+"', text)
+
+
+def test_whole_numbers_hands_integers_on_as_ints() -> None:
+    """JSON writes the integer 5 as ``5`` or ``5.0``; the schema accepts both, and the twin gets the int."""
+    rules = {"seed": 7.0, "rules": [{"action": "status", "status": 503.0, "count": 2.0, "probability": 1.0}]}
+    assert schemas.first_problem(schemas.NETWORK_RULES, rules) is None
+    normal = schemas.whole_numbers(schemas.NETWORK_RULES, rules)
+    assert normal == {"seed": 7, "rules": [{"action": "status", "status": 503, "count": 2, "probability": 1.0}]}
+    assert [type(v) for v in normal["rules"][0].values()] == [str, int, int, float]
+    fleet = schemas.whole_numbers(schemas.FLEET["$defs"]["meters"], [{"port": 80.0}], schemas.FLEET)
+    assert fleet == [{"port": 80}] and type(fleet[0]["port"]) is int
