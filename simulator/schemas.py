@@ -293,7 +293,9 @@ FLEET: Schema = {
 
 
 def _is_number(checker: Any, instance: Any) -> bool:
-    return isinstance(instance, int | float) and not isinstance(instance, bool) and math.isfinite(instance)
+    if isinstance(instance, float):
+        return math.isfinite(instance)
+    return isinstance(instance, int) and not isinstance(instance, bool)  # any int (isfinite would overflow)
 
 
 def _is_integer(checker: Any, instance: Any) -> bool:
@@ -319,7 +321,7 @@ def _pattern(validator: Validator, pattern: str, instance: Any, schema: Schema) 
 
 
 _TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({"number": _is_number, "integer": _is_integer})
-StrictValidator = jsonschema.validators.extend(
+StrictValidator: type[Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
     jsonschema.Draft202012Validator, {"pattern": _pattern}, type_checker=_TYPES
 )
 """Draft 2020-12 with finite numbers and ECMA-262 patterns (no format checks: our schemas use no ``format``)."""
@@ -422,16 +424,17 @@ def _problem(root: Mapping[str, Any], error: jsonschema.ValidationError) -> Prob
     if keyword == "additionalProperties":
         allowed = sorted(node.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed), key=str) if isinstance(error.instance, dict) else []
-        text = f"unknown key {unknown[0] if unknown else '?'!r}; allowed: {', '.join(allowed)}"
+        listed = f"unknown key {unknown[0] if unknown else '?'!r}; allowed: {', '.join(allowed)}"
         code = _codes(node).get(keyword) or _inherited(root, error, "unknown_key")
-        return Problem(code, where, text, unknown_key=True)
+        return Problem(code, where, listed, unknown_key=True)
     if keyword == "required":
-        missing = next((key for key in error.validator_value if key not in error.instance), "?")
-        where = f"{where}.{missing}" if where else str(missing)
+        given = error.instance if isinstance(error.instance, dict) else {}
+        names = error.validator_value if isinstance(error.validator_value, list) else []
+        missing = next((str(key) for key in names if key not in given), "?")
+        where = f"{where}.{missing}" if where else missing
         own = node.get("properties", {}).get(missing, {})
         code = _codes(own).get("required") or _codes(node).get("required") or _inherited(root, error, "missing_key")
-        text = _phrase(node, "required") or _phrase(own, "required")
-        return Problem(code, where, text or "is required")
+        return Problem(code, where, _phrase(node, "required") or _phrase(own, "required") or "is required")
     codes = _codes(node)
     if keyword == "type" and error.instance is None and "null" in codes:
         code = codes["null"]

@@ -78,6 +78,7 @@ def test_schemas_are_valid_and_their_validators_compiled_once() -> None:
         (5, True, True),
         (5.0, True, True),  # the number 5, as JSON Schema says (whole_numbers makes it an int)
         (5.5, True, False),
+        (10**400, True, True),  # far out of every range, but a number (and no OverflowError)
         (math.nan, False, False),  # Python's JSON reader takes NaN and Infinity; they are no JSON numbers
         (math.inf, False, False),
         (True, False, False),
