@@ -335,7 +335,7 @@ def validator(schema: Mapping[str, Any]) -> Validator:
     process; the schema is kept beside its validator, so its id cannot be reused)."""
     cached = _VALIDATORS.get(id(schema))
     if cached is None or cached[0] is not schema:
-        StrictValidator.check_schema(schema)
+        StrictValidator.check_schema(dict(schema))
         cached = _VALIDATORS[id(schema)] = (schema, StrictValidator(schema))
     return cached[1]
 
