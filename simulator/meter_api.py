@@ -234,6 +234,8 @@ def _device(handler: Handler, host: MeterHost, route: Route | None = None) -> Ha
         except web.HTTPException as exc:
             error = _HTTP_CODES.get(exc.status, "http_error")
             response = error_response(exc.status, error, _http_message(request, exc.status))
+            if exc.status == 405:  # Allow: the methods the node answers (RFC 9110 §15.5.6)
+                response.headers["Allow"] = exc.headers.get("Allow", "")
         clock.note_activity()
         journal.record(  # positional: this runs on every poll
             route or route_of(request.method, request.path),
@@ -253,8 +255,13 @@ async def _not_found(request: web.Request) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
-async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPMethodNotAllowed(request.method, [])
+def _method_not_allowed(allowed: list[str]) -> Handler:
+    """The ``*`` route of a node: 405 naming the methods the node answers (its ``Allow`` header)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+
+    return handler
 
 
 def _http_message(request: web.Request, status: int) -> str:
@@ -290,6 +297,6 @@ def create_meter_app(host: MeterHost, *, body_timeout_s: float = IDLE_TIMEOUT_S)
         resource = router.add_resource(path)
         for method, handler in by_method.items():
             resource.add_route(method, _device(handler, host, route_of(method, path)))
-        resource.add_route("*", _device(_method_not_allowed, host))
+        resource.add_route("*", _device(_method_not_allowed(sorted(by_method)), host))
     router.add_route("*", "/{anything:.*}", _device(_not_found, host))
     return app

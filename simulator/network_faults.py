@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import fnmatch
 import logging
-import math
 import random
 from dataclasses import dataclass, replace
 from typing import Any
@@ -23,12 +22,10 @@ from aiohttp import web
 
 from iemdcr_twin.simulator.host import NETWORK_FAULT_KEY, Handler, MeterHost
 from iemdcr_twin.simulator.model import Refusal
+from iemdcr_twin.simulator.schemas import NETWORK_ACTIONS, NETWORK_RULES, first_problem, whole_numbers
 
 log = logging.getLogger("iemdcr.network")
-ACTIONS = ("delay", "status", "hang", "reset", "malformed", "refuse")
-RULE_KEYS = {"action", "method", "path", "delay_ms", "status", "count", "probability"}
-MAX_RULES = 100
-MAX_DELAY_MS = 86_400_000
+ACTIONS = NETWORK_ACTIONS
 MALFORMED_BODY = b'{"error": "truncated'
 DISCONNECT_POLL_S = 0.1
 
@@ -86,82 +83,32 @@ class Rule:
 
 
 def parse_rules(body: dict[str, Any]) -> tuple[int | str, list[Rule]]:
-    """The seed and rules of a ``PUT /network`` body ``{"seed": int | str, "rules": [rule, ...]}``.
+    """The seed and rules of a ``PUT /network`` body ``{"seed": int | str, "rules": [rule, ...]}``, checked
+    against ``schemas.NETWORK_RULES`` (the schema the OpenAPI document and scenario files use too).
 
     Raises RuleError naming the first bad key (``rules[2].delay_ms``...), with the control API's error code.
     """
-    _only_keys(body, {"seed", "rules"}, "")
-    seed = body.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int | str) or (isinstance(seed, str) and len(seed) > 200):
-        raise RuleError("bad_type", "seed must be an integer or a string of at most 200 characters")
-    rules = body.get("rules")
-    if not isinstance(rules, list):
-        raise RuleError("bad_type", "rules must be a list of rule objects")
-    if len(rules) > MAX_RULES:
-        raise RuleError("bad_value", f"rules may hold at most {MAX_RULES} rules")
-    return seed, [_parse_rule(raw, f"rules[{index}]") for index, raw in enumerate(rules)]
+    problem = first_problem(NETWORK_RULES, body)
+    if problem is not None:
+        raise RuleError(problem.code, problem.message())
+    body = whole_numbers(NETWORK_RULES, body)
+    return body.get("seed", 0), [_rule(raw) for raw in body["rules"]]
 
 
-def _only_keys(raw: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        prefix = f"{where}: " if where else ""
-        raise RuleError("unknown_key", f"{prefix}unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
-
-
-def _parse_rule(raw: Any, where: str) -> Rule:
-    if not isinstance(raw, dict):
-        raise RuleError("bad_type", f"{where} must be an object")
-    _only_keys(raw, RULE_KEYS, where)
-    action = raw.get("action")
-    if action not in ACTIONS:
-        raise RuleError("bad_value", f"{where}.action must be one of {', '.join(ACTIONS)}")
-    rule = Rule(action)
-    if "method" in raw:
-        method = raw["method"]
-        if not isinstance(method, str) or not method.isalpha() or len(method) > 16:
-            raise RuleError("bad_value", f"{where}.method must be an HTTP method such as GET or POST")
-        rule = replace(rule, method=method.upper())
-    if "path" in raw:
-        path = raw["path"]
-        if not isinstance(path, str) or not path or len(path) > 200:
-            raise RuleError("bad_value", f"{where}.path must be a glob of 1 to 200 characters")
-        rule = replace(rule, path=path)
-    rule = replace(rule, **_action_fields(raw, action, where))
-    if "count" in raw:
-        count = raw["count"]
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000_000:
-            raise RuleError("bad_value", f"{where}.count must be a whole number from 1 to 1000000000")
-        rule = replace(rule, count=count)
-    if "probability" in raw:
-        rule = replace(rule, probability=_number(raw, "probability", where, 0, 1))
-    return rule
-
-
-def _action_fields(raw: dict[str, Any], action: str, where: str) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for key, owner in (("delay_ms", "delay"), ("status", "status")):
-        if key in raw and action != owner:
-            raise RuleError("bad_value", f"{where}.{key} only applies to action {owner}")
-    if action == "delay":
-        if "delay_ms" not in raw:
-            raise RuleError("missing_key", f"{where}.delay_ms is required for action delay")
-        fields["delay_ms"] = _number(raw, "delay_ms", where, 0, MAX_DELAY_MS)
-    if action == "status":
-        status = raw.get("status")
-        if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-            raise RuleError("bad_value", f"{where}.status must be a whole number from 200 to 599")
-        fields["status"] = status
-    return fields
-
-
-def _number(raw: dict[str, Any], key: str, where: str, low: float, high: float) -> float:
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RuleError("bad_type", f"{where}.{key} must be a number")
-    if not low <= value <= high:
-        raise RuleError("bad_value", f"{where}.{key} must be from {low:g} to {high:g}")
-    return float(value)
+def _rule(raw: dict[str, Any]) -> Rule:
+    """A Rule from one rule object the schema accepted (methods upper case, numbers as the Rule holds them)."""
+    method = raw.get("method")
+    delay = raw.get("delay_ms")
+    probability = raw.get("probability")
+    return Rule(
+        raw["action"],
+        method=None if method is None else method.upper(),
+        path=raw.get("path"),
+        delay_ms=0.0 if delay is None else float(delay),
+        status=raw.get("status", 503),
+        count=raw.get("count"),
+        probability=None if probability is None else float(probability),
+    )
 
 
 # ---- the interceptor -------------------------------------------------------------------------------------

@@ -51,10 +51,10 @@ def build_control_app(
     app = web.Application(middlewares=middlewares, client_max_size=MAX_CONTROL_BODY)
     app[TWIN_KEY] = twin
     app[EVENTS_KEY] = EventHub()
-    app[METRICS_KEY] = metrics = Metrics()
+    app[METRICS_KEY] = metrics = Metrics(twin)
     app[REPORTS_KEY] = reports
     routes.add_routes(app)
-    metrics.hook(twin)  # journal listeners in this order: metrics, conformance, then the hub (at startup)
+    metrics.hook()  # journal listeners in this order: metrics, conformance, then the hub (at startup)
     for slot in twin.slots.values():
         reports.watch(slot.host)
     app.cleanup_ctx.append(events.hub_context)

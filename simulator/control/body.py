@@ -1,21 +1,21 @@
 """Control request bodies and queries: the one place they are read and checked (control-api.md §2).
 
-A body is one JSON object (at most ``MAX_CONTROL_BODY`` bytes, nested at most ``MAX_JSON_DEPTH`` levels); a
-key the route does not know is refused, and so is a number of the wrong type or outside its range. Every
-refusal is a ControlError 400 whose message names the key. Route-specific rules (fault names, network rules,
-record selectors) live with their route and use these helpers.
+A body is one JSON object (at most ``MAX_CONTROL_BODY`` bytes, nested at most ``MAX_JSON_DEPTH`` levels) that
+its route's JSON Schema accepts (``simulator/schemas.py``, ``CONTROL_BODIES``: the same schemas the OpenAPI
+document publishes). Every refusal is a ControlError 400 whose message names the key. Route-specific rules
+that no schema states (fault names in the path, record selectors in the query) live with their route.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from aiohttp import web
 
 from iemdcr_twin.simulator.control.errors import ControlError
 from iemdcr_twin.simulator.json_depth import MAX_JSON_DEPTH, nesting_exceeds
+from iemdcr_twin.simulator.schemas import CONTROL_BODIES, first_problem, whole_numbers
 
 
 async def read_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
@@ -44,26 +44,24 @@ async def read_body(request: web.Request, *, optional: bool = False) -> dict[str
     return body
 
 
-def number(body: dict[str, Any], key: str, low: float, high: float, default: float | None = None) -> float | None:
-    """``body[key]`` as a float from ``low`` to ``high``; ``default`` when absent or null.
+async def read_valid(request: web.Request, body: str, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object, checked against the control body schema ``body`` (a name of
+    ``schemas.CONTROL_BODIES``, e.g. ``"Load"``); ``{}`` for an empty body when ``optional``.
 
-    400 ``bad_type`` (not a finite number; booleans are not numbers) or ``bad_value`` (out of range).
+    400 as ``read_body``, or with the code of the schema's first problem (``bad_type``, ``bad_value``,
+    ``unknown_key``, ``missing_key``, ``bad_switch``, ``bad_mode``...) and a message naming the key. Integers
+    written with a zero fraction (``5.0``) come back as ints (``schemas.whole_numbers``).
     """
-    if key not in body or body[key] is None:
-        return default
-    value = body[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ControlError(400, "bad_type", f"{key} must be a number")
-    if not low <= value <= high:
-        raise ControlError(400, "bad_value", f"{key} must be from {low:g} to {high:g}")
-    return float(value)
+    data = await read_body(request, optional=optional)
+    check(data, CONTROL_BODIES[body])
+    return dict(whole_numbers(CONTROL_BODIES[body], data))
 
 
-def only_keys(body: dict[str, Any], allowed: set[str]) -> None:
-    """400 ``unknown_key`` naming the first key of ``body`` outside ``allowed`` (and listing those allowed)."""
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ControlError(400, "unknown_key", f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+def check(data: Any, schema: dict[str, Any]) -> None:
+    """400 ControlError for the first problem of ``data`` against ``schema`` (schemas.first_problem)."""
+    problem = first_problem(schema, data)
+    if problem is not None:
+        raise ControlError(400, problem.code, problem.message(), **problem.extra)
 
 
 def query_int(request: web.Request, key: str, default: int | None) -> int | None:

@@ -52,8 +52,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status == 404:
             return error_response(404, "not_found", f"no control route at {request.path[:100]}")
-        if exc.status == 405:
-            return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.path[:100]}")
+        if exc.status == 405:  # Allow: the methods the path answers (RFC 9110 §15.5.6)
+            response = error_response(
+                405, "method_not_allowed", f"{request.method} is not allowed on {request.path[:100]}"
+            )
+            response.headers["Allow"] = exc.headers.get("Allow", "")
+            return response
         if exc.status == 413:
             return error_response(413, "body_too_large", f"the body is larger than {MAX_CONTROL_BODY} bytes")
         return error_response(exc.status, "http_error", exc.reason)

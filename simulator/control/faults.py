@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from iemdcr_twin.simulator.control.body import read_body
+from iemdcr_twin.simulator.control.body import read_valid
 from iemdcr_twin.simulator.control.errors import ControlError
 from iemdcr_twin.simulator.control.keys import slot_of
 from iemdcr_twin.simulator.model import CATALOGUE
@@ -25,7 +25,7 @@ def _fault_name(request: web.Request) -> str:
 async def put_fault(request: web.Request) -> web.StreamResponse:
     slot = slot_of(request)
     name = _fault_name(request)
-    await read_body(request, optional=True)
+    await read_valid(request, "Fault", optional=True)
     slot.meter.raise_fault(name)
     return web.json_response({"faults": sorted(slot.meter.faults)})
 

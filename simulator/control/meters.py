@@ -7,10 +7,15 @@ from typing import Any
 from aiohttp import web
 
 from iemdcr_twin.simulator import meter_view
-from iemdcr_twin.simulator.control.body import number, only_keys, read_body
+from iemdcr_twin.simulator.control.body import read_valid
 from iemdcr_twin.simulator.control.errors import ControlError
 from iemdcr_twin.simulator.control.keys import TWIN_KEY, slot_of
 from iemdcr_twin.simulator.fleet import MeterSlot
+
+
+def _float(value: float | None) -> float | None:
+    """A number the body's schema accepted (absent or null: None) as a float."""
+    return None if value is None else float(value)
 
 
 def meter_summary(slot: MeterSlot) -> dict[str, Any]:
@@ -36,18 +41,15 @@ async def get_meter(request: web.Request) -> web.StreamResponse:
 
 async def put_load(request: web.Request) -> web.StreamResponse:
     slot = slot_of(request)
-    body = await read_body(request)
-    only_keys(body, {"current_A", "voltage_V", "ramp_s"})
-    current = number(body, "current_A", -100_000, 100_000)
-    voltage = number(body, "voltage_V", -10_000, 10_000)
-    ramp = number(body, "ramp_s", 0, 86_400 * 365, 0.0) or 0.0
-    slot.meter.set_load(current, voltage, ramp)
+    body = await read_valid(request, "Load")
+    current, voltage = _float(body.get("current_A")), _float(body.get("voltage_V"))
+    slot.meter.set_load(current, voltage, _float(body.get("ramp_s")) or 0.0)
     return web.json_response(meter_view.snapshot(slot.meter)["electrical"])
 
 
 async def patch_profile(request: web.Request) -> web.StreamResponse:
     slot = slot_of(request)
-    body = await read_body(request)
+    body = await read_valid(request, "Switches")
     try:
         slot.meter.set_switches(body)
     except ValueError as exc:
@@ -57,18 +59,14 @@ async def patch_profile(request: web.Request) -> web.StreamResponse:
 
 async def post_power(request: web.Request) -> web.StreamResponse:
     slot = slot_of(request)
-    body = await read_body(request)
-    only_keys(body, {"on"})
-    if not isinstance(body.get("on"), bool):
-        raise ControlError(400, "bad_type", "on must be true or false")
+    body = await read_valid(request, "Power")
     await request.app[TWIN_KEY].set_power(slot.meter.serial, body["on"])
     return web.json_response({"powered": slot.meter.powered})
 
 
 async def post_power_cycle(request: web.Request) -> web.StreamResponse:
     slot = slot_of(request)
-    body = await read_body(request, optional=True)
-    only_keys(body, {"off_ms"})
-    off_ms = number(body, "off_ms", 0, 86_400_000, 0.0) or 0.0
+    body = await read_valid(request, "PowerCycle", optional=True)
+    off_ms = _float(body.get("off_ms")) or 0.0
     await request.app[TWIN_KEY].power_cycle(slot.meter.serial, off_ms / 1000)
     return web.json_response({"powered": slot.meter.powered, "off_ms": off_ms})

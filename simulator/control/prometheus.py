@@ -1,28 +1,38 @@
-"""The twin in Prometheus text exposition format (version 0.0.4), written by hand (served by metrics.py).
+"""The twin's Prometheus metrics, for ``prometheus_client`` to expose (served by metrics.py, text format 0.0.4).
 
-Labs scrape a fleet with the Prometheus they already run; a hand-written exposition keeps the twin free of a
-client library. Request counts and latencies come from the journals' listeners (so evicted entries still
-count); transactions, signatures and faults from each meter's counters at scrape time. Names follow
-Prometheus conventions: base units (``_seconds``, ``_wh``), ``_total`` for counters.
+Two halves. On the request path each meter's journal listener counts into plain numbers: a run of polls is one
+addition to the request count and one pass of its latencies over the buckets (docs/performance.md: the 1 Hz
+poll is most of all traffic). prometheus_client's own ``Counter`` and ``Histogram`` take a lock per increment
+and per observation: 2-5 times the listener's cost (docs/performance.md, "Metrics through prometheus_client").
+At scrape time ``Metrics.collect`` turns those counts, and what the meters hold (their counters, state and
+registers), into metric families. Each control app has its own ``Metrics`` and registry (``Metrics.registry``),
+so two twins in one process never share a series.
+
+Names follow the Prometheus conventions: base units (``_seconds``, ``_joules``), ``_total`` on counters
+(prometheus_client adds it to a counter family's name), every series labelled with its meter's serial.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import JournalEntry, PollRun
 from iemdcr_twin.simulator.meter_api import JSON_GET, JSON_POST
+from iemdcr_twin.simulator.model import energy
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-LATENCY_BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+LATENCY_BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)  # as the journal keeps them
 LATENCY_BUCKETS_S = tuple(bound / 1000 for bound in LATENCY_BUCKETS_MS)  # Prometheus shows seconds
+_LE = (*(repr(bound) for bound in LATENCY_BUCKETS_S), "+Inf")  # le labels, as prometheus_client's Histogram writes them
 KNOWN_NODES = frozenset(JSON_GET) | frozenset(JSON_POST) | {"metervalue", "receipt", "transaction"}
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-METER_COUNTERS = {
+METER_COUNTERS = {  # Meter.counters key: help text (the series is iemdcr_<key>_total)
     "transactions": "Transactions begun",
     "signatures": "Signed records made",
     "faults_raised": "Meter faults raised",
@@ -31,10 +41,11 @@ METER_COUNTERS = {
 
 
 class Histogram:
-    """Cumulative-bucket latency histogram of one meter."""
+    """Cumulative-bucket latency histogram of one meter (``buckets`` per bound of ``LATENCY_BUCKETS_MS``, then
+    one beyond the last; ``total`` in seconds)."""
 
     def __init__(self) -> None:
-        self.buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)
+        self.buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
         self.count = 0
         self.total = 0.0
 
@@ -45,6 +56,15 @@ class Histogram:
             buckets[find(bounds, latency)] += 1
         self.count += len(latencies_ms)
         self.total += sum(latencies_ms) / 1000
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """``(le, observations at or below it)`` for every bound and ``+Inf``: HistogramMetricFamily's buckets."""
+        running = 0
+        out: list[tuple[str, float]] = []
+        for le, count in zip(_LE, self.buckets, strict=True):
+            running += count
+            out.append((le, running))
+        return out
 
 
 class _MeterRequests:
@@ -67,75 +87,71 @@ class _MeterRequests:
         self.latency.observe_ms(run.latencies_ms)
 
 
-class Metrics:
-    """Counters fed by the journals of a twin's meters (``hook``), rendered at each scrape (``render``)."""
+class Metrics(Collector):
+    """The metrics of one twin: journal listeners count (``hook``); ``collect`` makes the families at each
+    scrape of ``registry`` (a ``CollectorRegistry`` of this twin alone; expose it with ``generate_latest``)."""
 
-    def __init__(self) -> None:
-        self.requests: Counter[tuple[str, str, str, int]] = Counter()
+    def __init__(self, twin: Twin) -> None:
+        self.twin = twin
+        self.requests: Counter[tuple[str, str, str, int]] = Counter()  # (serial, node, method, status)
         self.latency: dict[str, Histogram] = {}
         self._hooked: set[int] = set()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
-    def hook(self, twin: Twin) -> None:
+    def hook(self) -> None:
         """Listen to every meter's journal (idempotent: meters added later are picked up at the next scrape)."""
-        for serial, slot in twin.slots.items():
+        for serial, slot in self.twin.slots.items():
             journal = slot.host.journal
             if id(journal) not in self._hooked:
                 self._hooked.add(id(journal))
                 histogram = self.latency.setdefault(serial, Histogram())
                 journal.listeners.append(_MeterRequests(self.requests, serial, histogram))
 
-    def render(self, twin: Twin) -> str:
-        """The exposition text of ``twin`` now (journals flushed first, so every request so far counts)."""
-        for slot in twin.slots.values():
+    def collect(self) -> Iterator[Metric]:
+        """Every family of the twin now (journals flushed first, so every request so far counts; registers
+        integrated up to now)."""
+        for slot in self.twin.slots.values():
             slot.host.journal.flush()
-        self.hook(twin)
-        out: list[str] = []
-        slots = list(twin.slots.values())
-        _family(
-            out,
-            "iemdcr_requests_total",
-            "counter",
-            "Meter-API requests by meter, node, method and status "
-            "(status 0: the connection was closed without an answer)",
+        self.hook()
+        slots = list(self.twin.slots.values())
+        requests = CounterMetricFamily(
+            "iemdcr_requests",
+            "Meter-API requests by meter, node, method and status (status 0: the connection was closed without an "
+            "answer)",
+            labels=("meter", "node", "method", "status"),
         )
         for (serial, node, method, status), value in sorted(self.requests.items()):
-            out.append(
-                _sample(
-                    "iemdcr_requests_total",
-                    {"meter": serial, "node": node, "method": method, "status": str(status)},
-                    value,
-                )
-            )
-        self._render_latency(out)
+            requests.add_metric((serial, node, method, str(status)), value)
+        yield requests
+        latency = HistogramMetricFamily(
+            "iemdcr_request_duration_seconds",
+            "Meter-API request latency as the twin measured it",
+            labels=("meter",),
+            unit="seconds",
+        )
+        for serial, histogram in sorted(self.latency.items()):
+            latency.add_metric((serial,), histogram.cumulative(), histogram.total)
+        yield latency
         for name, help_text in METER_COUNTERS.items():
-            metric = f"iemdcr_{name}_total"
-            _family(out, metric, "counter", help_text)
-            out += [_sample(metric, {"meter": s.meter.serial}, s.meter.counters.get(name, 0)) for s in slots]
-        _gauges(out, slots)
-        _family(out, "iemdcr_network_faults_total", "counter", "Network faults injected, by action")
+            yield _per_meter(CounterMetricFamily, f"iemdcr_{name}", help_text, slots, _counter(name))
+        yield from _gauges(slots)
+        network = CounterMetricFamily(
+            "iemdcr_network_faults", "Network faults injected, by action", labels=("meter", "action")
+        )
         for slot in slots:
             for action, value in sorted(_network_fired(slot).items()):
-                out.append(
-                    _sample("iemdcr_network_faults_total", {"meter": slot.meter.serial, "action": action}, value)
-                )
-        metric = "iemdcr_conformance_findings_total"
-        _family(out, metric, "counter", "Conformance findings raised by the driver's requests, by code")
+                network.add_metric((slot.meter.serial, action), value)
+        yield network
+        findings = CounterMetricFamily(
+            "iemdcr_conformance_findings",
+            "Conformance findings raised by the driver's requests, by code",
+            labels=("meter", "code"),
+        )
         for slot in slots:
             for code, value in sorted(findings_by_code(slot.host).items()):
-                out.append(_sample(metric, {"meter": slot.meter.serial, "code": code}, value))
-        return "\n".join(out) + "\n"
-
-    def _render_latency(self, out: list[str]) -> None:
-        metric = "iemdcr_request_duration_seconds"
-        _family(out, metric, "histogram", "Meter-API request latency as the twin measured it")
-        for serial, histogram in sorted(self.latency.items()):
-            running = 0
-            for bound, count in zip((*LATENCY_BUCKETS_S, None), histogram.buckets, strict=True):
-                running += count
-                le = "+Inf" if bound is None else repr(bound)
-                out.append(_sample(metric + "_bucket", {"meter": serial, "le": le}, running))
-            out.append(_sample(metric + "_sum", {"meter": serial}, histogram.total))
-            out.append(_sample(metric + "_count", {"meter": serial}, histogram.count))
+                findings.add_metric((slot.meter.serial, code), value)
+        yield findings
 
 
 def findings_by_code(host: MeterHost) -> dict[str, int]:
@@ -154,35 +170,47 @@ def _network_fired(slot: MeterSlot) -> dict[str, int]:
     return dict(faults.fired) if faults is not None else {}
 
 
-def _gauges(out: list[str], slots: Iterable[MeterSlot]) -> None:
-    slots = list(slots)
-    rows = (
+def _counter(name: str) -> Callable[[MeterSlot], float]:
+    return lambda slot: slot.meter.counters.get(name, 0)
+
+
+def _joules(mwh: int) -> float:
+    """A register in whole mWh as joules (1 mWh = 3.6 J), the nearest float: one division of two ints."""
+    return mwh * energy.UJ_PER_MWH / 1_000_000
+
+
+def _gauges(slots: list[MeterSlot]) -> Iterator[Metric]:
+    readings = {slot.meter.serial: slot.meter.live_reading() for slot in slots}  # the registers up to now
+    rows: tuple[tuple[str, str, Callable[[MeterSlot], float]], ...] = (
         ("iemdcr_meter_powered", "1 when the meter is powered", lambda s: int(s.meter.powered)),
         ("iemdcr_transaction_active", "1 while a transaction runs", lambda s: int(s.meter.transaction is not None)),
         ("iemdcr_active_faults", "Meter faults currently raised", lambda s: len(s.meter.faults)),
         ("iemdcr_signed_records", "Signed records in the meter's history", lambda s: len(s.meter.records)),
-        ("iemdcr_import_register_wh", "Absolute import register in Wh", lambda s: s.meter.registers.import_mwh / 1000),
+        (
+            "iemdcr_import_register_joules",
+            "Absolute import register in joules (the meter shows whole mWh: 1 mWh = 3.6 J)",
+            lambda s: _joules(readings[s.meter.serial].import_mwh),
+        ),
+        (
+            "iemdcr_export_register_joules",
+            "Absolute export register in joules (the meter shows whole mWh: 1 mWh = 3.6 J)",
+            lambda s: _joules(readings[s.meter.serial].export_mwh),
+        ),
     )
-    for metric, help_text, value in rows:
-        _family(out, metric, "gauge", help_text)
-        out += [_sample(metric, {"meter": s.meter.serial}, value(s)) for s in slots]
+    for name, help_text, value in rows:
+        unit = "joules" if name.endswith("_joules") else ""
+        yield _per_meter(GaugeMetricFamily, name, help_text, slots, value, unit)
 
 
-def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
-    out.append(f"# HELP {name} {help_text}")
-    out.append(f"# TYPE {name} {kind}")
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _sample(name: str, labels: dict[str, str], value: float) -> str:
-    rendered = ",".join(f'{key}="{_escape(text)}"' for key, text in labels.items())
-    return f"{name}{{{rendered}}} {_number(value)}"
-
-
-def _number(value: float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return repr(float(value))
+def _per_meter(
+    family: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    help_text: str,
+    slots: list[MeterSlot],
+    value: Callable[[MeterSlot], float],
+    unit: str = "",
+) -> Metric:
+    metric = family(name, help_text, labels=("meter",), unit=unit)
+    for slot in slots:
+        metric.add_metric((slot.meter.serial,), value(slot))
+    return metric

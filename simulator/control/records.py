@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from iemdcr_twin.simulator import meter_view
-from iemdcr_twin.simulator.control.body import only_keys, read_body
+from iemdcr_twin.simulator.control.body import read_valid
 from iemdcr_twin.simulator.control.errors import ControlError
 from iemdcr_twin.simulator.control.keys import slot_of
 from iemdcr_twin.simulator.model import Meter, SignedRecord
@@ -121,12 +121,8 @@ async def get_next_record(request: web.Request) -> web.StreamResponse:
 
 async def put_next_record(request: web.Request) -> web.StreamResponse:
     meter = slot_of(request).meter
-    body = await read_body(request)
-    only_keys(body, {"kind"})
-    kind = body.get("kind")
-    if not isinstance(kind, str) or kind not in FAULTY_RECORD_KINDS:
-        raise ControlError(400, "bad_value", "kind must name a faulty record kind", known=list(FAULTY_RECORD_KINDS))
-    meter.set_next_record_fault(kind)
+    body = await read_valid(request, "NextRecord")
+    meter.set_next_record_fault(body["kind"])
     return web.json_response(_next_record_state(meter))
 
 
@@ -138,8 +134,7 @@ async def delete_next_record(request: web.Request) -> web.StreamResponse:
 
 async def post_factory_reset(request: web.Request) -> web.StreamResponse:
     meter = slot_of(request).meter
-    body = await read_body(request, optional=True)
-    only_keys(body, set())
+    await read_valid(request, "FactoryReset", optional=True)
     old = meter.signer.fingerprint
     meter.factory_reset()
     log.info(
@@ -165,7 +160,6 @@ async def post_factory_reset(request: web.Request) -> web.StreamResponse:
 async def put_registers(request: web.Request) -> web.StreamResponse:
     """Test labs: start the absolute registers anywhere, e.g. just below the wrap (docs/persistence.md)."""
     slot = slot_of(request)
-    body = await read_body(request)
-    only_keys(body, {"import_mWh", "export_mWh"})
+    body = await read_valid(request, "Registers")
     slot.meter.set_registers(body.get("import_mWh"), body.get("export_mWh"))
     return web.json_response(meter_view.snapshot(slot.meter)["registers"])

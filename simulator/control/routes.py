@@ -38,12 +38,12 @@ class Route:
 
     ``public``: no token needed; ``guarded``: the browser guard (Host, Origin, JSON bodies) applies;
     ``query_token``: the token may come as ``?token=`` (EventSource cannot send headers); ``head``: HEAD is
-    answered too; ``static``: a folder served under the path's prefix (``handler`` is then None).
+    answered too; ``static``: the folder whose files the handler serves under the path's prefix.
     """
 
     method: str
     path: str
-    handler: Handler | None
+    handler: Handler
     public: bool = False
     guarded: bool = True
     query_token: bool = False
@@ -54,7 +54,7 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", health.healthz, public=True, guarded=False),  # orchestrators probe it by address
     Route("GET", "/", dashboard.index, public=True, head=True),
-    Route("GET", "/static/{path}", None, public=True, static=dashboard.STATIC_DIR),
+    Route("GET", "/static/{path}", dashboard.static_file, public=True, head=True, static=dashboard.STATIC_DIR),
     Route("GET", "/metrics", metrics.get_metrics),
     Route("GET", "/api/openapi.json", openapi.get_control_document),
     Route("GET", "/api/openapi-meter.json", openapi.get_meter_document),
@@ -102,10 +102,6 @@ def add_routes(app: web.Application) -> None:
     """Register every route of the table on the control app."""
     router = app.router
     for route in ROUTES:
-        if route.static is not None:
-            router.add_static(_static_prefix(route), route.static, show_index=False, follow_symlinks=False)
-            continue
-        assert route.handler is not None, route
         resource = router.add_resource(route.path)
         if route.head:
             resource.add_route("HEAD", route.handler)

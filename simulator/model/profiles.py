@@ -43,41 +43,44 @@ class Switches:
         return self.updated(changes)
 
 
-_BOOL_SWITCHES = {"v1_transaction", "require_gw_for_transaction"}
-_INT_SWITCHES = {"signature_delay_ms", "response_latency_ms"}
-_CHOICES = {"time_status_after_set": ("I", "S"), "signature_encoding": ("der", "raw")}
+# The switches' rules (meter-api.md §6), also the JSON Schema of every switches object (simulator/schemas.py).
+BOOL_SWITCHES = ("v1_transaction", "require_gw_for_transaction")
+INT_SWITCHES = ("signature_delay_ms", "response_latency_ms")
+MAX_SWITCH_MS = 600_000
+SWITCH_CHOICES: dict[str, tuple[str, ...]] = {"time_status_after_set": ("I", "S"), "signature_encoding": ("der", "raw")}
+MAX_ACTIVATION_THRESHOLD_A = 10_000
 SWITCH_NAMES = tuple(f.name for f in fields(Switches))
 
 
 def _check_switch(key: str, value: Any) -> Any:
     if key not in SWITCH_NAMES:
         raise ValueError(f"unknown switch {key!r}; known: {', '.join(SWITCH_NAMES)}")
-    if key in _BOOL_SWITCHES:
+    if key in BOOL_SWITCHES:
         if not isinstance(value, bool):
             raise ValueError(f"switch {key} must be true or false")
         return value
-    if key in _INT_SWITCHES:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 600_000:
-            raise ValueError(f"switch {key} must be an integer from 0 to 600000")
+    if key in INT_SWITCHES:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SWITCH_MS:
+            raise ValueError(f"switch {key} must be an integer from 0 to {MAX_SWITCH_MS}")
         return value
-    if key in _CHOICES:
-        if value not in _CHOICES[key]:
-            raise ValueError(f"switch {key} must be one of {', '.join(_CHOICES[key])}")
+    if key in SWITCH_CHOICES:
+        if value not in SWITCH_CHOICES[key]:
+            raise ValueError(f"switch {key} must be one of {', '.join(SWITCH_CHOICES[key])}")
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 10_000:
-        raise ValueError(f"switch {key} must be a number from 0 to 10000")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_ACTIVATION_THRESHOLD_A:
+        raise ValueError(f"switch {key} must be a number from 0 to {MAX_ACTIVATION_THRESHOLD_A}")
     return float(value)
 
 
 def _from_text(key: str, raw: str) -> Any:
-    if key in _BOOL_SWITCHES:
+    if key in BOOL_SWITCHES:
         lowered = raw.lower()
         if lowered in ("true", "on", "1", "yes"):
             return True
         if lowered in ("false", "off", "0", "no"):
             return False
         raise ValueError(f"switch {key} must be true or false, got {raw!r}")
-    if key in _INT_SWITCHES:
+    if key in INT_SWITCHES:
         try:
             return parse_int(raw)
         except ValueError:

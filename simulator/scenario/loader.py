@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +29,8 @@ from iemdcr_twin.driver.events import (
     REINITIALISING,
     TRANSACTION_ENDED,
 )
-from iemdcr_twin.simulator.model.profiles import Switches
+from iemdcr_twin.simulator import schemas
+from iemdcr_twin.simulator.model.profiles import SWITCH_NAMES
 from iemdcr_twin.simulator.scenario import actions, expectations
 from iemdcr_twin.simulator.scenario.durations import parse_duration
 from iemdcr_twin.simulator.scenario.steps import STEPS
@@ -54,7 +54,7 @@ DEPRECATED_KEYS: dict[str, dict[str, str]] = {
         "active": "communication_fault_active",
     },
 }
-SWITCH_KEYS = frozenset(Switches().as_dict())
+SWITCH_KEYS = frozenset(SWITCH_NAMES)
 DRIVER_DEFAULTS: dict[str, Any] = {"CT": "EVSEID", "CI": "DE*ISA*E0001"}
 
 
@@ -161,6 +161,7 @@ def load_text(text: str, path: Path) -> Scenario:
         raise ScenarioFileError(path, [f"{path}: {exc}"]) from None
     if messages:
         raise ScenarioFileError(path, messages)
+    data = schemas.whole_numbers(schema(), data)  # an integer written 5.0 is the int 5
     problems: list[str] = []
     scenario = _build(data, path, problems)
     if problems:
@@ -171,29 +172,10 @@ def load_text(text: str, path: Path) -> Scenario:
 # ---- schema errors as messages -------------------------------------------------------------------------
 
 
-@functools.cache
-def _ecma_regex(pattern: str) -> re.Pattern[str]:
-    """A schema pattern with ECMA-262's ``$``: the end of the text. Python's ``$`` also matches before a final
-    newline, so ``^1ISA[0-9]{10}$`` would let ``"1ISA0200000001\\n"`` through. Only a final ``$`` is translated
-    (the schema's patterns end with it); a test checks that no other ``$`` occurs."""
-    if pattern.endswith("$") and not pattern.endswith("\\$"):
-        pattern = pattern[:-1] + r"\Z"
-    return re.compile(pattern)
-
-
-def _pattern(
-    validator: jsonschema.protocols.Validator, pattern: str, instance: Any, schema: dict[str, Any]
-) -> Iterable[jsonschema.ValidationError]:
-    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
-        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-# Draft 2020-12 with "pattern" as the schema's readers (ECMA-262 regular expressions) understand it.
-_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
-
-
 def schema_problems(data: Any) -> list[str]:
-    validator = _Validator(schema())
+    """One message per place ``data`` breaks the published schema (read as ``schemas.StrictValidator`` reads
+    every schema of the twin: finite numbers, integers without a fraction, ECMA-262 patterns)."""
+    validator = schemas.validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     return [_message(error, data) for error in errors]
 
@@ -252,10 +234,16 @@ def _message(error: jsonschema.ValidationError, data: Any) -> str:
         return f"{where}: unknown key {names}; allowed: {', '.join(allowed)}"
     if error.validator == "required":
         return f"{where}: {error.message}"
+    if error.validator == "not" and rule.get("description"):  # e.g. a network rule's key another action owns
+        return f"{where}: {rule['description']}"
     if custom:
         return f"{where}: {error.instance!r} {custom}" if "duration" in custom else f"{where}: {custom}"
     if error.validator in ("anyOf", "oneOf") and error.context:
-        best = jsonschema.exceptions.best_match(error.context)
+        # The branch that got furthest into the value is the one the author meant (a list of rules, not "clear").
+        deepest = max(len(e.absolute_path) for e in error.context)
+        best = jsonschema.exceptions.best_match(e for e in error.context if len(e.absolute_path) == deepest)
+        if best.validator == "additionalProperties" or deepest > len(error.absolute_path):
+            return _message(best, data)
         return f"{where}: {best.message}"
     return f"{where}: {error.message}"
 
@@ -275,11 +263,7 @@ def _build(data: dict[str, Any], path: Path, problems: list[str]) -> Scenario:
     except ValueError as exc:
         problems.append(f"key epoch: {epoch_text!r} is not ISO 8601 with an offset ({exc})")
         epoch = 0.0
-    meter = dict(data.get("meter") or {})
-    try:
-        Switches().updated({k: v for k, v in meter.items() if k in SWITCH_KEYS})
-    except ValueError as exc:
-        problems.append(f"key meter: {exc}")
+    meter = dict(data.get("meter") or {})  # its switches: the schema holds them to schemas.SWITCH_PROPERTIES
     driver = {**DRIVER_DEFAULTS, **(data.get("driver") or {})}
     check_driver(driver, "key driver", problems)
     deprecations: list[str] = []

@@ -600,3 +600,12 @@ async def test_a_control_body_nested_deeper_than_32_levels_is_400(control: Clien
     assert meter.faults == frozenset()
     await ok(await control.put(METER + "/faults/clock_lost", data=nested(32), headers=JSON_TYPE))
     assert meter.faults == frozenset({"clock_lost"})
+
+
+async def test_a_number_too_large_for_a_float_is_out_of_range_not_a_crash(control: Client, twin: Twin) -> None:
+    """Python's JSON reader makes a 400-digit integer an int that no float holds; the schema refuses its range."""
+    before = meter_view.snapshot(twin.slot(S1).meter)
+    raw = b'{"current_A": 1' + b"0" * 400 + b"}"
+    body = await expect_error(await control.put(METER + "/load", data=raw, headers=JSON_TYPE), 400, "bad_value")
+    assert "current_A" in body["message"]
+    assert meter_view.snapshot(twin.slot(S1).meter) == before

@@ -48,7 +48,7 @@ def test_a_plain_list_works_too(tmp_path: Path) -> None:
     ("text", "words"),
     [
         ("meters: [", ["not valid YAML"]),
-        ("meters: []", ["meters must be a non-empty list"]),
+        ("meters: []", ["meters: must be a non-empty list"]),
         ("fleet: []", ["unknown key 'fleet'"]),
         ("- 8080", ["meters[0]", "mapping"]),
         ("- {serial: '1ISA0200000001'}", ["meters[0].port"]),

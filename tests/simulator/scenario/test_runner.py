@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from iemdcr_twin.simulator.scenario import ScenarioResult, load_text, records, run_all, run_scenario
+from iemdcr_twin.simulator.scenario.loader import ScenarioFileError
 
 
 def run(text: str, name: str = "probe") -> ScenarioResult:
@@ -113,9 +116,18 @@ def test_expect_meter_reports_the_differing_key() -> None:
 
 
 def test_runner_errors_become_failures_not_crashes() -> None:
-    result = run(HEAD + "  - fault: {network: [{action: delay}]}\n")
-    assert result.failure is not None
-    assert "delay_ms is required" in result.failure.got
+    """The twin refuses a step at run time (registers during a transaction): a failure naming it, no crash.
+    (A bad network rule was this test's example; the schema refuses it at load time now.)"""
+    result = run(HEAD + "  - start: {}\n  - registers: {import_mWh: 5}\n")
+    assert result.failure is not None and result.failure.step == "step 2 (registers)"
+    assert "transaction is running" in result.failure.got
+
+
+def test_a_network_rule_the_control_api_refuses_is_refused_when_the_file_loads() -> None:
+    """One schema for network rules (simulator/schemas.py): a scenario's rule is checked before anything runs."""
+    with pytest.raises(ScenarioFileError) as caught:
+        load_text(HEAD + "  - fault: {network: [{action: delay}]}\n", Path("probe.yaml"))
+    assert caught.value.messages == ["probe.yaml: step 1 (fault): key network[0]: 'delay_ms' is a required property"]
 
 
 def test_scenarios_run_concurrently_with_their_own_clocks() -> None:
