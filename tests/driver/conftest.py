@@ -17,7 +17,7 @@ from iemdcr_twin.driver.driver import IemDcrDriver
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
 from tests.support.clock import autojumping, frozen_clock, hold_meter_requests
-from tests.support.driver import MakeDriver, new_driver, wait
+from tests.support.driver import MakeDriver, new_driver, started
 from tests.support.fake_meter import FakeMeter
 from tests.support.twin import MakeMeter
 
@@ -73,10 +73,7 @@ async def make_driver(clock: SimClock) -> AsyncIterator[MakeDriver]:
 @pytest.fixture
 async def driver(slot: MeterSlot, make_driver: MakeDriver) -> IemDcrDriver:
     """A started driver that finished its first initialisation against ``slot``."""
-    drv = make_driver(slot.url)
-    await drv.start()
-    await wait(drv, "initialised")
-    return drv
+    return await started(make_driver(slot.url))
 
 
 @pytest.fixture
@@ -93,7 +90,4 @@ async def fake_url(fake_meter: FakeMeter, aiohttp_server: Any) -> str:
 @pytest.fixture
 async def fake_driver(fake_url: str, make_driver: MakeDriver) -> IemDcrDriver:
     """A started driver that finished its first initialisation against the fake meter."""
-    drv = make_driver(fake_url)
-    await drv.start()
-    await wait(drv, "initialised")
-    return drv
+    return await started(make_driver(fake_url))

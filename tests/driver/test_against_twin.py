@@ -18,7 +18,7 @@ from iemdcr_twin.driver.driver import IemDcrDriver
 from iemdcr_twin.driver.types import TransactionRequestStatus
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin
-from tests.support.driver import CI, RFID, MakeDriver, make_req, payload, wait
+from tests.support.driver import CI, RFID, MakeDriver, make_req, payload, started, wait
 from tests.support.meter import HEALTHY_XC, metervalue
 from tests.support.twin import MakeMeter, calls, load_for, wire
 
@@ -61,9 +61,7 @@ async def test_init_against_powered_off_meter_then_power_on(
 async def test_driver_restart_without_meter_power_cycle(
     slot: MeterSlot, make_driver: MakeDriver, clock: SimClock
 ) -> None:
-    first = make_driver(slot.url, CI=CI)
-    await first.start()
-    await wait(first, "initialised")
+    first = await started(make_driver(slot.url, CI=CI))
     await first.stop()
     since = slot.host.journal.last_seq
     second = make_driver(slot.url, CI="DE*ISA*E0002")
@@ -327,9 +325,7 @@ async def test_stop_with_no_transaction_returns_the_last_record(
     make_meter: MakeMeter, make_driver: MakeDriver, v1_transaction: bool, nodes: list[str]
 ) -> None:
     slot = await make_meter(v1_transaction=v1_transaction)
-    drv = make_driver(slot.url)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url))
     assert (await drv.start_transaction(make_req())).status is OK
     first = await drv.stop_transaction("")
     since = slot.host.journal.last_seq
@@ -393,9 +389,7 @@ async def test_signature_delay_is_covered_by_the_receipt_retries(
     make_meter: MakeMeter, make_driver: MakeDriver
 ) -> None:
     slot = await make_meter(signature_delay_ms=700)
-    drv = make_driver(slot.url)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url))
     assert (await drv.start_transaction(make_req())).status is OK
     since = slot.host.journal.last_seq
     stopped = await drv.stop_transaction("")
@@ -428,9 +422,7 @@ async def test_fix12_meter_clock_names_the_true_instant_in_summer(
     slot: MeterSlot, make_driver: MakeDriver, clock: SimClock, zone: str
 ) -> None:
     """T0 is 2025-06-15 15:06:40 UTC: summer, so +0200; the meter's clock then names the true instant."""
-    drv = make_driver(slot.url, timezone=zone, timezone_handle_DST=True)
-    await drv.start()
-    await wait(drv, "initialised")
+    await started(make_driver(slot.url, timezone=zone, timezone_handle_DST=True))
     [gw] = [e for e in wire(slot) if (e.method, e.node) == ("POST", "gw")]
     assert gw.body["TM"] == "2025-06-15T17:06:40,000+0200"  # C++ on a Berlin host: 17:06:40,000+0100
     shown = slot.meter.meter_tm().removesuffix(" I")
@@ -457,9 +449,7 @@ async def test_fix13_stop_after_a_threshold_refusal_gets_no_record(slot: MeterSl
 
 async def test_fix14_two_second_signature_is_awaited(make_meter: MakeMeter, make_driver: MakeDriver) -> None:
     slot = await make_meter(signature_delay_ms=2000)
-    drv = make_driver(slot.url)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url))
     assert (await drv.start_transaction(make_req())).status is OK
     since = slot.host.journal.last_seq
     stopped = await drv.stop_transaction("")

@@ -18,7 +18,7 @@ from iemdcr_twin.driver.types import (
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSlot
 from tests.support.clock import record_sleeps
-from tests.support.driver import CI, MakeDriver, make_req, wait
+from tests.support.driver import CI, MakeDriver, make_req, started, wait
 from tests.support.fake_meter import FakeMeter
 from tests.support.meter import USER
 from tests.support.twin import MakeMeter, network_faults, requests_to, wire
@@ -54,9 +54,7 @@ async def test_init_sequence_and_public_key(slot: MeterSlot, make_driver: MakeDr
 
 
 async def test_tm_sent_is_local_time_at_offset(slot: MeterSlot, make_driver: MakeDriver) -> None:
-    drv = make_driver(slot.url, timezone="-0230")
-    await drv.start()
-    await wait(drv, "initialised")
+    await started(make_driver(slot.url, timezone="-0230"))
     tm = requests_to(slot, "POST", "gw")[0].body["TM"]
     assert tm.endswith(",000-0230") and len(tm) == 28
     # 1_750_000_000 is 2025-06-15T15:06:40Z; at -02:30 that is 12:36:40
@@ -110,9 +108,7 @@ async def test_powered_off_meter_then_power_on(slot: MeterSlot, make_driver: Mak
 
 
 async def test_driver_restart_without_meter_power_cycle(slot: MeterSlot, make_driver: MakeDriver) -> None:
-    first = make_driver(slot.url)
-    await first.start()
-    await wait(first, "initialised")
+    first = await started(make_driver(slot.url))
     await first.stop()
     second = make_driver(slot.url, CI="5678")  # another CI: POST gw again, refused (the same CI: fix 17)
     with second.subscribe(["warning"]) as warnings:
@@ -131,9 +127,7 @@ async def test_driver_restart_without_meter_power_cycle(slot: MeterSlot, make_dr
 async def test_datetime_resync_every_interval_while_idle(
     slot: MeterSlot, make_driver: MakeDriver, clock: SimClock
 ) -> None:
-    drv = make_driver(slot.url, datetime_resync_interval=1)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url, datetime_resync_interval=1))
     slot.meter.post_user(dict(USER))  # another client's transaction runs: no resync
     slot.meter.post_receipt({"TX": "B"})
     await clock.sleep(3700)
@@ -256,9 +250,7 @@ async def test_stop_while_idle_tries_e_once(driver: IemDcrDriver, slot: MeterSlo
 
 async def test_stop_falls_back_to_v2(make_meter: MakeMeter, make_driver: MakeDriver) -> None:
     slot = await make_meter(v1_transaction=False)
-    drv = make_driver(slot.url)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url))
     await drv.start_transaction(make_req())
     await drv.stop_transaction("")
     again = await drv.stop_transaction("")

@@ -14,7 +14,7 @@ from iemdcr_twin.driver.types import TransactionRequestStatus
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin
 from iemdcr_twin.simulator.model.timefmt import format_tm
-from tests.support.driver import CI, MakeDriver, make_req, wait
+from tests.support.driver import CI, MakeDriver, make_req, started, wait
 from tests.support.fake_meter import FakeMeter
 from tests.support.meter import HEALTHY_XC, USER
 from tests.support.twin import network_faults, requests_to, wire
@@ -93,9 +93,7 @@ async def test_fix04_callers_get_the_detailed_error(driver: IemDcrDriver, slot: 
 async def test_fix05_hanging_meter_times_out_and_recovers(
     slot: MeterSlot, make_driver: MakeDriver, clock: SimClock
 ) -> None:
-    drv = make_driver(slot.url, request_timeout_s=0.05)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url, request_timeout_s=0.05))
     hang_polls = {"action": "hang", "method": "GET", "path": "metervalue"}
     network_faults(slot, hang_polls)
     raised = await wait(drv, "communication_fault_raised")
@@ -134,9 +132,7 @@ async def test_fix07_failing_datetime_backs_off(slot: MeterSlot, make_driver: Ma
     # that write fails
     gw_written_before(slot, clock)
     network_faults(slot, {"action": "status", "status": 500, "method": "POST", "path": "datetime"})
-    drv = make_driver(slot.url, datetime_resync_interval=1)
-    await drv.start()
-    await wait(drv, "initialised")
+    await started(make_driver(slot.url, datetime_resync_interval=1))
     await clock.sleep(120)
     tries = [e.sim_time for e in requests_to(slot, "POST", "datetime")]
     # C++ tries every second (~120 times); with backoff: gaps 1, 2, 4, 8, 16, 32, 64
@@ -152,9 +148,7 @@ async def test_fix07_failing_datetime_backs_off(slot: MeterSlot, make_driver: Ma
 
 
 async def test_fix08_start_right_after_init_succeeds(slot: MeterSlot, make_driver: MakeDriver) -> None:
-    drv = make_driver(slot.url)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url))
     assert drv.status_code == HEALTHY_XC  # XC known without waiting for the first loop poll
     assert (await drv.start_transaction(make_req())).status is OK
 
@@ -234,9 +228,7 @@ async def test_fix11_power_cycle_right_after_a_refused_gw(
     """After a driver restart POST gw is refused, so the driver never wrote the time: time status U on the
     first poll is then checked against GET gw, and an empty CT means the meter restarted meanwhile."""
     gw_written_before(slot, clock, "9999")  # another CI: POST gw is refused
-    drv = make_driver(slot.url)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url))
     with clock.busy():
         await twin.power_cycle(slot.meter.serial)
     event = await wait(drv, "reinitialising")
@@ -321,15 +313,11 @@ async def test_fix13_a_begin_without_answer_may_have_begun(driver: IemDcrDriver,
 async def test_fix13_after_a_driver_restart_the_last_record_fallback_stays(
     slot: MeterSlot, make_driver: MakeDriver
 ) -> None:
-    first = make_driver(slot.url)
-    await first.start()
-    await wait(first, "initialised")
+    first = await started(make_driver(slot.url))
     assert (await first.start_transaction(make_req(transaction_id="tx-1"))).status is OK
     assert (await first.stop_transaction("tx-1")).status is OK
     await first.stop()
-    second = make_driver(slot.url)
-    await second.start()
-    await wait(second, "initialised")
+    second = await started(make_driver(slot.url))
     response = await second.stop_transaction("tx-2")  # it knows nothing: the documented "last record"
     assert response.status is OK and response.signed_meter_value is not None
     assert response.signed_meter_value.signed_meter_data == slot.meter.records[-1].ocmf
@@ -341,9 +329,7 @@ async def test_fix13_after_a_driver_restart_the_last_record_fallback_stays(
 async def test_fix14_425_is_asked_again_every_250_ms_until_the_signature_timeout(
     slot: MeterSlot, make_driver: MakeDriver
 ) -> None:
-    drv = make_driver(slot.url, signature_timeout_ms=3000)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url, signature_timeout_ms=3000))
     assert (await drv.start_transaction(make_req())).status is OK
     pending = {"action": "status", "status": 425, "method": "GET", "path": "receipt"}
     network_faults(slot, {**pending, "count": 8})
@@ -439,9 +425,7 @@ async def test_fix17_same_gw_during_a_transaction_writes_nothing(
 ) -> None:
     gw_written_before(slot, clock)
     begun_by_another_client(slot)
-    drv = make_driver(slot.url)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url))
     await clock.sleep(5)
     assert requests_to(slot, "POST", "gw") == [] and requests_to(slot, "POST", "datetime") == []
     assert (await drv.stop_transaction("")).status is OK

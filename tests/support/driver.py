@@ -60,6 +60,13 @@ async def wait(
     return await asyncio.wait_for(drv.wait_for(name, predicate, include_past=include_past), GUARD_S)
 
 
+async def started(drv: IemDcrDriver) -> IemDcrDriver:
+    """``drv`` started, once it has finished its first initialisation (``wait``'s hang guard)."""
+    await drv.start()
+    await wait(drv, "initialised")
+    return drv
+
+
 def payload(record: str) -> dict[str, Any]:
     """The payload section of an OCMF record, parsed."""
     result: dict[str, Any] = json.loads(record.split("|")[1])
