@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Literal
 
 Mode = Literal["real", "virtual"]
+HELD_POLL_S = 0.0002  # autojump with idle_passes: real seconds between looks while held or nobody sleeps
 
 
 class ClockError(ValueError):
@@ -173,16 +174,26 @@ class SimClock:
 
     # ---- auto-jump -------------------------------------------------------------------------------------
 
-    async def autojump(self, threshold_s: float = 0.005) -> None:
-        """Run forever: when nothing happened for ``threshold_s`` of real time, jump to the next wake-up."""
+    async def autojump(self, threshold_s: float = 0.005, *, idle_passes: int = 0) -> None:
+        """Run forever: when nothing happened for ``threshold_s`` of real time, jump to the next wake-up.
+
+        ``idle_passes``: nothing may happen for that many further passes of the event loop either. With
+        ``threshold_s`` 0, idleness is judged in loop passes alone, so a jump costs no wall time (the tests' clock);
+        while the clock stays held (``busy``) or nobody sleeps on it, it also waits ``HELD_POLL_S`` between looks
+        rather than spin.
+        """
         if self._mode != "virtual":
             self.set("virtual", 0)
         while True:
             seen = self.activity
             await asyncio.sleep(threshold_s)
+            for _ in range(idle_passes):
+                await asyncio.sleep(0)
             deadline = self.next_deadline()
             if self.activity == seen and self._busy <= 0 and deadline is not None:
                 gap = deadline - self.now()
                 if gap > 0:
                     self._jump(gap)
                 self._wake_due()
+            elif idle_passes and (self._busy > 0 or deadline is None):
+                await asyncio.sleep(HELD_POLL_S)

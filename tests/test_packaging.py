@@ -59,6 +59,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+@pytest.mark.e2e  # builds the wheel with pip
 def test_the_wheel_installs_one_import_root_with_its_data(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     roots = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
@@ -87,6 +88,7 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
     assert listed == on_disk
 
 
+@pytest.mark.e2e  # installs the wheel into a new venv and runs a scenario there
 def test_a_project_with_its_own_driver_and_simulator_imports_ours_and_runs_a_scenario(
     wheel: Path, tmp_path: Path
 ) -> None:
@@ -123,6 +125,7 @@ def test_a_project_with_its_own_driver_and_simulator_imports_ours_and_runs_a_sce
     assert report["scenario"]["verdict"] == "PASS", report["scenario"]["failure"]
 
 
+@pytest.mark.e2e  # runs the installed console scripts
 @pytest.mark.parametrize("script", ["iemdcr-sim", "iemdcr-driver"])
 def test_console_scripts_show_the_one_version(script: str) -> None:
     path = Path(sys.executable).with_name(script)

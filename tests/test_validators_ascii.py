@@ -37,8 +37,9 @@ from iemdcr_twin.simulator.model.profiles import DEFAULT_PROFILE
 from iemdcr_twin.simulator.scenario.durations import parse_duration
 from iemdcr_twin.simulator.scenario.loader import ScenarioFileError, load_text
 from iemdcr_twin.simulator.scenario.records import pagination
-from tests.simulator.helpers import GW
-from tests.simulator.twin_helpers import S1, json_error, json_ok, meter_url, new_twin
+from tests.support.http import json_error, json_ok
+from tests.support.meter import GW
+from tests.support.twin import S1, meter_url, new_twin
 
 HANG_GUARD_S = 30.0
 SCRIPTS = {

@@ -4,7 +4,7 @@ A handler registers itself with ``@on("load")`` (the routing idea of mobilityhou
 ``actions`` holds the steps that change the world, ``expectations`` the ones that compare. Each handler is
 ``async def handler(run: ScenarioRun, step: Step) -> None``; it reads ``step.value`` and raises ``StepFailure``
 when a check does not hold. The runner dispatches with ``kind_of(step.action)``; the loader's accepted actions
-are this table's names, and ``tests/scenario/test_steps.py`` holds ``schema.json`` to the same list.
+are this table's names, and ``tests/simulator/scenario/test_steps.py`` holds ``schema.json`` to the same list.
 """
 
 from __future__ import annotations

@@ -36,7 +36,10 @@ MEDIANS = {
     "serve_ready_s",
 }
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="bench reads RSS from /proc")
+pytestmark = [
+    pytest.mark.bench,
+    pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="bench reads RSS from /proc"),
+]
 
 
 def test_quick_bench_prints_a_table_and_writes_every_key(tmp_path: Path) -> None:

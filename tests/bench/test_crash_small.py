@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench import crash
+
+pytestmark = pytest.mark.bench
 
 
 def test_a_few_kills_lose_nothing_acknowledged(tmp_path: Path) -> None:

@@ -1,59 +1,67 @@
-"""Fixtures: a virtual clock, a fake meter served on loopback, and a driver wired to both."""
+"""Fixtures: the one auto-jumping virtual clock, a real twin on it, drivers on both, and the fake meter.
+
+The twin's ``SimClock`` is virtual at rate 0 and jumps to the next pending wake-up whenever nothing happened
+for a real millisecond (``tests.support.clock.autojumping``); every driver request holds it while on the wire.
+The fake meter (``tests.support.fake_meter``) is only for bodies the twin never sends; it runs on the same clock.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
-from iemdcr_twin.driver.client import HttpResponse, MeterHttpClient
-from iemdcr_twin.driver.config import DriverConfig
 from iemdcr_twin.driver.driver import IemDcrDriver
-
-from .fake_meter import FakeMeter
-from .vclock import VirtualClock
-
-MakeDriver = Callable[..., Awaitable[IemDcrDriver]]
-
-
-@pytest.fixture
-async def clock(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[VirtualClock]:
-    """A virtual clock that holds still while any driver HTTP request is in flight."""
-    vclock = VirtualClock()
-    original = MeterHttpClient.request
-
-    async def tracked(self: MeterHttpClient, *args: Any, **kwargs: Any) -> HttpResponse:
-        with vclock.busy():
-            return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(MeterHttpClient, "request", tracked)
-    yield vclock
-    await vclock.aclose()
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
+from tests.support.clock import autojumping, frozen_clock, hold_meter_requests
+from tests.support.driver import MakeDriver, new_driver, started
+from tests.support.fake_meter import FakeMeter
+from tests.support.twin import MakeMeter
 
 
 @pytest.fixture
-def meter(clock: VirtualClock) -> FakeMeter:
-    return FakeMeter(clock=clock)
+async def clock(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SimClock]:
+    """The virtual clock at T0, auto-jumping; every driver HTTP request holds it while in flight."""
+    sim_clock = frozen_clock()
+    hold_meter_requests(monkeypatch, sim_clock)
+    async with autojumping(sim_clock):
+        yield sim_clock
 
 
 @pytest.fixture
-async def meter_url(meter: FakeMeter, aiohttp_server: Any) -> str:
-    server: TestServer = await aiohttp_server(meter.app())
-    return f"http://127.0.0.1:{server.port}"
+async def twin(clock: SimClock) -> AsyncIterator[Twin]:
+    sim = Twin(clock, seed="driver-against-twin")
+    yield sim
+    await sim.stop()
 
 
 @pytest.fixture
-async def make_driver(meter_url: str, clock: VirtualClock) -> AsyncIterator[MakeDriver]:
-    """Build (not start) drivers against the fake meter; all are stopped at the end of the test."""
+def make_meter(twin: Twin) -> MakeMeter:
+    """Add one meter (firmware switches as keywords) and start the twin: one call per test."""
+
+    async def make(**switches: Any) -> MeterSlot:
+        slot = twin.add_meter(MeterSpec(port=0, switches=switches))
+        await twin.start()
+        return slot
+
+    return make
+
+
+@pytest.fixture
+async def slot(make_meter: MakeMeter) -> MeterSlot:
+    return await make_meter()
+
+
+@pytest.fixture
+async def make_driver(clock: SimClock) -> AsyncIterator[MakeDriver]:
+    """Build (not start) drivers on the shared clock (``new_driver``'s settings); all are stopped at the end."""
     drivers: list[IemDcrDriver] = []
 
-    async def make(**settings: Any) -> IemDcrDriver:
-        settings.setdefault("request_timeout_s", 0.5)
-        settings.setdefault("timezone_handle_DST", False)
-        config = DriverConfig.from_url(meter_url, clock=clock, **settings)
-        drv = IemDcrDriver(config)
+    def make(url: str, **settings: Any) -> IemDcrDriver:
+        drv = new_driver(url, clock, **settings)
         drivers.append(drv)
         return drv
 
@@ -63,9 +71,23 @@ async def make_driver(meter_url: str, clock: VirtualClock) -> AsyncIterator[Make
 
 
 @pytest.fixture
-async def driver(make_driver: MakeDriver) -> IemDcrDriver:
-    """A started driver that has finished its first initialisation."""
-    drv = await make_driver()
-    await drv.start()
-    await drv.wait_for("initialised")
-    return drv
+async def driver(slot: MeterSlot, make_driver: MakeDriver) -> IemDcrDriver:
+    """A started driver that finished its first initialisation against ``slot``."""
+    return await started(make_driver(slot.url))
+
+
+@pytest.fixture
+def fake_meter(clock: SimClock) -> FakeMeter:
+    return FakeMeter(clock=clock)
+
+
+@pytest.fixture
+async def fake_url(fake_meter: FakeMeter, aiohttp_server: Any) -> str:
+    server: TestServer = await aiohttp_server(fake_meter.app())
+    return f"http://127.0.0.1:{server.port}"
+
+
+@pytest.fixture
+async def fake_driver(fake_url: str, make_driver: MakeDriver) -> IemDcrDriver:
+    """A started driver that finished its first initialisation against the fake meter."""
+    return await started(make_driver(fake_url))

@@ -1,149 +1,31 @@
 """The driver against a real twin (meter API over TCP on 127.0.0.1), both on one auto-jumping virtual clock.
 
 Nothing here waits on wall-clock seconds: the twin's SimClock is virtual at rate 0 and jumps to the next
-pending wake-up whenever nothing happened for a few real milliseconds (`SimClock.autojump`). The driver
-gets the same clock, and an HTTP client that holds auto-jump while a request is in flight, so time
-never jumps in the middle of an exchange. The driver never imports the simulator; only this test does.
+pending wake-up whenever nothing happened for a real millisecond (``tests.support.clock``). The driver gets
+the same clock, and its HTTP requests hold auto-jump while in flight, so time never jumps in the middle of an
+exchange. The driver never imports the simulator; only the tests do. Fixtures: tests/driver/conftest.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 import pytest
 from pyocmf import OCMF
 
-from iemdcr_twin.driver.config import DriverConfig
 from iemdcr_twin.driver.driver import IemDcrDriver
-from iemdcr_twin.driver.events import DriverEvent
 from iemdcr_twin.driver.types import TransactionRequestStatus
 from iemdcr_twin.simulator.clock import SimClock
-from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
-from iemdcr_twin.simulator.journal import JournalEntry
-from tests.simulator.helpers import metervalue
-
-from .on_twin import CI, RFID, HeldClient, make_req
+from iemdcr_twin.simulator.fleet import MeterSlot, Twin
+from tests.support.driver import CI, RFID, MakeDriver, make_req, payload, started, wait
+from tests.support.meter import HEALTHY_XC, metervalue
+from tests.support.twin import MakeMeter, calls, load_for, wire
 
 OK = TransactionRequestStatus.OK
 UNEXPECTED = TransactionRequestStatus.UNEXPECTED_ERROR
 NOT_SUPPORTED = TransactionRequestStatus.NOT_SUPPORTED
-EPOCH = 1_750_000_000.0  # 2025-06-15T15:06:40Z
-HEALTHY_XC = "0x0000, 0x00000000, 0x00, 0x00"
 TM_WITHOUT_LETTER = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d{3}[+-]\d{4}$")
-
-
-def held(clock: SimClock) -> contextlib.AbstractContextManager[None]:
-    """Keep virtual time still while the test does real I/O on the twin (closing, reopening a listener)."""
-    return clock.busy()
-
-
-MakeMeter = Callable[..., Awaitable[MeterSlot]]
-MakeDriver = Callable[..., IemDcrDriver]
-
-
-@pytest.fixture
-async def clock() -> AsyncIterator[SimClock]:
-    sim_clock = SimClock("virtual", 0.0, EPOCH)
-    jumper = asyncio.create_task(sim_clock.autojump(0.005))
-    yield sim_clock
-    jumper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await jumper
-
-
-@pytest.fixture
-async def twin(clock: SimClock) -> AsyncIterator[Twin]:
-    sim = Twin(clock, seed="driver-against-twin")
-    yield sim
-    await sim.stop()
-
-
-@pytest.fixture
-def make_meter(twin: Twin) -> MakeMeter:
-    """Add one meter (firmware switches as keywords) and start the twin: one call per test."""
-
-    async def make(**switches: Any) -> MeterSlot:
-        slot = twin.add_meter(MeterSpec(port=0, switches=switches))
-        await twin.start()
-        return slot
-
-    return make
-
-
-@pytest.fixture
-async def slot(make_meter: MakeMeter) -> MeterSlot:
-    return await make_meter()
-
-
-@pytest.fixture
-async def make_driver(clock: SimClock) -> AsyncIterator[MakeDriver]:
-    """Build (not start) drivers on the shared clock; all are stopped at the end of the test."""
-    drivers: list[IemDcrDriver] = []
-
-    def make(url: str, **settings: Any) -> IemDcrDriver:
-        settings.setdefault("CI", CI)
-        settings.setdefault("timezone_handle_DST", False)
-        settings.setdefault("request_timeout_s", 2.0)
-        config = DriverConfig.from_url(url, clock=clock, **settings)
-        drv = IemDcrDriver(config, client=HeldClient(config.base_url, config.request_timeout_s, clock))
-        drivers.append(drv)
-        return drv
-
-    yield make
-    for drv in drivers:
-        await drv.stop()
-
-
-@pytest.fixture
-async def driver(slot: MeterSlot, make_driver: MakeDriver) -> IemDcrDriver:
-    """A started driver that finished its first initialisation against `slot`."""
-    drv = make_driver(slot.url)
-    await drv.start()
-    await asyncio.wait_for(drv.wait_for("initialised"), 10)
-    return drv
-
-
-# ----- helpers --------------------------------------------------------------------------------------------
-
-
-def wire(slot: MeterSlot, since: int = 0, *, polls: bool = False) -> list[JournalEntry]:
-    """The meter-API requests the meter saw after journal seq `since` (metervalue polls left out)."""
-    entries = slot.host.journal.entries(since)
-    return entries if polls else [e for e in entries if e.node != "metervalue"]
-
-
-def calls(entries: list[JournalEntry]) -> list[tuple[str, str, int]]:
-    """(method, node or TX, status) per request: ("POST", "receipt E", 428)."""
-    out = []
-    for e in entries:
-        name = e.path.removeprefix("/counter/")
-        if e.node == "receipt" and e.method == "POST" and isinstance(e.body, dict):
-            name = f"{name} {e.body.get('TX')}"
-        out.append((e.method, name, e.status))
-    return out
-
-
-def payload(record: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(record.split("|")[1])
-    return result
-
-
-async def wait(drv: IemDcrDriver, name: str, predicate: Callable[[DriverEvent], bool] | None = None) -> DriverEvent:
-    """wait_for with a wall-clock guard: the test fails instead of hanging when something is broken."""
-    return await asyncio.wait_for(drv.wait_for(name, predicate), 10)
-
-
-async def charge(clock: SimClock, slot: MeterSlot, current_a: float, voltage_v: float, seconds: float) -> None:
-    """Load on for `seconds` of virtual time, then off (below the activation threshold)."""
-    slot.meter.set_load(current_a, voltage_v)
-    await clock.sleep(seconds)
-    slot.meter.set_load(0.0)
 
 
 # ----- init, restarts, power cycles -----------------------------------------------------------------------
@@ -179,9 +61,7 @@ async def test_init_against_powered_off_meter_then_power_on(
 async def test_driver_restart_without_meter_power_cycle(
     slot: MeterSlot, make_driver: MakeDriver, clock: SimClock
 ) -> None:
-    first = make_driver(slot.url, CI=CI)
-    await first.start()
-    await wait(first, "initialised")
+    first = await started(make_driver(slot.url, CI=CI))
     await first.stop()
     since = slot.host.journal.last_seq
     second = make_driver(slot.url, CI="DE*ISA*E0002")
@@ -205,12 +85,13 @@ async def test_driver_restart_without_meter_power_cycle(
 
 
 async def test_meter_power_cycle_noticed_from_polls_reinitialises(
-    twin: Twin, slot: MeterSlot, driver: IemDcrDriver
+    twin: Twin, slot: MeterSlot, driver: IemDcrDriver, clock: SimClock
 ) -> None:
     """Fix 11: off and on between two polls; every poll succeeds, only the time status U shows it."""
     since = slot.host.journal.last_seq
     with driver.subscribe() as events:
-        await twin.power_cycle(slot.meter.serial)
+        with clock.busy():  # no time passes while the listener closes and opens again
+            await twin.power_cycle(slot.meter.serial)
         reinit = await wait(driver, "reinitialising")
         assert "time status is U" in reinit.data
         await wait(driver, "initialised")
@@ -229,7 +110,7 @@ async def test_start_right_after_a_power_cycle_sees_ct_empty_and_reinitialises(
     twin: Twin, slot: MeterSlot, driver: IemDcrDriver, clock: SimClock
 ) -> None:
     """Fix 11 (and fix 2), the GET gw path: the start comes before any poll could notice the restart."""
-    with held(clock):
+    with clock.busy():
         await twin.power_cycle(slot.meter.serial)
         with driver.subscribe(["reinitialising"]) as reinit:
             refused = await driver.start_transaction(make_req())
@@ -260,10 +141,11 @@ async def test_meter_power_cycle_with_off_time_raises_and_recovers(
 
 
 async def test_power_failure_during_transaction_then_stop_returns_its_record(
-    twin: Twin, slot: MeterSlot, driver: IemDcrDriver
+    twin: Twin, slot: MeterSlot, driver: IemDcrDriver, clock: SimClock
 ) -> None:
     assert (await driver.start_transaction(make_req())).status is OK
-    await twin.power_cycle(slot.meter.serial)
+    with clock.busy():
+        await twin.power_cycle(slot.meter.serial)
     await wait(driver, "initialised")
     assert not driver.transaction_active
     stopped = await driver.stop_transaction("")
@@ -323,7 +205,7 @@ async def test_start_stop_happy_path_verified_by_pyocmf(slot: MeterSlot, driver:
     started = await driver.start_transaction(make_req(tariff_text="0.49 EUR/kWh"))
     assert started.status is OK and started.error == ""
     assert driver.transaction_active
-    await charge(clock, slot, 100.0, 400.0, 36)
+    await load_for(clock, slot.meter, 100.0, 400.0, 36)
     stopped = await driver.stop_transaction("tx-1")
     assert stopped.status is OK, stopped
     smv = stopped.signed_meter_value
@@ -443,9 +325,7 @@ async def test_stop_with_no_transaction_returns_the_last_record(
     make_meter: MakeMeter, make_driver: MakeDriver, v1_transaction: bool, nodes: list[str]
 ) -> None:
     slot = await make_meter(v1_transaction=v1_transaction)
-    drv = make_driver(slot.url)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url))
     assert (await drv.start_transaction(make_req())).status is OK
     first = await drv.stop_transaction("")
     since = slot.host.journal.last_seq
@@ -509,9 +389,7 @@ async def test_signature_delay_is_covered_by_the_receipt_retries(
     make_meter: MakeMeter, make_driver: MakeDriver
 ) -> None:
     slot = await make_meter(signature_delay_ms=700)
-    drv = make_driver(slot.url)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url))
     assert (await drv.start_transaction(make_req())).status is OK
     since = slot.host.journal.last_seq
     stopped = await drv.stop_transaction("")
@@ -543,10 +421,8 @@ async def test_clock_lost_resynchronises_the_time_once(slot: MeterSlot, driver: 
 async def test_fix12_meter_clock_names_the_true_instant_in_summer(
     slot: MeterSlot, make_driver: MakeDriver, clock: SimClock, zone: str
 ) -> None:
-    """EPOCH is 2025-06-15 15:06:40 UTC: summer, so +0200; the meter's clock then names the true instant."""
-    drv = make_driver(slot.url, timezone=zone, timezone_handle_DST=True)
-    await drv.start()
-    await wait(drv, "initialised")
+    """T0 is 2025-06-15 15:06:40 UTC: summer, so +0200; the meter's clock then names the true instant."""
+    await started(make_driver(slot.url, timezone=zone, timezone_handle_DST=True))
     [gw] = [e for e in wire(slot) if (e.method, e.node) == ("POST", "gw")]
     assert gw.body["TM"] == "2025-06-15T17:06:40,000+0200"  # C++ on a Berlin host: 17:06:40,000+0100
     shown = slot.meter.meter_tm().removesuffix(" I")
@@ -573,9 +449,7 @@ async def test_fix13_stop_after_a_threshold_refusal_gets_no_record(slot: MeterSl
 
 async def test_fix14_two_second_signature_is_awaited(make_meter: MakeMeter, make_driver: MakeDriver) -> None:
     slot = await make_meter(signature_delay_ms=2000)
-    drv = make_driver(slot.url)
-    await drv.start()
-    await wait(drv, "initialised")
+    drv = await started(make_driver(slot.url))
     assert (await drv.start_transaction(make_req())).status is OK
     since = slot.host.journal.last_seq
     stopped = await drv.stop_transaction("")

@@ -1,4 +1,4 @@
-"""The `iemdcr-driver` command line, run in-process on the virtual clock against the fake meter."""
+"""The `iemdcr-driver` command line, run in-process on the virtual clock against the twin."""
 
 from __future__ import annotations
 
@@ -9,20 +9,20 @@ import socket
 import pytest
 
 from iemdcr_twin.driver import cli
+from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.fleet import MeterSlot
+from tests.support.twin import requests_to, wire
 
-from .fake_meter import FakeMeter
-from .vclock import VirtualClock
 
-
-async def run_cli(argv: list[str], clock: VirtualClock) -> tuple[int, list[dict[str, object]]]:
+async def run_cli(argv: list[str], clock: SimClock) -> tuple[int, list[dict[str, object]]]:
     out = io.StringIO()
     code = await cli.run(argv, clock=clock, out=out)
     return code, [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-async def test_monitor_prints_json_lines(meter_url: str, clock: VirtualClock, meter: FakeMeter) -> None:
-    meter.current_a = 0.5
-    code, lines = await run_cli(["--url", meter_url, "monitor", "--count", "3"], clock)
+async def test_monitor_prints_json_lines(slot: MeterSlot, clock: SimClock) -> None:
+    slot.meter.set_load(0.5, 400.0)
+    code, lines = await run_cli(["--url", slot.url, "monitor", "--count", "3"], clock)
     assert code == 0
     events = [line["event"] for line in lines]
     assert events.count("powermeter") == 3
@@ -31,8 +31,8 @@ async def test_monitor_prints_json_lines(meter_url: str, clock: VirtualClock, me
     assert pm["current_A"] == {"DC": 0.5} and pm["meter_id"] == "1ISA0200000001"  # type: ignore[index]
 
 
-async def test_start_then_stop(meter_url: str, clock: VirtualClock, meter: FakeMeter) -> None:
-    argv = ["--url", meter_url, "--ci", "C1", "--no-dst", "--retries", "1"]
+async def test_start_then_stop(slot: MeterSlot, clock: SimClock) -> None:
+    argv = ["--url", slot.url, "--ci", "C1", "--no-dst", "--retries", "1"]
     code, lines = await run_cli(
         [
             *argv,
@@ -59,7 +59,7 @@ async def test_start_then_stop(meter_url: str, clock: VirtualClock, meter: FakeM
         clock,
     )
     assert (code, lines) == (0, [{"status": "OK", "error": ""}])
-    assert meter.user == {
+    assert requests_to(slot, "POST", "user")[-1].body == {
         "IS": True,
         "IL": "VERIFIED",
         "IF": ["RFID_PLAIN", "OCPP_AUTH"],
@@ -68,19 +68,19 @@ async def test_start_then_stop(meter_url: str, clock: VirtualClock, meter: FakeM
         "US": False,
         "TT": "0.40 EUR/kWh",
     }
-    assert meter.ci == "C1" and meter.xt
+    assert slot.meter.CI == "C1" and slot.meter.transaction is not None
     code, lines = await run_cli([*argv, "stop", "--transaction-id", "t-1"], clock)
     assert code == 0
     assert lines[0]["status"] == "OK"
-    assert lines[0]["signed_meter_value"]["signed_meter_data"] == meter.records[-1]  # type: ignore[index]
+    assert lines[0]["signed_meter_value"]["signed_meter_data"] == slot.meter.records[-1].ocmf  # type: ignore[index]
 
 
-async def test_start_refused_exits_1(meter_url: str, clock: VirtualClock) -> None:
-    code, lines = await run_cli(["--url", meter_url, "start", "--evse-id", "other", "--transaction-id", "t"], clock)
+async def test_start_refused_exits_1(slot: MeterSlot, clock: SimClock) -> None:
+    code, lines = await run_cli(["--url", slot.url, "start", "--evse-id", "other", "--transaction-id", "t"], clock)
     assert code == 1 and lines[0]["status"] == "NOT_SUPPORTED"
 
 
-async def test_stop_with_unreachable_meter_exits_1(clock: VirtualClock) -> None:
+async def test_stop_with_unreachable_meter_exits_1(clock: SimClock) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -106,7 +106,7 @@ async def test_stop_with_unreachable_meter_exits_1(clock: VirtualClock) -> None:
     ],
 )
 async def test_bad_flags_name_the_flag(
-    argv: list[str], flag: str, clock: VirtualClock, capsys: pytest.CaptureFixture[str]
+    argv: list[str], flag: str, clock: SimClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
         await cli.run(argv, clock=clock)
@@ -143,7 +143,7 @@ FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + n) for n in range(1
     ],
 )
 async def test_non_ascii_digits_and_trailing_newlines_are_refused_naming_the_flag(
-    flag: str, value: str, clock: VirtualClock, capsys: pytest.CaptureFixture[str]
+    flag: str, value: str, clock: SimClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """int(), float() and a `\\d...$` pattern accept these; every check uses ASCII classes and full matches."""
     argv = ["--url", "http://x:1", flag, value, "stop"] if flag != "--url" else ["--url", value, "stop"]
@@ -162,29 +162,27 @@ async def test_ascii_numbers_and_zone_names_are_accepted() -> None:
 
 
 async def test_stop_in_a_new_process_does_not_write_the_time_during_the_transaction(
-    meter_url: str, clock: VirtualClock, meter: FakeMeter
+    slot: MeterSlot, clock: SimClock
 ) -> None:
     """Fix 17: `iemdcr-driver stop` is a new driver on a meter that kept its CT and CI; a transaction runs."""
-    argv = ["--url", meter_url, "--ci", "C1", "--retries", "1"]
+    argv = ["--url", slot.url, "--ci", "C1", "--retries", "1"]
     code, _ = await run_cli([*argv, "start", "--evse-id", "C1", "--transaction-id", "t-1"], clock)
-    assert code == 0 and meter.xt
-    sent = len(meter.seen)
+    assert code == 0 and slot.meter.transaction is not None
+    sent = slot.host.journal.last_seq
     code, lines = await run_cli([*argv, "stop", "--transaction-id", "t-1"], clock)
     assert code == 0 and lines[0]["status"] == "OK"
-    writes = [(s.method, s.node) for s in meter.seen[sent:] if s.method == "POST"]
+    writes = [(e.method, e.node) for e in wire(slot, sent) if e.method == "POST"]
     assert writes == [("POST", "receipt")]  # before fix 17: POST gw (428); C++ then POST datetime too
 
 
-async def test_start_prints_the_record_of_the_transaction_it_ended(
-    meter_url: str, clock: VirtualClock, meter: FakeMeter
-) -> None:
+async def test_start_prints_the_record_of_the_transaction_it_ended(slot: MeterSlot, clock: SimClock) -> None:
     """Fix 16: a start in a new process that ends a running transaction prints its record before the response."""
-    argv = ["--url", meter_url, "--ci", "C1"]
+    argv = ["--url", slot.url, "--ci", "C1"]
     await run_cli([*argv, "start", "--evse-id", "C1", "--transaction-id", "t-1", "--id-data", "AAAA"], clock)
     code, lines = await run_cli([*argv, "start", "--evse-id", "C1", "--transaction-id", "t-2"], clock)
     assert code == 0 and len(lines) == 2
     assert lines[0]["event"] == "transaction_ended"
     data = lines[0]["data"]
     assert data["transaction_id"] == ""  # a new process does not know which transaction it was
-    assert data["signed_meter_value"]["signed_meter_data"] == meter.records[0]  # type: ignore[index]
+    assert data["signed_meter_value"]["signed_meter_data"] == slot.meter.records[0].ocmf  # type: ignore[index]
     assert lines[1] == {"status": "OK", "error": ""}

@@ -19,8 +19,8 @@ from iemdcr_twin.driver.controller import (
     split_time_status,
 )
 from iemdcr_twin.driver.errors import MeterError, UnexpectedBody, UnexpectedStatus
-
-from .vclock import VirtualClock
+from iemdcr_twin.simulator.clock import SimClock
+from tests.support.clock import record_sleeps
 
 NOW = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 
@@ -106,6 +106,7 @@ for text in ("2026-07-01T12:00:00+00:00", "2026-01-15T12:00:00+00:00"):
 """
 
 
+@pytest.mark.e2e  # one Python process per host time zone
 def test_host_time_zone_plays_no_part() -> None:
     """A UTC host (a container) signs the same TM as a Berlin host: the driver never asks the host's zone."""
     outputs = {}
@@ -176,7 +177,8 @@ def test_parse_metervalue_rejects(changes: dict[str, object], message: str) -> N
         parse_metervalue(metervalue(**changes))
 
 
-async def test_call_with_retry_attempts_and_sleeps(clock: VirtualClock) -> None:
+async def test_call_with_retry_attempts_and_sleeps(clock: SimClock) -> None:
+    sleeps = record_sleeps(clock)
     calls = 0
 
     async def failing() -> None:
@@ -186,10 +188,11 @@ async def test_call_with_retry_attempts_and_sleeps(clock: VirtualClock) -> None:
 
     with pytest.raises(UnexpectedStatus):
         await call_with_retry(failing, 3, 250, clock, "x")
-    assert calls == 4 and clock.sleeps == [0.25] * 4
+    assert calls == 4 and sleeps == [0.25] * 4
 
 
-async def test_call_with_retry_returns_first_success(clock: VirtualClock) -> None:
+async def test_call_with_retry_returns_first_success(clock: SimClock) -> None:
+    sleeps = record_sleeps(clock)
     results = iter([MeterError("no"), 7])
 
     async def flaky() -> int:
@@ -199,4 +202,4 @@ async def test_call_with_retry_returns_first_success(clock: VirtualClock) -> Non
         return value
 
     assert await call_with_retry(flaky, 1, 200, clock, "x") == 7
-    assert clock.sleeps == [0.2]
+    assert sleeps == [0.2]

@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import SimFactory, console_script
-from tests.e2e.test_serve import GW, Charger, verify
+from tests.support.meter import GW, verified_payload
+from tests.support.processes import SimFactory, console_script
+
+pytestmark = pytest.mark.e2e  # starts the installed iemdcr-sim / iemdcr-driver
 
 HANG_GUARD_S = 90.0  # generous: the twin gives every port back within a few idle timeouts
 IDLE_TIMEOUT = "1"  # seconds; the default is 20, a test waits a short real time instead
@@ -108,7 +110,7 @@ async def test_half_open_connections_cannot_starve_the_twin(
     if limits.exists():  # the soft limit was raised to the hard one at start-up
         line = next(line for line in limits.read_text().splitlines() if line.startswith("Max open files"))
         assert line.split()[3:5] == [str(HARD), str(HARD)]
-    charger = Charger(session, sim)
+    charger = sim.charger(session)
     assert await charger.post("gw", GW)
     assert await charger.post("receipt", {"TX": "B"}) == {"TX": "B", "XT": True}
     public_key = (await charger.get("publickey"))["PK"]
@@ -124,7 +126,7 @@ async def test_half_open_connections_cannot_starve_the_twin(
         assert await answered(session, sim.meter.url + "/counter/v1/ocmf/metervalue") == 200
         # the transaction begun before the flood ends and its record is signed and kept
         assert await charger.post("receipt", {"TX": "E"}) == {"TX": "E", "XT": False}
-        payload = verify(await charger.text("receipt"), public_key)
+        payload = verified_payload(await charger.text("receipt"), public_key)
         assert payload["PG"] == "T1"
 
     log = sim.stderr()

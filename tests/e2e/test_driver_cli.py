@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from pyocmf import OCMF
 
-from .conftest import Sim, SimFactory, console_script
+from tests.support.driver import CI, RFID
+from tests.support.processes import Sim, SimFactory, console_script
 
-CI = "DE*ISA*E0001"
-RFID = "04A1B2C3"
+pytestmark = pytest.mark.e2e  # starts the installed iemdcr-sim / iemdcr-driver
+
 CLI_TIMEOUT_S = 60.0  # a guard against a hung CLI, never a wait
 POWERMETER_KEYS = {"timestamp", "meter_id", "energy_Wh_import", "energy_Wh_export", "power_W", "voltage_V", "current_A"}
 

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,12 @@ import aiohttp
 import pytest
 
 from iemdcr_twin.simulator.store import FileMemory
-from tests.e2e.conftest import STARTUP_TIMEOUT_S, SimFactory, console_script
-from tests.e2e.test_serve import GW, USER, Charger, verify
-from tests.simulator.helpers import SERIAL, FakeTime, charge, ready_meter
+from tests.support.charger import Charger
+from tests.support.clock import FakeTime
+from tests.support.meter import GW, SERIAL, USER, charge, ready_meter, verified_payload
+from tests.support.processes import STARTUP_TIMEOUT_S, SimFactory, console_script
 
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-        yield session
+pytestmark = pytest.mark.e2e  # starts the installed iemdcr-sim / iemdcr-driver
 
 
 async def test_sigkill_right_after_a_clock_jump_keeps_what_the_jump_added(
@@ -33,7 +30,7 @@ async def test_sigkill_right_after_a_clock_jump_keeps_what_the_jump_added(
     """A jump of hours inside a transaction, then SIGKILL before any periodic checkpoint: the checkpoint after
     the jump saved it, so the restarted meter shows the same registers (nothing signed or jumped is lost)."""
     sim = sim_factory("--clock", "virtual", "--state-dir", str(state_dir))
-    charger = Charger(session, sim)
+    charger = sim.charger(session)
     await charger.freeze_clock()
     await charger.post("gw", GW)
     await charger.post("user", USER)
@@ -48,7 +45,7 @@ async def test_sigkill_right_after_a_clock_jump_keeps_what_the_jump_added(
     saved = json.loads((state_dir / sim.meter.serial / "state.json").read_text())
     assert saved["import_uj"] == 80_000 * 3_600_000 * 1000
 
-    again = Charger(session, sim_factory("--clock", "virtual", "--state-dir", str(state_dir)))
+    again = sim_factory("--clock", "virtual", "--state-dir", str(state_dir)).charger(session)
     assert (await again.get("metervalue"))["RD"][0]["RV"] == live
 
 
@@ -97,7 +94,7 @@ async def test_a_full_disk_answers_503_changes_nothing_and_recovers_by_itself(
     sim_factory: SimFactory, small_disk: Path, session: aiohttp.ClientSession
 ) -> None:
     sim = sim_factory("--clock", "virtual", "--state-dir", str(small_disk / "state"))
-    charger = Charger(session, sim)
+    charger = sim.charger(session)
     meter = f"/api/meters/{charger.serial}"
     await charger.freeze_clock()
     await charger.post("gw", GW)
@@ -121,7 +118,7 @@ async def test_a_full_disk_answers_503_changes_nothing_and_recovers_by_itself(
     await charger.advance(360)
     await charger.load(current_A=0)
     assert await charger.post("receipt", {"TX": "E"}) == {"TX": "E", "XT": False}
-    verify(await charger.text("receipt"), (await charger.get("publickey"))["PK"])
+    verified_payload(await charger.text("receipt"), (await charger.get("publickey"))["PK"])
     status, body = await status_and_body(charger, "POST", f"{meter}/power", {"on": False})
     assert (status, body["powered"]) == (200, False)
     status, body = await status_and_body(charger, "POST", f"{meter}/power", {"on": True})

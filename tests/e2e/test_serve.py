@@ -8,96 +8,16 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from pyocmf import OCMF
 
-from tests.e2e.conftest import Sim, SimFactory, console_script, parse_line
-from tests.simulator.test_log_limits import MALFORMED, UNREAD_BAD_GZIP
+from tests.support.http import MALFORMED, UNREAD_BAD_GZIP
+from tests.support.meter import GW, TARIFF, USER, verified_payload
+from tests.support.processes import SimFactory, console_script, parse_line
 
-GW = {"CT": "EVSEID", "CI": "DE*ISA*E0001", "TM": "2025-06-06T09:26:24,000+0100"}
-USER = {"IS": True, "IL": "VERIFIED", "IF": ["RFID_PLAIN"], "IT": "ISO14443", "ID": "04A1B2C3", "US": True}
-TARIFF = {"TT": "0.49 EUR/kWh"}
-JSON_HEADERS = {"Content-Type": "application/json"}  # libcurl sends it on GET too
-
-
-class Charger:
-    """A charger's HTTP calls to one meter plus the lab's calls to the control port."""
-
-    def __init__(self, session: aiohttp.ClientSession, sim: Sim, index: int = 0) -> None:
-        self.session = session
-        self.meter_url = sim.meters[index].url
-        self.control = sim.control
-        self.serial = sim.meters[index].serial
-
-    async def meter(self, method: str, node: str, body: Any = None, *, version: str = "v1") -> tuple[int, bytes]:
-        url = f"{self.meter_url}/counter/{version}/ocmf/{node}"
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        async with self.session.request(method, url, data=data, headers=JSON_HEADERS) as resp:
-            return resp.status, await resp.read()
-
-    async def get(self, node: str) -> Any:
-        status, raw = await self.meter("GET", node)
-        assert status == 200, raw
-        return json.loads(raw)
-
-    async def post(self, node: str, body: Any, expect: int = 200) -> Any:
-        status, raw = await self.meter("POST", node, body)
-        assert status == expect, raw
-        return json.loads(raw)
-
-    async def text(self, node: str, *, version: str = "v1") -> bytes:
-        status, raw = await self.meter("GET", node, version=version)
-        assert status == 200, raw
-        return raw
-
-    async def lab(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.session.request(method, self.control + path, json=body) as resp:
-            raw = await resp.read()
-            assert resp.status == 200, raw
-            return json.loads(raw)
-
-    async def meter_state(self) -> Any:
-        return await self.lab("GET", f"/api/meters/{self.serial}")
-
-    async def load(self, **body: float) -> None:
-        await self.lab("PUT", f"/api/meters/{self.serial}/load", body)
-
-    async def advance(self, seconds: float) -> None:
-        await self.lab("POST", "/api/clock/advance", {"seconds": seconds})
-
-    async def freeze_clock(self) -> None:
-        assert (await self.lab("PUT", "/api/clock", {"rate": 0}))["rate"] == 0
-
-    async def charge(self, current: float, seconds: float) -> bytes:
-        """B, load, advance, load off, E, GET receipt."""
-        assert await self.post("receipt", {"TX": "B"}) == {"TX": "B", "XT": True}
-        await self.load(current_A=current, voltage_V=400)
-        await self.advance(seconds)
-        await self.load(current_A=0)
-        assert await self.post("receipt", {"TX": "E"}) == {"TX": "E", "XT": False}
-        return await self.text("receipt")
-
-
-def verify(record: bytes, public_key: str) -> dict[str, Any]:
-    """pyocmf strict: parses, signature true, no Eichrecht errors; returns the payload."""
-    text = record.decode("ascii")
-    parsed = OCMF.from_string(text, strict=True)
-    assert parsed.verify_signature(public_key) is True
-    assert parsed.check_eichrecht(errors_only=True) == []
-    payload: dict[str, Any] = json.loads(text.split("|")[1])
-    return payload
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    # like libcurl in EVerest: a new TCP connection per request
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-        yield session
+pytestmark = pytest.mark.e2e  # starts the installed iemdcr-sim / iemdcr-driver
 
 
 async def test_charger_sequence_power_cycle_sigkill_and_restart(
@@ -105,7 +25,7 @@ async def test_charger_sequence_power_cycle_sigkill_and_restart(
 ) -> None:
     sim = sim_factory("--clock", "virtual", "--state-dir", str(state_dir))
     assert sim.clock == "virtual" and len(sim.meters) == 1
-    charger = Charger(session, sim)
+    charger = sim.charger(session)
     await charger.freeze_clock()  # time moves only by /api/clock/advance, so energy is exact
 
     # a charger's init
@@ -133,7 +53,7 @@ async def test_charger_sequence_power_cycle_sigkill_and_restart(
     await charger.load(current_A=0)
     assert await charger.post("receipt", {"TX": "E"}) == {"TX": "E", "XT": False}
     first = await charger.text("receipt")
-    payload = verify(first, public_key)
+    payload = verified_payload(first, public_key)
     assert payload["PG"] == "T1"
     assert (payload["CT"], payload["CI"], payload["ID"], payload["TT"]) == (
         "EVSEID",
@@ -146,7 +66,7 @@ async def test_charger_sequence_power_cycle_sigkill_and_restart(
 
     # second transaction: PG + 1; v1 and v2 transaction are the last receipt byte for byte
     second = await charger.charge(50, 180)
-    payload = verify(second, public_key)
+    payload = verified_payload(second, public_key)
     assert payload["PG"] == "T2"
     assert [r["RV"] for r in payload["RD"]] == ["00000004.000", "00000005.000"]
     assert await charger.text("transaction") == second
@@ -169,7 +89,7 @@ async def test_charger_sequence_power_cycle_sigkill_and_restart(
     assert sim.signal(signal.SIGKILL) == -signal.SIGKILL
     again = sim_factory("--clock", "virtual", "--state-dir", str(state_dir))
     assert (again.meter.serial, again.meter.fingerprint) == (sim.meter.serial, sim.meter.fingerprint)
-    charger = Charger(session, again)
+    charger = again.charger(session)
     await charger.freeze_clock()
     assert (await charger.get("publickey"))["PK"] == public_key
     assert await charger.text("transaction") == second
@@ -183,7 +103,7 @@ async def test_charger_sequence_power_cycle_sigkill_and_restart(
     await charger.post("gw", GW)
     await charger.post("user", USER)
     third = await charger.charge(100, 90)
-    payload = verify(third, public_key)
+    payload = verified_payload(third, public_key)
     assert payload["PG"] == "T3"
     assert payload["RD"][0]["RV"] >= "00000005.000"
     assert payload["RD"][1]["RV"] == "00000006.000"
@@ -193,7 +113,7 @@ async def test_sigterm_shuts_down_cleanly_and_keeps_the_registers(
     sim_factory: SimFactory, state_dir: Path, session: aiohttp.ClientSession
 ) -> None:
     sim = sim_factory("--clock", "virtual", "--state-dir", str(state_dir))
-    charger = Charger(session, sim)
+    charger = sim.charger(session)
     await charger.freeze_clock()
     await charger.load(current_A=100, voltage_V=400)
     await charger.advance(90)  # 1 kWh, no transaction: saved after the jump and again at shutdown
@@ -204,7 +124,7 @@ async def test_sigterm_shuts_down_cleanly_and_keeps_the_registers(
     assert saved["import_uj"] >= 3_600_000 * 1_000_000
 
     again = sim_factory("--clock", "virtual", "--state-dir", str(state_dir))
-    charger = Charger(session, again)
+    charger = again.charger(session)
     assert (await charger.get("metervalue"))["RD"][0]["RV"] == "00000001.000"
     assert again.signal(signal.SIGINT) == 0
 
@@ -218,13 +138,13 @@ async def test_three_meters_have_distinct_serials_ports_and_keys(
     assert len({m.fingerprint for m in sim.meters}) == 3
     keys = set()
     for index, line in enumerate(sim.meters):
-        charger = Charger(session, sim, index)
+        charger = sim.charger(session, index)
         assert (await charger.get("metervalue"))["MS"] == line.serial
         key = (await charger.get("publickey"))["PK"]
         assert hashlib.sha256(bytes.fromhex(key)).hexdigest()[:16] == line.fingerprint
         keys.add(key)
     assert len(keys) == 3
-    listed = await Charger(session, sim).lab("GET", "/api/meters")
+    listed = await sim.charger(session).lab("GET", "/api/meters")
     assert [(m["serial"], m["url"]) for m in listed["meters"]] == [(m.serial, m.url) for m in sim.meters]
     assert sorted(p.name for p in state_dir.iterdir()) == [m.serial for m in sim.meters]
     assert sim.signal(signal.SIGTERM) == 0

@@ -8,27 +8,16 @@ import time
 import pytest
 
 from iemdcr_twin.simulator.clock import ClockError, SimClock
+from tests.support.clock import FakeTime
 
 WALL0 = 1_750_000_000.0
 GUARD_S = 60.0  # a guard against a hang, never a measure of speed
 
 
-class FakeMonotonic:
-    """A monotonic source (and a wall clock drawn from it) that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def wall(self) -> float:
-        return WALL0 + self.t - 100.0
-
-
-def fake_clock(mode: str = "real", rate: float = 1.0, epoch: float | None = None) -> tuple[SimClock, FakeMonotonic]:
-    mono = FakeMonotonic()
-    clock = SimClock(mode, rate, epoch, wall=mono.wall, monotonic=mono)  # type: ignore[arg-type]
+def fake_clock(mode: str = "real", rate: float = 1.0, epoch: float | None = None) -> tuple[SimClock, FakeTime]:
+    """A clock over a monotonic source that only moves when told to (from 100.0), and a wall clock drawn from it."""
+    mono = FakeTime(100.0)
+    clock = SimClock(mode, rate, epoch, wall=lambda: WALL0 + mono.t - 100.0, monotonic=mono)  # type: ignore[arg-type]
     return clock, mono
 
 
@@ -302,6 +291,27 @@ async def test_autojump_does_not_jump_while_there_is_activity() -> None:
         assert clock.now() == 0.0
         await asyncio.wait_for(sleeper, GUARD_S)
         assert clock.now() == 3600.0
+    finally:
+        jumper.cancel()
+
+
+async def test_autojump_in_idle_passes_waits_for_quiet_passes_and_never_jumps_while_held() -> None:
+    """The tests' clock: idleness judged in passes of the event loop, not in wall time."""
+    clock = SimClock("virtual", 0.0, epoch=0.0)
+    jumper = asyncio.create_task(clock.autojump(0.0, idle_passes=20))
+    sleeper = asyncio.create_task(clock.sleep(3600))
+    try:
+        for _ in range(200):  # activity every 5th pass: never 20 quiet passes in a row
+            for _ in range(5):
+                await asyncio.sleep(0)
+            clock.note_activity()
+        assert not sleeper.done() and clock.now() == 0.0
+        with clock.busy():  # held: no jump however quiet the loop is
+            for _ in range(200):
+                await asyncio.sleep(0)
+            assert not sleeper.done() and clock.now() == 0.0
+        await asyncio.wait_for(sleeper, GUARD_S)
+        assert (clock.now(), clock.jumps) == (3600.0, 1)
     finally:
         jumper.cancel()
 

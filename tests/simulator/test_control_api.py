@@ -16,15 +16,14 @@ from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.control.errors import MAX_CONTROL_BODY
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model import CATALOGUE
-from tests.simulator.helpers import GW, HEALTHY_XC, T0, USER
-from tests.simulator.twin_helpers import JSON_TYPE, new_twin, until
+from tests.support.clock import T0
+from tests.support.http import JSON_TYPE, V1, until
+from tests.support.meter import GW, HEALTHY_XC, USER
+from tests.support.twin import S1, S2, new_twin
 
 Client = TestClient[Any, Any]
 
-S1 = "1ISA0200000001"
-S2 = "1ISA0200000002"
 METER = f"/api/meters/{S1}"
-V1 = "/counter/v1/ocmf/"
 FAULT_NAMES = ["sensor_unit_fault", "voltage_out_of_range", "tamper_detected", "clock_lost", "signature_unit_fault"]
 
 

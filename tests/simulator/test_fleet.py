@@ -14,15 +14,14 @@ import pytest
 from iemdcr_twin.simulator import fleet, meter_view
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin, UnknownMeter
-from tests.simulator.helpers import GW, T0, USER
-from tests.simulator.twin_helpers import until
-
-V1 = "/counter/v1/ocmf/"
+from tests.support.clock import T0
+from tests.support.http import V1, curl_like_session, until
+from tests.support.meter import GW, USER
 
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+    async with curl_like_session() as session:
         yield session
 
 

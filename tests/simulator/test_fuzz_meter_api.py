@@ -18,8 +18,9 @@ from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.meter_api import create_meter_app
 from iemdcr_twin.simulator.model import Meter, RamMemory, get_profile
-from tests.simulator.fuzz_strategies import HEADERS, METHODS, PARSER_ONLY_METHODS, bodies, paths
-from tests.simulator.helpers import GW, SERIAL, T0, USER, seeded_signer
+from tests.support.clock import T0
+from tests.support.fuzz import HEADERS, METHODS, PARSER_ONLY_METHODS, bodies, paths
+from tests.support.meter import GW, SERIAL, USER, seeded_signer
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 BASE = "/counter/v1/ocmf/"

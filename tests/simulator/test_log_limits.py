@@ -22,44 +22,16 @@ from iemdcr_twin.simulator.log_limits import (
     RateLimit,
     limit_malformed_request_logs,
 )
-from tests.simulator.twin_helpers import new_twin
+from tests.support.clock import FakeTime
+from tests.support.http import MALFORMED, UNREAD_BAD_GZIP, send_raw
 
 Client = TestClient[Any, Any]
-HEAD = "Host: 127.0.0.1\r\nConnection: close\r\n"
-TARIFF = "POST /counter/v1/ocmf/tariff HTTP/1.1\r\n" + HEAD
-# what the parser refuses, and one body it cannot decode while draining a request nobody read
-MALFORMED = {
-    "bad chunk size": (
-        TARIFF + "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n"
-    ).encode(),
-    "chunked and a length": (
-        TARIFF + "Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
-    ).encode(),
-    "over-long URL": b"GET /" + b"a" * 9000 + f" HTTP/1.1\r\n{HEAD}\r\n".encode(),
-    "over-long header": f"GET /healthz HTTP/1.1\r\n{HEAD}X-Pad: ".encode() + b"a" * 9000 + b"\r\n\r\n",
-    "unsupported encoding": (TARIFF + "Content-Encoding: br\r\nContent-Length: 2\r\n\r\n{}").encode(),
-}
-UNREAD_BAD_GZIP = (
-    f"GET /counter/v1/ocmf/metervalue HTTP/1.1\r\n{HEAD}Content-Encoding: gzip\r\nContent-Length: 5\r\n\r\nxxxxx"
-).encode()
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def twin() -> Twin:
-    return new_twin()
+LOOPBACK = "127.0.0.1"
 
 
 @pytest.fixture
 def time_() -> FakeTime:
-    return FakeTime()
+    return FakeTime(0.0)
 
 
 @pytest.fixture
@@ -70,18 +42,6 @@ def log_filter(time_: FakeTime, caplog: pytest.LogCaptureFixture) -> Iterator[Ma
     installed = limit_malformed_request_logs(MalformedRequestFilter(burst=10, window_s=60, now=time_))
     yield installed
     logging.getLogger(SERVER_LOGGER).removeFilter(installed)
-
-
-async def send(port: int, raw: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(raw)
-        await writer.drain()
-        async with asyncio.timeout(30):  # a guard against a hang
-            return await reader.read()
-    finally:
-        writer.close()
-        await writer.wait_closed()
 
 
 def server_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -100,7 +60,7 @@ async def test_each_refused_request_is_a_plain_400_and_one_log_line(
 ) -> None:
     for port in (twin.slot("1ISA0200000001").port, control.port):
         caplog.clear()
-        answer = await send(port, MALFORMED[kind])
+        answer = await send_raw(LOOPBACK, port, MALFORMED[kind])
         await settle()
         head = answer.split(b"\r\n\r\n")[0].lower()
         # aiohttp's own answer, before any handler: the one exception to JSON errors (docs/fidelity.md)
@@ -119,7 +79,7 @@ async def test_a_body_that_does_not_decode_while_draining_is_one_line(
     twin: Twin, log_filter: MalformedRequestFilter, caplog: pytest.LogCaptureFixture, control: Client
 ) -> None:
     """GET metervalue never reads its body; aiohttp drains it after the answer, and fails to decode it."""
-    answer = await send(twin.slot("1ISA0200000001").port, UNREAD_BAD_GZIP)
+    answer = await send_raw(LOOPBACK, twin.slot("1ISA0200000001").port, UNREAD_BAD_GZIP)
     await settle()
     assert answer.startswith(b"HTTP/1.1 200")
     (line,) = server_lines(caplog)
@@ -134,16 +94,16 @@ async def test_a_flood_is_rate_limited_and_the_next_line_counts_what_was_left_ou
     ports = (twin.slot("1ISA0200000001").port, control.port)
     kinds = sorted(MALFORMED)
     for n in range(50):
-        assert (await send(ports[n % 2], MALFORMED[kinds[n % len(kinds)]])).startswith(b"HTTP/1.0 400")
+        assert (await send_raw(LOOPBACK, ports[n % 2], MALFORMED[kinds[n % len(kinds)]])).startswith(b"HTTP/1.0 400")
     await settle()
     assert len(server_lines(caplog)) == 10  # the burst; 40 left out
     caplog.clear()
     time_.t += 59.9
-    await send(ports[0], MALFORMED[kinds[0]])
+    await send_raw(LOOPBACK, ports[0], MALFORMED[kinds[0]])
     await settle()
     assert server_lines(caplog) == []  # still the same window
     time_.t += 0.1
-    await send(ports[1], MALFORMED[kinds[1]])
+    await send_raw(LOOPBACK, ports[1], MALFORMED[kinds[1]])
     await settle()
     (line,) = server_lines(caplog)
     assert line.getMessage().endswith("(41 more since, not logged)")
@@ -162,7 +122,7 @@ def test_other_server_records_pass_unchanged(log_filter: MalformedRequestFilter)
 
 
 def test_rate_limit_windows() -> None:
-    time_ = FakeTime()
+    time_ = FakeTime(0.0)
     limit = RateLimit(2, 10.0, time_)
     assert [limit.allow() for _ in range(4)] == [(True, 0), (True, 0), (False, 0), (False, 0)]
     time_.t = 10.0

@@ -22,16 +22,16 @@ from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.meter_api import MAX_BODY, create_meter_app
 from iemdcr_twin.simulator.model import Meter, RamMemory, Switches, get_profile
-from tests.simulator.helpers import GW, HEALTHY_XC, SERIAL, T0, USER, assert_verifies, seeded_signer
+from tests.support.clock import T0
+from tests.support.http import V1
+from tests.support.meter import GW, HEALTHY_XC, SERIAL, TARIFF, USER, assert_verifies, seeded_signer
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 Client = TestClient[Any, Any]
 
-V1 = "/counter/v1/ocmf/"
 V2_TX = "/counter/v2/ocmf/transaction"
 T0_TM = "2025-06-15T15:06:40,000+0000"  # T0 in UTC, as the meter shows it before any write
 GW_TM = "2025-06-06T09:26:24,000+0100"
-TARIFF = {"TT": "0.49 EUR/kWh"}
 DER_P256_PREFIX = "3059301306072a8648ce3d020106082a8648ce3d030107034200"
 
 

@@ -13,13 +13,13 @@ from aiohttp.test_utils import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.meter_api import create_meter_app, metervalue_body
-from iemdcr_twin.simulator.model import CATALOGUE, Meter, RamMemory, get_profile
+from iemdcr_twin.simulator.model import CATALOGUE
 from iemdcr_twin.simulator.model.energy import format_kwh
-from tests.simulator.helpers import GW, SERIAL, T0, metervalue, seeded_signer
+from tests.support.clock import frozen_clock
+from tests.support.meter import GW, SERIAL, make_meter, metervalue
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 PATH = "/counter/v1/ocmf/metervalue"
@@ -41,10 +41,6 @@ def is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def make_meter(clock: SimClock) -> Meter:
-    return Meter(get_profile("iem-dcr-125"), SERIAL, clock.now, RamMemory(), seeded_signer())
-
-
 @settings(max_examples=300, deadline=None)
 @given(
     current=st.floats(-200, 200, allow_nan=False),
@@ -56,8 +52,8 @@ def make_meter(clock: SimClock) -> Meter:
 def test_renderer_gives_the_spec_shape_with_the_readings_values(
     current: float, voltage: float, seconds: float, fault_names: set[str], written: bool
 ) -> None:
-    clock = SimClock("virtual", 0, T0)
-    meter = make_meter(clock)
+    clock = frozen_clock()
+    meter = make_meter(clock.now)
     if written:
         meter.post_gw(GW)
     meter.set_load(current, voltage)
@@ -89,8 +85,8 @@ def test_renderer_gives_the_spec_shape_with_the_readings_values(
 
 
 async def test_every_change_shows_at_once(aiohttp_client: ClientFactory) -> None:
-    clock = SimClock("virtual", 0, T0)
-    meter = make_meter(clock)
+    clock = frozen_clock()
+    meter = make_meter(clock.now)
     client = await aiohttp_client(create_meter_app(MeterHost(meter, clock, Journal())))
 
     async def read() -> dict[str, Any]:

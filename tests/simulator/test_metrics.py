@@ -16,7 +16,9 @@ from iemdcr_twin.simulator.control.prometheus import LATENCY_BUCKETS_S, Metrics,
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model.timefmt import format_tm
 from iemdcr_twin.simulator.network_faults import ACTIONS
-from tests.simulator.twin_helpers import S1, S2, charge, json_ok, meter_url, new_twin
+from tests.support.http import json_ok
+from tests.support.meter import charge
+from tests.support.twin import S1, S2, meter_url, new_twin
 
 Client = TestClient[Any, Any]
 Labels = frozenset[tuple[str, str]]
@@ -91,7 +93,7 @@ async def test_requests_latency_and_meter_counters(control: Client, twin: Twin) 
             assert resp.status == 404
         async with session.get(twin.slot(S1).url + "/no/such/node") as resp:
             assert resp.status == 404
-    charge(meter, twin.clock)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
     await json_ok(await control.put(f"/api/meters/{S1}/faults/clock_lost"))
     families, m = await scrape_families(control)
     assert families == FAMILIES
@@ -178,7 +180,7 @@ def test_each_control_app_has_its_own_registry() -> None:
     prometheus_client's global registry gets none of them."""
     twins = new_twin(), new_twin(2)
     registries = [Metrics(twin).registry for twin in twins]
-    charge(twins[1].slot(S2).meter, twins[1].clock)
+    charge(twins[1].slot(S2).meter, twins[1].clock, current=50.0, seconds=600.0, init=True)
     first, second = (parse(generate_latest(registry).decode())[1] for registry in registries)
     assert first["iemdcr_transactions_total"] == {labels(meter=S1): 0}
     assert second["iemdcr_transactions_total"] == {labels(meter=S1): 0, labels(meter=S2): 1}

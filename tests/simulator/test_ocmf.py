@@ -18,7 +18,7 @@ from iemdcr_twin.simulator.ocmf import (
     build_payload,
     sign_record,
 )
-from tests.simulator.helpers import PAYLOAD_KEYS, assert_verifies, pyocmf_rejects
+from tests.support.meter import PAYLOAD_KEYS, assert_verifies, pyocmf_rejects
 
 SIGNER = Signer.from_seed("tests", "1ISA0200000001")
 CONTENT = RecordContent(

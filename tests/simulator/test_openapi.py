@@ -32,7 +32,8 @@ from iemdcr_twin.simulator.model.faults import CATALOGUE as FAULTS
 from iemdcr_twin.simulator.network_faults import ACTIONS
 from iemdcr_twin.simulator.ocmf import FAULTY_RECORD_KINDS
 from iemdcr_twin.simulator.schemas import CONTROL_BODIES, ecma_regex, public
-from tests.simulator.twin_helpers import S1, json_ok, new_twin
+from tests.support.http import json_ok
+from tests.support.twin import S1, new_twin
 
 Client = TestClient[Any, Any]
 METHODS = {"get", "put", "post", "patch", "delete", "head", "options"}

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.fleet import Twin
-from tests.simulator.twin_helpers import S1, S2, new_twin
+from tests.support.twin import S1, S2, new_twin
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is a test extra (pip install -e '.[test]')")
 from schemathesis import checks  # noqa: E402  (after the importorskip above)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,9 @@ from iemdcr_twin.simulator import store
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from iemdcr_twin.simulator.store import FailureLog
-from tests.simulator.helpers import GW, USER
-from tests.simulator.twin_helpers import S1, json_error, json_ok, meter_url
+from tests.support.http import json_error, json_ok
+from tests.support.meter import GW, USER
+from tests.support.twin import S1, meter_url
 
 Client = TestClient[Any, Any]
 METER = f"/api/meters/{S1}"
@@ -56,12 +56,6 @@ def twin(clock: SimClock, tmp_path: Path) -> Twin:
     twin = Twin(clock, state_dir=tmp_path, seed="tests")
     twin.add_meter(MeterSpec(port=0))
     return twin
-
-
-@pytest.fixture
-async def device(control: Client) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-        yield session
 
 
 async def post(session: aiohttp.ClientSession, twin: Twin, node: str, body: dict[str, Any]) -> aiohttp.ClientResponse:

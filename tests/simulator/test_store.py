@@ -14,17 +14,8 @@ from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_UJ, UJ_PER_MWH, par
 from iemdcr_twin.simulator.model.memory import RECORD_RULES, REGISTER, STATE_RULES, reconcile
 from iemdcr_twin.simulator.ocmf import Signer
 from iemdcr_twin.simulator.store import DamagedMemory, FileMemory, write_atomic
-from tests.simulator.helpers import (
-    GW,
-    SERIAL,
-    USER,
-    FakeTime,
-    assert_verifies,
-    charge,
-    make_meter,
-    metervalue,
-    ready_meter,
-)
+from tests.support.clock import FakeTime
+from tests.support.meter import GW, SERIAL, USER, assert_verifies, charge, make_meter, metervalue, ready_meter
 
 PEM = Signer.from_seed("tests", SERIAL, 0).to_pem()
 STATE = NonVolatile(SERIAL, "iem-dcr-125", PEM, 0, 123_456_789, 42, 5, "OCMF|{}|{}")

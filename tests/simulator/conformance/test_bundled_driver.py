@@ -8,57 +8,53 @@ clock, so the monitor is told to judge its TM writes against that clock (``TrueT
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
 
-from iemdcr_twin.driver.config import DriverConfig
 from iemdcr_twin.driver.driver import IemDcrDriver
 from iemdcr_twin.driver.types import TransactionReq, TransactionRequestStatus
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.conformance import TrueTime, attach, build_report
 from iemdcr_twin.simulator.fleet import MeterSlot, MeterSpec, Twin
-from tests.driver.on_twin import CI, HeldClient, make_req
-from tests.simulator.helpers import T0
+from tests.support.clock import autojumping, frozen_clock, hold_meter_requests
+from tests.support.driver import make_req, new_driver, wait
+from tests.support.http import GUARD_S
+from tests.support.twin import load_for
 
 
 @pytest.fixture
-async def setup() -> AsyncIterator[tuple[SimClock, Twin, MeterSlot, IemDcrDriver]]:
-    clock = SimClock("virtual", 0.0, T0)
-    jumper = asyncio.create_task(clock.autojump(0.005))
-    twin = Twin(clock, seed="conformance-driver")
-    slot = twin.add_meter(MeterSpec(port=0))
-    attach(slot.host, TrueTime.SHARED)
-    await twin.start()
-    config = DriverConfig.from_url(slot.url, clock=clock, CI=CI, timezone_handle_DST=False, request_timeout_s=2.0)
-    drv = IemDcrDriver(config, client=HeldClient(config.base_url, config.request_timeout_s, clock))
-    yield clock, twin, slot, drv
-    await drv.stop()
-    await twin.stop()
-    jumper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await jumper
+async def setup(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[SimClock, Twin, MeterSlot, IemDcrDriver]]:
+    clock = frozen_clock()
+    hold_meter_requests(monkeypatch, clock)
+    async with autojumping(clock):
+        twin = Twin(clock, seed="conformance-driver")
+        slot = twin.add_meter(MeterSpec(port=0))
+        attach(slot.host, TrueTime.SHARED)
+        await twin.start()
+        drv = new_driver(slot.url, clock)
+        yield clock, twin, slot, drv
+        await drv.stop()
+        await twin.stop()
 
 
 async def one_charge(clock: SimClock, slot: MeterSlot, drv: IemDcrDriver, req: TransactionReq) -> None:
     assert (await drv.start_transaction(req)).status == TransactionRequestStatus.OK
-    slot.meter.set_load(50.0, 400.0)
-    await clock.sleep(120)
-    slot.meter.set_load(0.0)
+    await load_for(clock, slot.meter, 50.0, 400.0, 120)
     assert (await drv.stop_transaction("tx-1")).status == TransactionRequestStatus.OK
 
 
 async def test_bundled_driver_earns_no_fail(setup: tuple[SimClock, Twin, MeterSlot, IemDcrDriver]) -> None:
     clock, twin, slot, drv = setup
     await drv.start()
-    await asyncio.wait_for(drv.wait_for("initialised"), 10)
+    await wait(drv, "initialised")
     await one_charge(clock, slot, drv, make_req())
     await clock.sleep(30)
     await one_charge(clock, slot, drv, make_req())
     with drv.subscribe(["initialised"]) as events:
-        await twin.power_cycle(slot.meter.serial)
-        await asyncio.wait_for(events.get(), 10)
+        with clock.busy():  # no time passes while the listener closes and opens again
+            await twin.power_cycle(slot.meter.serial)
+        await asyncio.wait_for(events.get(), GUARD_S)
     await one_charge(clock, slot, drv, make_req())
     await clock.sleep(30)
 
@@ -84,7 +80,7 @@ async def test_bundled_driver_without_a_level_warns_not_billable(
 ) -> None:
     clock, _, slot, drv = setup
     await drv.start()
-    await asyncio.wait_for(drv.wait_for("initialised"), 10)
+    await wait(drv, "initialised")
     await one_charge(clock, slot, drv, make_req(identification_level=None))
     report = build_report(attach(slot.host))
     verdicts = {check["id"]: check["verdict"] for check in report["checks"]}

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.simulator.helpers import USER
-
-from .conftest import SERIAL, Lab
-
-
-def check_of(report: dict[str, Any], check_id: str) -> dict[str, Any]:
-    return next(check for check in report["checks"] if check["id"] == check_id)
+from tests.support.lab import SERIAL, Lab, check_of
+from tests.support.meter import USER
 
 
 def evidence_seqs(report: dict[str, Any], check_id: str) -> list[int]:

@@ -12,8 +12,7 @@ from nacl.signing import SigningKey
 
 from iemdcr_twin.simulator.cli import main
 from iemdcr_twin.simulator.conformance.signing import KEY_FILE, PUBLIC_FILE
-
-from .conftest import SERIAL, Lab
+from tests.support.lab import SERIAL, Lab
 
 
 def control_url(lab: Lab) -> str:

@@ -7,10 +7,9 @@ from pyocmf import OCMF
 from pyocmf.exceptions import PyOCMFError
 
 from iemdcr_twin.simulator.conformance.charger_inputs import ct_problem, enum_problems, id_problem, level_problem
-from tests.simulator.helpers import USER, FakeTime, make_meter
-
-from .conftest import Lab
-from .test_checks import check_of
+from tests.support.clock import FakeTime
+from tests.support.lab import Lab, check_of
+from tests.support.meter import USER, make_meter
 
 
 async def test_free_text_ct_warns_and_nothing_fails(lab: Lab) -> None:

@@ -13,10 +13,8 @@ import pytest
 from iemdcr_twin.simulator.conformance import ConformanceMonitor, TrueTime, attach
 from iemdcr_twin.simulator.conformance.meter_time import last_reading_tm, tm_epoch
 from iemdcr_twin.simulator.model.timefmt import format_tm
-from tests.simulator.helpers import USER
-
-from .conftest import SERIAL, Lab
-from .test_checks import check_of
+from tests.support.lab import SERIAL, Lab, check_of
+from tests.support.meter import USER
 
 DAY = 86_400.0
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .wire import WireSyntaxError, parse_line, replay, timed, verdict_matches
+from tests.support.traces import WireSyntaxError, parse_line, replay, timed, verdict_matches
 
 TRACES = Path(__file__).with_name("traces") / "everest-cpp"
 FILES = sorted(TRACES.glob("*.json"))

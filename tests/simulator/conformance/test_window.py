@@ -11,10 +11,8 @@ import pytest
 
 from iemdcr_twin.simulator.cli import main
 from iemdcr_twin.simulator.conformance import parse_until
-from tests.simulator.helpers import USER
-
-from .conftest import SERIAL, Lab
-from .test_checks import check_of
+from tests.support.lab import SERIAL, Lab, check_of
+from tests.support.meter import USER
 
 REPORT = f"/api/meters/{SERIAL}/conformance"
 

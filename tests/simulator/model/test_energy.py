@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iemdcr_twin.simulator.model.energy import UJ_PER_MWH, Ramp, format_kwh, integrate, parse_kwh, saturate
-from tests.simulator.helpers import T0, FakeTime, make_meter, metervalue
+from tests.support.clock import T0, FakeTime
+from tests.support.meter import make_meter, metervalue
 
 MJ = 1e6
 RATED = 125.0

@@ -9,16 +9,8 @@ from pyocmf import OCMF
 
 from iemdcr_twin.simulator.model import CATALOGUE, ReceiptAnswer, Refusal
 from iemdcr_twin.simulator.model.faults import combined_xc, fault_bits, worst
-from tests.simulator.helpers import (
-    GW,
-    HEALTHY_XC,
-    FakeTime,
-    charge,
-    metervalue,
-    payload_of,
-    pyocmf_rejects,
-    ready_meter,
-)
+from tests.support.clock import FakeTime
+from tests.support.meter import GW, HEALTHY_XC, charge, metervalue, payload_of, pyocmf_rejects, ready_meter
 
 EXPECTED = {
     # name: (XC, ST, EF, blocks receipts, XS fault bit)

@@ -11,18 +11,8 @@ from hypothesis import strategies as st
 
 from iemdcr_twin.simulator.model import PROFILES, GwBlock, RamMemory, Refusal, Switches, UserBlock, get_profile
 from iemdcr_twin.simulator.model.timefmt import format_tm, parse_tm
-from tests.simulator.helpers import (
-    GW,
-    HEALTHY_XC,
-    SERIAL,
-    T0,
-    USER,
-    FakeTime,
-    make_meter,
-    metervalue,
-    ready_meter,
-    user_block,
-)
+from tests.support.clock import T0, FakeTime
+from tests.support.meter import GW, HEALTHY_XC, SERIAL, USER, make_meter, metervalue, ready_meter, user_block
 
 # ---- gw: once per power cycle ------------------------------------------------------------------------
 

@@ -7,17 +7,8 @@ import json
 import pytest
 
 from iemdcr_twin.simulator.model import RamMemory, Refusal
-from tests.simulator.helpers import (
-    GW,
-    USER,
-    FakeTime,
-    assert_verifies,
-    charge,
-    make_meter,
-    metervalue,
-    payload_of,
-    ready_meter,
-)
+from tests.support.clock import FakeTime
+from tests.support.meter import GW, USER, assert_verifies, charge, make_meter, metervalue, payload_of, ready_meter
 
 
 def test_power_cycle_resets_volatile_state() -> None:

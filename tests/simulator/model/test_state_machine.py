@@ -28,7 +28,8 @@ from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.model import Meter, RamMemory, Refusal, StorageError
 from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_MWH, UJ_PER_MWH, parse_kwh, register_delta, wrap_uj
 from iemdcr_twin.simulator.model.faults import BY_NAME
-from tests.simulator.helpers import GW, USER, FakeTime, FullMemory, make_meter, metervalue, ready_meter
+from tests.support.clock import FakeTime
+from tests.support.meter import GW, USER, FullMemory, make_meter, metervalue, ready_meter
 
 Registers = tuple[int, int]  # import, export in µJ
 

@@ -14,7 +14,8 @@ import pytest
 
 from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.model import Meter, ReceiptAnswer, Refusal, StorageError
-from tests.simulator.helpers import FakeTime, FullMemory, assert_verifies, charge, make_meter, metervalue, ready_meter
+from tests.support.clock import FakeTime
+from tests.support.meter import FullMemory, assert_verifies, charge, make_meter, metervalue, ready_meter
 
 
 def refused_without_change(meter: Meter, memory: FullMemory, operation: Callable[[], Any]) -> StorageError:

@@ -8,11 +8,11 @@ import pytest
 
 from iemdcr_twin.simulator.model import ReceiptAnswer, Refusal, Switches
 from iemdcr_twin.simulator.model.meter import Meter
-from tests.simulator.helpers import (
+from tests.support.clock import FakeTime
+from tests.support.meter import (
     GW,
     PAYLOAD_KEYS,
     USER,
-    FakeTime,
     assert_verifies,
     charge,
     make_meter,

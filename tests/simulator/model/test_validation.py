@@ -9,7 +9,8 @@ import pytest
 from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.model import Refusal
 from iemdcr_twin.simulator.model.meter import Meter
-from tests.simulator.helpers import USER, FakeTime, ready_meter, user_block
+from tests.support.clock import FakeTime
+from tests.support.meter import USER, ready_meter, user_block
 
 
 def snapshot(meter: Meter) -> dict[str, Any]:

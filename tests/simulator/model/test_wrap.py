@@ -23,7 +23,8 @@ from iemdcr_twin.simulator.model.energy import (
     wrap_uj,
 )
 from iemdcr_twin.simulator.model.memory import RamMemory
-from tests.simulator.helpers import FakeTime, FullMemory, make_meter, metervalue, payload_of, ready_meter
+from tests.support.clock import FakeTime
+from tests.support.meter import FullMemory, charge, make_meter, metervalue, payload_of, ready_meter
 
 KWH = 1_000_000  # mWh
 
@@ -52,17 +53,13 @@ def test_a_register_that_runs_past_its_width_wraps_to_zero() -> None:
 
 
 def charge_across_the_wrap(memory: RamMemory | None = None) -> tuple[str, str, dict[str, object]]:
-    """From 99999990.000 kWh, 20 kWh in one transaction; returns the record, the public key, the live values."""
+    """From 99999990.000 kWh, 20 kWh in one transaction; returns the record, the public key, the live values after
+    it (the transaction registers stay frozen at the end)."""
     time = FakeTime()
     meter = ready_meter(time, memory)
     meter.set_registers(REGISTER_WRAP_MWH - 10 * KWH)
-    meter.post_receipt({"TX": "B"})
-    meter.set_load(125.0, 800.0)  # 100 kW
-    time.advance(12 * 60)
-    live = metervalue(meter)
-    meter.set_load(0.0)
-    meter.post_receipt({"TX": "E"})
-    return meter.get_receipt(), meter.get_publickey().PK, live
+    record = charge(meter, time, 125.0, 800.0, 12 * 60)  # 100 kW
+    return record, meter.get_publickey().PK, metervalue(meter)
 
 
 def test_a_record_across_the_wrap_verifies_but_is_not_billable() -> None:

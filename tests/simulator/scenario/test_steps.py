@@ -11,7 +11,7 @@ import pytest
 from iemdcr_twin.simulator.scenario import actions, load_text, loader, run_scenario
 from iemdcr_twin.simulator.scenario.steps import STEPS, UnknownStep, kind_of, on
 
-README = Path(__file__).resolve().parents[2] / "scenarios" / "README.md"
+README = Path(__file__).resolve().parents[3] / "scenarios" / "README.md"
 
 
 def schema_steps() -> set[str]:

@@ -28,17 +28,13 @@ from iemdcr_twin.simulator.control.security import (
     token_from_env,
 )
 from iemdcr_twin.simulator.fleet import Twin
-from tests.simulator.twin_helpers import JSON_TYPE, S1, json_error, json_ok, meter_url, new_twin
+from tests.support.http import JSON_TYPE, json_error, json_ok
+from tests.support.twin import S1, meter_url, new_twin
 
 Client = TestClient[Any, Any]
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PUBLIC = {("GET", "/healthz"), ("GET", "/"), ("GET", "/static/{path}")}
-
-
-@pytest.fixture
-def twin() -> Twin:
-    return new_twin()
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ def test_the_cli_names_each_deprecated_use_on_stderr_and_runs(
 
 
 def test_the_readme_lists_exactly_the_deprecated_names() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "scenarios" / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[3] / "scenarios" / "README.md").read_text(encoding="utf-8")
     section = readme.split("### Deprecated names", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(\w+): \{(\w+): ([\w.]+)\}` \| `\1: \{(\w+): ([\w.]+)\}`", section, flags=re.MULTILINE)
     events = {old: new for action, _, old, _, new in rows if action == "wait_for"}

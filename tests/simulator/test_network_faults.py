@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,7 +14,8 @@ from aiohttp.test_utils import TestClient
 from iemdcr_twin.simulator.cli import JsonLogFormatter
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.network_faults import NetworkFaults, parse_rules
-from tests.simulator.twin_helpers import JSON_TYPE, S1, S2, json_error, json_ok, meter_url, new_twin, raw_get, until
+from tests.support.http import JSON_TYPE, json_error, json_ok, until
+from tests.support.twin import S1, S2, meter_url, new_twin, raw_get
 
 Client = TestClient[Any, Any]
 NETWORK = f"/api/meters/{S1}/network"
@@ -24,12 +24,6 @@ NETWORK = f"/api/meters/{S1}/network"
 @pytest.fixture
 def twin() -> Twin:
     return new_twin(2)
-
-
-@pytest.fixture
-async def device(control: Client) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-        yield session
 
 
 async def put_rules(control: Client, rules: list[dict[str, Any]], seed: int | str = 0) -> Any:

@@ -1,4 +1,6 @@
-"""The ``wire`` lines of a recorded trace (traces/README.md), and their replay through a conformance monitor.
+"""The ``wire`` lines of a recorded trace, and their replay through a conformance monitor.
+
+The grammar: tests/simulator/conformance/traces/README.md.
 
 ``GET v1/metervalue -> 200 (x5)`` or ``POST v1/receipt {"TX":"B"} -> 428 gw_not_set [b_before_gw] (x4)``.
 """
@@ -17,11 +19,13 @@ from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.model import Meter, RamMemory, get_profile
 from iemdcr_twin.simulator.ocmf import Signer
+from tests.support.clock import FakeTime
+from tests.support.twin import S1
 
 POLL_GAP_S = 1.0  # synthetic timing of traces/README.md
 RETRY_GAP_S = 0.25
 OTHER_GAP_S = 0.05
-SERIAL = "1ISA0200000001"
+SERIAL = S1
 
 _HEAD = re.compile(r"(GET|POST|PUT|DELETE) (v[12])/([a-z]+) ?")
 _TAIL = re.compile(r"-> (\d{3})(?: ([a-z_]+))?(?: \[([a-z_,]+)\])?(?: \(x([1-9][0-9]*)\))?")
@@ -101,14 +105,6 @@ def timed(lines: list[WireLine]) -> Iterator[tuple[float, WireLine]]:
             previous = line
 
 
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 @dataclass(frozen=True)
 class Replayed:
     report: dict[str, Any]  # the conformance report at the last request
@@ -121,7 +117,7 @@ def replay(trace: dict[str, Any], power_cycle_before: int | None = None, epoch: 
     ``power_cycle_before``: power-cycle the meter before the request with this index (folds unfolded). The
     answers come from the trace; the meter's begin and end events are rebuilt from them.
     """
-    mono = FakeMonotonic()
+    mono = FakeTime(0.0)
     clock = SimClock("virtual", 1.0, epoch, monotonic=mono, wall=lambda: 0.0)
     meter = Meter(
         get_profile("iem-dcr-125"), SERIAL, clock.now, RamMemory(), lambda g: Signer.from_seed("t", SERIAL, g)

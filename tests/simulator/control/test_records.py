@@ -15,16 +15,12 @@ from pyocmf import OcmfContainer
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model import RamMemory, SignedRecord
 from iemdcr_twin.simulator.ocmf import FAULTY_RECORD_KINDS
-from tests.simulator.helpers import assert_verifies, pyocmf_rejects
-from tests.simulator.twin_helpers import JSON_TYPE, S1, charge, json_error, json_ok, new_twin
+from tests.support.http import JSON_TYPE, json_error, json_ok
+from tests.support.meter import assert_verifies, charge, pyocmf_rejects
+from tests.support.twin import S1
 
 Client = TestClient[Any, Any]
 METER = f"/api/meters/{S1}"
-
-
-@pytest.fixture
-def twin() -> Twin:
-    return new_twin()
 
 
 async def records(control: Client, query: str = "") -> list[dict[str, Any]]:
@@ -36,8 +32,8 @@ async def records(control: Client, query: str = "") -> list[dict[str, Any]]:
 async def test_records_list_newest_last_with_readings_and_key(control: Client, twin: Twin) -> None:
     meter = twin.slot(S1).meter
     assert await records(control) == []
-    charge(meter, twin.clock)
-    charge(meter, twin.clock, seconds=1200)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
+    charge(meter, twin.clock, current=50.0, seconds=1200, init=True)
     listed = await records(control)
     assert [r["PG"] for r in listed] == ["T1", "T2"]
     last = listed[-1]
@@ -138,10 +134,10 @@ async def test_safe_xml_lists_every_record_as_the_transparenzsoftware_reads_it(
     control: Client, twin: Twin, tmp_path: Path
 ) -> None:
     meter = twin.slot(S1).meter
-    charge(meter, twin.clock)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
     await json_ok(await control.post(f"{METER}/factory-reset"))
-    charge(meter, twin.clock)
-    charge(meter, twin.clock)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
     xml = await safe_export(control)
     reading = tsw_read(xml)
     assert reading.cli_results == ["value 0", "value 1", "value 2"]
@@ -164,11 +160,11 @@ async def test_safe_xml_lists_every_record_as_the_transparenzsoftware_reads_it(
 
 async def test_safe_xml_keeps_each_faulty_record_apart_and_rejected(control: Client, twin: Twin) -> None:
     meter = twin.slot(S1).meter
-    charge(meter, twin.clock)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
     for kind in sorted(FAULTY_RECORD_KINDS):
         await json_ok(await control.put(f"{METER}/next-record", json={"kind": kind}))
-        charge(meter, twin.clock)
-    charge(meter, twin.clock)
+        charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
     reading = tsw_read(await safe_export(control))
     faulty = ["healthy", *sorted(FAULTY_RECORD_KINDS), "healthy"]
     assert reading.cli_results == [f"value {i}" for i in range(len(faulty))] and reading.groups == {}
@@ -181,8 +177,8 @@ async def test_safe_xml_keeps_each_faulty_record_apart_and_rejected(control: Cli
 
 async def test_safe_xml_of_one_record(control: Client, twin: Twin, tmp_path: Path) -> None:
     meter = twin.slot(S1).meter
-    charge(meter, twin.clock)
-    charge(meter, twin.clock)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
     xml = await safe_export(control, pg="T2")
     reading = tsw_read(xml)
     assert reading.cli_results == ["value 0"] and reading.window_error is None
@@ -204,18 +200,18 @@ async def test_safe_xml_of_one_record(control: Client, twin: Twin, tmp_path: Pat
     ],
 )
 async def test_bad_record_queries(control: Client, twin: Twin, query: str, status: int, code: str, word: str) -> None:
-    charge(twin.slot(S1).meter, twin.clock)
+    charge(twin.slot(S1).meter, twin.clock, current=50.0, seconds=600.0, init=True)
     await json_error(await control.get(f"{METER}/records{query}"), status, code, word)
 
 
 async def test_factory_reset_archives_old_records_and_restarts_pagination(control: Client, twin: Twin) -> None:
     meter = twin.slot(S1).meter
-    charge(meter, twin.clock)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
     old = meter.signer.public_key_hex
     body = await json_ok(await control.post(f"{METER}/factory-reset", data=b""))
     assert body["archived_records"] == 1 and body["pagination"] == {"next": 1}
     assert body["fingerprint"] != body["previous_fingerprint"]
-    charge(meter, twin.clock)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
     listed = await records(control)
     assert [(r["PG"], r["archived"]) for r in listed] == [("T1", True), ("T1", False)]
     assert listed[0]["public_key"] == old
@@ -237,7 +233,7 @@ async def test_each_faulty_kind_is_rejected_by_pyocmf_except_fv_1_4(control: Cli
     meter = twin.slot(S1).meter
     body = await json_ok(await control.put(f"{METER}/next-record", json={"kind": kind}))
     assert body["next_record_fault"] == kind
-    charge(meter, twin.clock)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
     record = (await records(control))[-1]
     if kind == "fv_1_4":
         assert_verifies(record["ocmf"], record["public_key"])
@@ -245,7 +241,7 @@ async def test_each_faulty_kind_is_rejected_by_pyocmf_except_fv_1_4(control: Cli
     else:
         assert pyocmf_rejects(record["ocmf"], record["public_key"])
     assert (await json_ok(await control.get(f"{METER}/next-record")))["next_record_fault"] is None
-    charge(meter, twin.clock)
+    charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
     healthy = (await records(control))[-1]
     assert_verifies(healthy["ocmf"], healthy["public_key"])
 

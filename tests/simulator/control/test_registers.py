@@ -11,16 +11,12 @@ from aiohttp.test_utils import TestClient
 
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.fleet import Twin
-from tests.simulator.helpers import GW, USER
-from tests.simulator.twin_helpers import S1, json_error, json_ok, new_twin
+from tests.support.http import json_error, json_ok
+from tests.support.meter import GW, USER
+from tests.support.twin import S1
 
 Client = TestClient[Any, Any]
 REGISTERS = f"/api/meters/{S1}/registers"
-
-
-@pytest.fixture
-def twin(clock: SimClock) -> Twin:
-    return new_twin(1, clock)
 
 
 async def test_registers_are_set_near_the_wrap_and_count_across_it(

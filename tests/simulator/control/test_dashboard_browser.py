@@ -23,24 +23,27 @@ from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.control.keys import EVENTS_KEY
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
-from tests.simulator.cdp import Browser, find_chromium
-from tests.simulator.helpers import GW, T0, USER
-from tests.simulator.twin_helpers import until
+from tests.support.browser import Browser, find_chromium
+from tests.support.clock import frozen_clock
+from tests.support.http import V1, until
+from tests.support.meter import GW, USER
 
 CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no chromium found: install Debian's `chromium` package (.ci/run does) or set IEMDCR_CHROMIUM",
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no chromium found: install Debian's `chromium` package (.ci/run does) or set IEMDCR_CHROMIUM",
+    ),
+]
 
 S1, S2, S3 = "1ISA0200000001", "1ISA0200000002", "1ISA0200000003"
-V1 = "/counter/v1/ocmf/"
 SCREENSHOT_ENV = "IEMDCR_DASHBOARD_SCREENSHOT"
 
 
 @pytest.fixture
 async def lab() -> AsyncIterator[tuple[Twin, SimClock, str]]:
-    clock = SimClock("virtual", 0, T0)
+    clock = frozen_clock()
     twin = Twin(clock, seed="dashboard")
     for index in range(3):
         twin.add_meter(MeterSpec(port=0), index)
@@ -165,7 +168,7 @@ async def test_dashboard_controls_and_live_updates(
 
 async def test_dashboard_asks_for_the_token(browser: Browser, tmp_path: Path) -> None:
     """With a control token the page is still served, asks for the token, then goes live with it."""
-    twin = Twin(SimClock("virtual", 0, T0), seed="dashboard")
+    twin = Twin(frozen_clock(), seed="dashboard")
     twin.add_meter(MeterSpec(port=0), 0)
     app = create_control_app(twin, token="s3cret")
     runner = web.AppRunner(app, handle_signals=False)
@@ -214,7 +217,7 @@ attack();
 async def test_a_page_from_another_origin_cannot_drive_the_twin(browser: Browser) -> None:
     """Cross-site requests (control-api.md §2): a page served from another origin fires the no-cors POSTs that
     powered a meter off and factory-reset it; each arrives at the twin and is refused, and nothing changes."""
-    twin = Twin(SimClock("virtual", 0, T0), seed="dashboard")
+    twin = Twin(frozen_clock(), seed="dashboard")
     twin.add_meter(MeterSpec(port=0), 0)
     meter = twin.slot(S1).meter
     key, cycles = meter.signer.fingerprint, meter.counters["power_cycles"]

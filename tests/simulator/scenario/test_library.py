@@ -11,7 +11,7 @@ import pytest
 from iemdcr_twin.simulator.scenario import discover, load_file, run_scenario
 from iemdcr_twin.simulator.scenario.report import text
 
-LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
+LIBRARY = Path(__file__).resolve().parents[3] / "scenarios"
 FILES = discover([LIBRARY])
 
 

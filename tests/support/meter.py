@@ -1,9 +1,13 @@
-"""Shared helpers for the simulator's unit tests: a hand-driven time source and a ready meter."""
+"""The meter model for tests: what a charger writes, a seeded meter, one whole transaction, pyocmf's verdicts.
+
+Pure (no I/O, no event loop), like the model: time comes from a ``FakeTime`` or a ``SimClock`` the test moves.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from pyocmf import OCMF
 from pyocmf.exceptions import PyOCMFError
@@ -22,7 +26,6 @@ from iemdcr_twin.simulator.model import (
 )
 from iemdcr_twin.simulator.ocmf import Signer
 
-T0 = 1_750_000_000.0
 SERIAL = "1ISA0200000001"
 GW: dict[str, Any] = {"CT": "EVSEID", "CI": "DE*ISA*E0001", "TM": "2025-06-06T09:26:24,000+0100"}
 USER: dict[str, Any] = {
@@ -33,23 +36,17 @@ USER: dict[str, Any] = {
     "ID": "04A1B2C3",
     "US": True,
 }
+TARIFF: dict[str, Any] = {"TT": "0.49 EUR/kWh"}
 HEALTHY_XC = "0x0000, 0x00000000, 0x00, 0x00"
 
 # The IEM-DCR payload key order (ocmf.md §3).
 PAYLOAD_KEYS = ["FV", "GI", "GS", "GV", "MV", "MM", "MS", "CT", "CI", "IS", "IL", "IF", "IT", "ID", "PG", "TT", "RD"]
 
 
-class FakeTime:
-    """Simulation time that moves only when a test moves it."""
+class Advances(Protocol):
+    """A time a test moves by hand: ``FakeTime`` or a virtual ``SimClock``."""
 
-    def __init__(self, start: float = T0) -> None:
-        self.t = start
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
+    def advance(self, seconds: float) -> None: ...
 
 
 class FullMemory(RamMemory):
@@ -82,7 +79,7 @@ def seeded_signer(serial: str = SERIAL, seed: str = "tests") -> Any:
 
 
 def make_meter(
-    time: FakeTime,
+    time: Callable[[], float],
     memory: Memory | None = None,
     *,
     profile: str = "iem-dcr-125",
@@ -99,17 +96,32 @@ def make_meter(
     )
 
 
-def ready_meter(time: FakeTime, memory: Memory | None = None, **kwargs: Any) -> Meter:
+def ready_meter(time: Callable[[], float], memory: Memory | None = None, **kwargs: Any) -> Meter:
     """A meter after a charger's init: gw written, tariff and a valid user block set."""
     meter = make_meter(time, memory, **kwargs)
     meter.post_gw(dict(GW))
-    meter.post_tariff({"TT": "0.49 EUR/kWh"})
+    meter.post_tariff(dict(TARIFF))
     meter.post_user(dict(USER))
     return meter
 
 
-def charge(meter: Meter, time: FakeTime, current: float = 100.0, voltage: float = 400.0, seconds: float = 360.0) -> str:
-    """One whole transaction: B, load, wait, load off, E; returns the receipt."""
+def charge(
+    meter: Meter,
+    time: Advances,
+    current: float = 100.0,
+    voltage: float = 400.0,
+    seconds: float = 360.0,
+    *,
+    init: bool = False,
+) -> str:
+    """One whole transaction on the model: B, load, ``seconds`` pass, load off, E; returns the receipt.
+
+    ``init``: first what a charger writes before each transaction, gw (once per power cycle) and the user block.
+    """
+    if init:
+        if not meter.gw_written:
+            meter.post_gw(dict(GW))
+        meter.post_user(dict(USER))
     meter.post_receipt({"TX": "B"})
     meter.set_load(current, voltage)
     time.advance(seconds)
@@ -140,6 +152,14 @@ def assert_verifies(record: str, public_key_hex: str) -> OCMF:
     assert parsed.verify_signature(public_key_hex) is True
     assert parsed.check_eichrecht(errors_only=True) == []
     return parsed
+
+
+def verified_payload(record: str | bytes, public_key_hex: str) -> dict[str, Any]:
+    """The payload of a record pyocmf accepts in strict mode (``assert_verifies``); bytes as a meter sent them."""
+    text = record.decode("ascii") if isinstance(record, bytes) else record
+    assert_verifies(text, public_key_hex)
+    payload: dict[str, Any] = json.loads(payload_of(text))
+    return payload
 
 
 def pyocmf_rejects(record: str, public_key_hex: str) -> bool:

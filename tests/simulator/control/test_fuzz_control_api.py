@@ -16,8 +16,8 @@ from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model.faults import BY_NAME
-from tests.simulator.fuzz_strategies import HEADERS, METHODS, PARSER_ONLY_METHODS, bodies, paths
-from tests.simulator.twin_helpers import S1, new_twin
+from tests.support.fuzz import HEADERS, METHODS, PARSER_ONLY_METHODS, bodies, paths
+from tests.support.twin import S1, new_twin
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 M = f"/api/meters/{S1}"

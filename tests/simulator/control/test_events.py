@@ -20,14 +20,12 @@ from iemdcr_twin.simulator.control.hub import EventHub, StreamClosed
 from iemdcr_twin.simulator.control.keys import EVENTS_KEY
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.journal import JournalEntry
-from tests.simulator.helpers import GW
-from tests.simulator.twin_helpers import new_twin
+from tests.support.meter import GW
+from tests.support.twin import S1, S2, new_twin
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 Client = TestClient[Any, Any]
 
-S1 = "1ISA0200000001"
-S2 = "1ISA0200000002"
 LIMIT_S = 10  # a safety bound on reads that a correct server answers at once; never a sleep
 
 

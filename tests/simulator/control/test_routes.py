@@ -19,15 +19,11 @@ from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.network_faults import NetworkFaults, RuleError, parse_rules
 from tests.simulator.test_metrics import scrape
-from tests.simulator.twin_helpers import S1, json_ok, new_twin
+from tests.support.http import json_ok
+from tests.support.twin import S1
 
 Client = TestClient[Any, Any]
 TABLE = {(route.method, route.path) for route in ROUTES}
-
-
-@pytest.fixture
-def twin() -> Twin:
-    return new_twin()
 
 
 def test_the_table_lists_each_route_once() -> None:
