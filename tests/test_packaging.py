@@ -8,6 +8,7 @@ The console scripts and ``--version`` come from the same single version.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -43,12 +44,32 @@ print(json.dumps({
 """
 
 
+def source_copy(dest: Path) -> Path:
+    """The repository's files as git lists them (tracked, and new ones it does not ignore), copied to ``dest``.
+
+    Building from a copy keeps setuptools' ``build/`` folder out of the repository, where a stale copy of a
+    moved or deleted module could slip into the next wheel."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        timeout=LIMIT_S,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel built from the repository as it stands (no index needed: the venv's setuptools builds it)."""
     out = tmp_path_factory.mktemp("wheel")
+    source = source_copy(tmp_path_factory.mktemp("source"))
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
         capture_output=True,
         text=True,
         timeout=LIMIT_S,

@@ -18,7 +18,7 @@ from iemdcr_twin.simulator.control.routes import ACCESS, ROUTES
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.network_faults import NetworkFaults, RuleError, parse_rules
-from tests.simulator.test_metrics import scrape
+from tests.simulator.control.test_metrics import scrape
 from tests.support.http import json_ok
 from tests.support.twin import S1
 
