@@ -12,13 +12,11 @@ import fnmatch
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from iemdcr_twin.simulator.scenario import report
-from iemdcr_twin.simulator.scenario.loader import Scenario, ScenarioFileError, discover, load_file
-from iemdcr_twin.simulator.scenario.results import ScenarioResult
-from iemdcr_twin.simulator.scenario.runner import run_all
-from iemdcr_twin.simulator.scenario.vclock import wall
+if TYPE_CHECKING:  # the runner, the driver and pyocmf load when a scenario runs, not when `serve` starts
+    from iemdcr_twin.simulator.scenario.loader import Scenario
+    from iemdcr_twin.simulator.scenario.results import ScenarioResult
 
 DEFAULT_PATH = Path("scenarios")
 DEFAULT_JOBS = 8
@@ -58,6 +56,8 @@ def selected(scenario: Scenario, pattern: str | None) -> bool:
 
 def load_all(paths: list[Path]) -> tuple[list[Scenario], list[str]]:
     """Every scenario under ``paths`` (default: scenarios/) and every problem message of the broken files."""
+    from iemdcr_twin.simulator.scenario.loader import ScenarioFileError, discover, load_file
+
     scenarios: list[Scenario] = []
     problems: list[str] = []
     files = discover(paths or [DEFAULT_PATH])
@@ -73,6 +73,9 @@ def load_all(paths: list[Path]) -> tuple[list[Scenario], list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``scenario run`` command; the exit status (0 all pass, 1 a failure, 2 a broken file)."""
+    from iemdcr_twin.simulator.scenario import report
+    from iemdcr_twin.simulator.scenario.vclock import wall
+
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.CRITICAL,
         format="%(levelname)s %(name)s: %(message)s",
@@ -106,4 +109,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(scenarios: list[Scenario], jobs: int) -> list[ScenarioResult]:
+    from iemdcr_twin.simulator.scenario.runner import run_all
+
     return await run_all(scenarios, jobs)

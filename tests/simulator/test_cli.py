@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,23 @@ def test_the_compose_lab_and_the_image_commands_parse_and_the_lab_allows_its_ser
     dockerfile = (repo / "Dockerfile").read_text(encoding="utf-8")
     image_command = json.loads(dockerfile.rsplit("\nCMD ", 1)[1].replace("\\\n", ""))
     assert cli.build_parser().parse_args(image_command[1:]).host == "0.0.0.0"
+
+
+@pytest.mark.e2e  # starts a fresh interpreter: only there is the import graph of ``serve`` visible
+def test_serve_imports_neither_the_scenario_runner_nor_the_driver_nor_pyocmf() -> None:
+    """``serve`` registers the ``scenario`` flags only; the runner, the driver and pyocmf (about 0.2 s of imports)
+    load when a scenario runs, so the twin is ready sooner."""
+    heavy = ("pyocmf", "iemdcr_twin.driver", "iemdcr_twin.simulator.scenario.runner")
+    code = f"import sys, iemdcr_twin.simulator.cli; print([m for m in sys.modules if m.startswith({heavy!r})])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_scenario_package_still_offers_every_name() -> None:
+    import iemdcr_twin.simulator.scenario as scenario
+
+    for name in scenario.__all__:
+        assert getattr(scenario, name) is not None, name
+    with pytest.raises(AttributeError, match="nope"):
+        scenario.nope  # noqa: B018
