@@ -27,9 +27,9 @@ from iemdcr_twin.driver.config import DriverConfig
 from iemdcr_twin.driver.controller import kwh_to_wh
 from iemdcr_twin.driver.errors import UnexpectedBody
 from iemdcr_twin.simulator import cli as sim_cli
-from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.conformance.signing import fingerprint, sign_report
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
 from iemdcr_twin.simulator.fleet_file import FleetFileError, load_fleet
 from iemdcr_twin.simulator.model import Switches
@@ -99,11 +99,11 @@ async def test_meter_api_refuses_a_time_with_other_digits_or_a_newline(
 ) -> None:
     twin, _, session = apis
     meter = twin.slot(S1).meter
-    before = meter_view.snapshot(meter)
+    before = view.snapshot(meter)
     for node, body in (("datetime", {"TM": tm}), ("gw", {**GW, "TM": tm})):
         async with session.post(meter_url(twin, node), json=body) as resp:
             await json_error(resp, 400, "bad_time", "TM")
-    assert meter_view.snapshot(meter) == before
+    assert view.snapshot(meter) == before
 
 
 # ---- the control API (query strings and switch values) -------------------------------------------------------

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from iemdcr_twin.simulator import meter_view
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.fleet import MeterSlot, Twin
 from iemdcr_twin.simulator.journal import JournalEntry, PollRun
 
@@ -230,7 +230,7 @@ class EventHub:
             last = self._last_values.get(serial)
             if last is not None and last[0] == quick and quick[1] * quick[2] == 0:
                 continue  # no power flows and the inputs did not move: nothing to integrate
-            values = live_values(meter_view.snapshot(meter))
+            values = live_values(view.snapshot(meter))
             key = (quick, json.dumps(values, sort_keys=True))
             if last is not None and last[1] == key[1]:
                 self._last_values[serial] = key

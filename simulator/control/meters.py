@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from iemdcr_twin.simulator import meter_view
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.control.body import read_valid
 from iemdcr_twin.simulator.control.errors import ControlError
 from iemdcr_twin.simulator.control.keys import TWIN_KEY, slot_of
@@ -36,7 +36,7 @@ async def list_meters(request: web.Request) -> web.StreamResponse:
 
 async def get_meter(request: web.Request) -> web.StreamResponse:
     slot = slot_of(request)
-    return web.json_response({**meter_view.snapshot(slot.meter), "url": slot.url, "port": slot.port})
+    return web.json_response({**view.snapshot(slot.meter), "url": slot.url, "port": slot.port})
 
 
 async def put_load(request: web.Request) -> web.StreamResponse:
@@ -44,7 +44,7 @@ async def put_load(request: web.Request) -> web.StreamResponse:
     body = await read_valid(request, "Load")
     current, voltage = _float(body.get("current_A")), _float(body.get("voltage_V"))
     slot.meter.set_load(current, voltage, _float(body.get("ramp_s")) or 0.0)
-    return web.json_response(meter_view.snapshot(slot.meter)["electrical"])
+    return web.json_response(view.snapshot(slot.meter)["electrical"])
 
 
 async def patch_profile(request: web.Request) -> web.StreamResponse:

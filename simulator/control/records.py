@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from iemdcr_twin.simulator import meter_view
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.control.body import read_valid
 from iemdcr_twin.simulator.control.errors import ControlError
 from iemdcr_twin.simulator.control.keys import slot_of
@@ -162,4 +162,4 @@ async def put_registers(request: web.Request) -> web.StreamResponse:
     slot = slot_of(request)
     body = await read_valid(request, "Registers")
     slot.meter.set_registers(body.get("import_mWh"), body.get("export_mWh"))
-    return web.json_response(meter_view.snapshot(slot.meter)["registers"])
+    return web.json_response(view.snapshot(slot.meter)["registers"])

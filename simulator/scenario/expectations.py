@@ -21,8 +21,8 @@ from iemdcr_twin.driver.events import (
     WARNING,
 )
 from iemdcr_twin.driver.types import Powermeter, TransactionStopResponse
-from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.conformance import WindowError, attach, build_report
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.scenario import records
 from iemdcr_twin.simulator.scenario.durations import parse_duration
 from iemdcr_twin.simulator.scenario.matching import (
@@ -190,7 +190,7 @@ async def expect_records(run: ScenarioRun, step: Step) -> None:
 @on("expect_meter", check=True)
 async def expect_meter(run: ScenarioRun, step: Step) -> None:
     """``{...}``: a subset of the meter's state (the control API's ``GET /api/meters/{serial}``)."""
-    problems = compare(step.value, meter_view.snapshot(run.meter_slot.meter), "meter")
+    problems = compare(step.value, view.snapshot(run.meter_slot.meter), "meter")
     if problems:
         raise StepFailure(show(step.value), "; ".join(problems))
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from iemdcr_twin.simulator import fleet, meter_view
+from iemdcr_twin.simulator import fleet
 from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin, UnknownMeter
 from tests.support.clock import T0
 from tests.support.http import V1, curl_like_session, until
@@ -190,7 +191,7 @@ async def test_state_dir_keeps_key_registers_and_records_across_twins(tmp_path: 
     assert again.signer.public_key_hex == meter.signer.public_key_hex
     assert again.get_transaction() == meter.get_transaction()
     assert again.registers.next_pagination == 2
-    assert meter_view.snapshot(again)["registers"]["import_kWh"] == "00000005.000"
+    assert view.snapshot(again)["registers"]["import_kWh"] == "00000005.000"
 
 
 async def test_checkpoint_loop_persists_moving_registers(

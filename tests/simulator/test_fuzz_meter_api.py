@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.meter_api import create_meter_app
@@ -56,7 +56,7 @@ async def test_fuzzed_requests_never_5xx_and_refusals_change_nothing(
     if load:
         meter.set_load(20.0, 400.0)
     client = await aiohttp_client(create_meter_app(MeterHost(meter, clock, Journal(100))))
-    before = meter_view.snapshot(meter)
+    before = view.snapshot(meter)
     response = await client.request(method, path, data=body, headers=headers, skip_auto_headers=["Content-Type"])
     raw = await response.read()
     await client.close()
@@ -68,7 +68,7 @@ async def test_fuzzed_requests_never_5xx_and_refusals_change_nothing(
         if method != "HEAD" and method not in PARSER_ONLY_METHODS:
             error = json.loads(raw)
             assert set(error) == {"error", "message"} and "Traceback" not in error["message"]
-        assert meter_view.snapshot(meter) == before
+        assert view.snapshot(meter) == before
 
 
 @SETTINGS
@@ -90,11 +90,11 @@ async def test_fuzzed_sessions_on_a_charging_meter(
         meter.raise_fault(fault)
     client = await aiohttp_client(create_meter_app(MeterHost(meter, clock, Journal(100))))
     for method, path, body in steps:
-        before = meter_view.snapshot(meter)
+        before = view.snapshot(meter)
         response = await client.request(method, path, data=body)
         raw = await response.read()
         assert response.status < 500 or (response.status == 503 and json.loads(raw)["error"] == "meter_error"), raw
         if response.status >= 400:
-            assert meter_view.snapshot(meter) == before, (method, path, body, raw)
+            assert view.snapshot(meter) == before, (method, path, body, raw)
         clock.advance(1.0)
     await client.close()

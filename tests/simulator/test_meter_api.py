@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.meter_api import MAX_BODY, create_meter_app
@@ -123,10 +123,10 @@ async def test_post_gw_stores_and_answers_the_stored_block(client: Client, clock
 
 async def test_second_post_gw_is_428_and_changes_nothing(client: Client, meter: Meter) -> None:
     await ok_json(await post(client, "gw", GW))
-    before = meter_view.snapshot(meter)
+    before = view.snapshot(meter)
     other = {"CT": "CBIDC", "CI": "OTHER", "TM": "2030-01-01T00:00:00,000+0000"}
     await expect_error(await post(client, "gw", other), 428, "gw_already_set")
-    assert meter_view.snapshot(meter) == before
+    assert view.snapshot(meter) == before
 
 
 async def test_malformed_gw_is_400_even_when_gw_is_already_set(client: Client) -> None:
@@ -326,11 +326,11 @@ async def test_require_gw_switch_off_lets_b_through(client: Client, meter: Meter
 async def test_changes_during_a_transaction_are_428(client: Client, meter: Meter) -> None:
     await init_charger(client)
     await ok_json(await post(client, "receipt", {"TX": "B"}))
-    before = meter_view.snapshot(meter)
+    before = view.snapshot(meter)
     await expect_error(await post(client, "tariff", {"TT": "free"}), 428, "transaction_running")
     await expect_error(await post(client, "user", USER), 428, "transaction_running")
     await expect_error(await post(client, "datetime", {"TM": GW_TM}), 428, "transaction_running")
-    assert meter_view.snapshot(meter) == before
+    assert view.snapshot(meter) == before
 
 
 async def test_meter_error_is_503_and_metervalue_keeps_answering(client: Client, meter: Meter) -> None:
@@ -388,13 +388,13 @@ async def test_unknown_path_is_404(client: Client, path: str) -> None:
     + [("POST", V2_TX), ("DELETE", V2_TX)],
 )
 async def test_wrong_method_is_405(client: Client, meter: Meter, method: str, path: str) -> None:
-    before = meter_view.snapshot(meter)
+    before = view.snapshot(meter)
     resp = await client.request(method, path, data=compact({"TX": "B"}))
     assert resp.status == 405
     if method != "HEAD":
         message = await expect_error(resp, 405, "method_not_allowed")
         assert method in message
-    assert meter_view.snapshot(meter) == before
+    assert view.snapshot(meter) == before
 
 
 # ---- bad input on every POST node: 4xx JSON naming the problem, state unchanged --------------------------
@@ -421,11 +421,11 @@ NOT_OBJECTS: list[bytes] = [
 async def test_body_that_is_not_a_json_object_is_400_bad_json(
     client: Client, meter: Meter, host: MeterHost, node: str, raw: bytes
 ) -> None:
-    before = meter_view.snapshot(meter)
+    before = view.snapshot(meter)
     resp = await client.post(V1 + node, data=raw, headers={"Content-Type": "application/json"})
     message = await expect_error(resp, 400, "bad_json")
     assert "JSON object" in message
-    assert meter_view.snapshot(meter) == before
+    assert view.snapshot(meter) == before
     entry = host.journal.entries()[-1]
     assert (entry.status, entry.error) == (400, "bad_json")
 
@@ -504,15 +504,15 @@ async def test_bad_field_is_400_naming_the_problem(
     if node == "receipt":
         await ok_json(await post(client, "gw", GW))
     body = {k: v for k, v in {**VALID[node], **changes}.items() if v is not None}
-    before = meter_view.snapshot(meter)
+    before = view.snapshot(meter)
     message = await expect_error(await post(client, node, body), 400, code)
     assert named in message
-    assert meter_view.snapshot(meter) == before
+    assert view.snapshot(meter) == before
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
 async def test_body_not_matching_its_content_encoding_is_400(client: Client, meter: Meter, encoding: str) -> None:
-    before = meter_view.snapshot(meter)
+    before = view.snapshot(meter)
     headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
     resp = await client.post(V1 + "gw", data=compact(GW), headers=headers)
     if encoding == "br":  # refused by aiohttp's HTTP parser (without Brotli) before the app sees it
@@ -520,17 +520,17 @@ async def test_body_not_matching_its_content_encoding_is_400(client: Client, met
         assert "Traceback" not in await resp.text()
     else:
         await expect_error(resp, 400, "bad_json")
-    assert meter_view.snapshot(meter) == before
+    assert view.snapshot(meter) == before
 
 
 @pytest.mark.parametrize("node", GET_POST)
 async def test_oversize_body_is_413_and_changes_nothing(client: Client, meter: Meter, node: str) -> None:
     body = compact({**VALID[node], "pad": "x" * MAX_BODY})
     assert len(body) > MAX_BODY
-    before = meter_view.snapshot(meter)
+    before = view.snapshot(meter)
     message = await expect_error(await client.post(V1 + node, data=body), 413, "body_too_large")
     assert "8192" in message
-    assert meter_view.snapshot(meter) == before
+    assert view.snapshot(meter) == before
 
 
 async def test_body_of_exactly_8_kib_is_accepted(client: Client) -> None:
@@ -717,12 +717,12 @@ async def test_a_body_nested_deeper_than_32_levels_is_400_and_changes_nothing(
     client: Client, host: MeterHost, node: str
 ) -> None:
     meter = host.meter
-    before = meter_view.snapshot(meter)
+    before = view.snapshot(meter)
     for depth in (33, 980):
         raw = b'{"a":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
         resp = await client.post(V1 + node, data=raw, headers={"Content-Type": "application/json"})
         assert "32" in await expect_error(resp, 400, "bad_json")
-    assert meter_view.snapshot(meter) == before
+    assert view.snapshot(meter) == before
     host.journal.flush()
     entries = host.journal.entries()
     assert len(entries) == 2

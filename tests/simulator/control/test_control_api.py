@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.control.errors import MAX_CONTROL_BODY
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model import CATALOGUE
@@ -163,7 +163,7 @@ async def test_put_load_sets_and_keeps_omitted_values(control: Client, twin: Twi
     body = await ok(await control.put(METER + "/load", json={}))
     assert (body["current_A"], body["voltage_V"]) == (50.0, 400.0)
     clock.advance(3600)
-    assert meter_view.snapshot(twin.slot(S1).meter)["registers"]["import_mWh"] == 20_000_000  # 20 kW for 1 h
+    assert view.snapshot(twin.slot(S1).meter)["registers"]["import_mWh"] == 20_000_000  # 20 kW for 1 h
 
 
 async def test_put_load_with_ramp(control: Client, device: aiohttp.ClientSession, twin: Twin, clock: SimClock) -> None:
@@ -200,10 +200,10 @@ async def test_put_load_with_ramp(control: Client, device: aiohttp.ClientSession
 async def test_put_load_bad_bodies_are_400_and_change_nothing(
     control: Client, twin: Twin, raw: bytes, code: str, named: str
 ) -> None:
-    before = meter_view.snapshot(twin.slot(S1).meter)
+    before = view.snapshot(twin.slot(S1).meter)
     body = await expect_error(await control.put(METER + "/load", data=raw, headers=JSON_TYPE), 400, code)
     assert named in body["message"]
-    assert meter_view.snapshot(twin.slot(S1).meter) == before
+    assert view.snapshot(twin.slot(S1).meter) == before
 
 
 async def test_body_not_matching_its_content_encoding_is_400(control: Client) -> None:
@@ -604,8 +604,8 @@ async def test_a_control_body_nested_deeper_than_32_levels_is_400(control: Clien
 
 async def test_a_number_too_large_for_a_float_is_out_of_range_not_a_crash(control: Client, twin: Twin) -> None:
     """Python's JSON reader makes a 400-digit integer an int that no float holds; the schema refuses its range."""
-    before = meter_view.snapshot(twin.slot(S1).meter)
+    before = view.snapshot(twin.slot(S1).meter)
     raw = b'{"current_A": 1' + b"0" * 400 + b"}"
     body = await expect_error(await control.put(METER + "/load", data=raw, headers=JSON_TYPE), 400, "bad_value")
     assert "current_A" in body["message"]
-    assert meter_view.snapshot(twin.slot(S1).meter) == before
+    assert view.snapshot(twin.slot(S1).meter) == before

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iemdcr_twin.simulator import meter_view
 from iemdcr_twin.simulator.app import create_control_app
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model.faults import BY_NAME
 from tests.support.fuzz import HEADERS, METHODS, PARSER_ONLY_METHODS, bodies, paths
@@ -91,7 +91,7 @@ def state_of(twin: Twin) -> dict[str, Any]:
     return {
         "clock": clock,
         "meters": {
-            serial: {**meter_view.snapshot(slot.meter), "listening": slot.listening, "records": len(slot.meter.records)}
+            serial: {**view.snapshot(slot.meter), "listening": slot.listening, "records": len(slot.meter.records)}
             for serial, slot in twin.slots.items()
         },
     }

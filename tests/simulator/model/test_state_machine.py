@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from pyocmf import OCMF
 
-from iemdcr_twin.simulator import meter_view
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.model import Meter, RamMemory, Refusal, StorageError
 from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_MWH, UJ_PER_MWH, parse_kwh, register_delta, wrap_uj
 from iemdcr_twin.simulator.model.faults import BY_NAME
@@ -79,11 +79,11 @@ class MeterMachine(RuleBasedStateMachine):
 
     def attempt(self, operation: Any, *args: Any) -> None:
         """Run a meter-API operation; a Refusal must leave the meter exactly as it was."""
-        before = meter_view.snapshot(self.meter)
+        before = view.snapshot(self.meter)
         try:
             operation(*args)
         except Refusal:
-            assert meter_view.snapshot(self.meter) == before
+            assert view.snapshot(self.meter) == before
 
     # ---- rules: meter API ------------------------------------------------------------------------------
 
@@ -235,7 +235,7 @@ class MeterMachine(RuleBasedStateMachine):
 
     @invariant()
     def at_most_one_transaction(self) -> None:
-        snapshot = meter_view.snapshot(self.meter)
+        snapshot = view.snapshot(self.meter)
         assert (snapshot["transaction"] is None) == (self.meter.transaction is None)
         assert bool(self.meter.status_word() & 1) == (self.meter.transaction is not None)
 

@@ -12,20 +12,20 @@ from typing import Any
 
 import pytest
 
-from iemdcr_twin.simulator import meter_view
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.model import Meter, ReceiptAnswer, Refusal, StorageError
 from tests.support.clock import FakeTime
 from tests.support.meter import FullMemory, assert_verifies, charge, make_meter, metervalue, ready_meter
 
 
 def refused_without_change(meter: Meter, memory: FullMemory, operation: Callable[[], Any]) -> StorageError:
-    before = meter_view.snapshot(meter)
+    before = view.snapshot(meter)
     saved, records = memory.state, list(memory.records)
     with pytest.raises(StorageError) as refused:
         operation()
     assert (refused.value.status, refused.value.code) == (503, "storage_error")
     assert isinstance(refused.value, Refusal)  # the meter API answers it like every refusal
-    assert meter_view.snapshot(meter) == before
+    assert view.snapshot(meter) == before
     assert (memory.state, memory.records) == (saved, records)
     return refused.value
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from iemdcr_twin.simulator import meter_view
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.model import Refusal
 from iemdcr_twin.simulator.model.meter import Meter
 from tests.support.clock import FakeTime
@@ -14,7 +14,7 @@ from tests.support.meter import USER, ready_meter, user_block
 
 
 def snapshot(meter: Meter) -> dict[str, Any]:
-    state = meter_view.snapshot(meter)
+    state = view.snapshot(meter)
     state.pop("clock")
     return state
 

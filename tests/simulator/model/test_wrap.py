@@ -12,7 +12,7 @@ import warnings
 import pytest
 from pyocmf import OCMF
 
-from iemdcr_twin.simulator import meter_view
+from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.model import Refusal, StorageError
 from iemdcr_twin.simulator.model.energy import (
     REGISTER_WRAP_MWH,
@@ -111,4 +111,4 @@ def test_set_registers_is_saved_before_it_counts() -> None:
     meter.set_registers(REGISTER_WRAP_MWH - 1, 42)
     assert memory.state is not None
     assert (memory.state.import_uj, memory.state.export_uj) == ((REGISTER_WRAP_MWH - 1) * UJ_PER_MWH, 42 * UJ_PER_MWH)
-    assert meter_view.snapshot(meter)["registers"]["import_kWh"] == "99999999.999"
+    assert view.snapshot(meter)["registers"]["import_kWh"] == "99999999.999"
