@@ -53,17 +53,7 @@ def datetime_body(tm: str) -> dict[str, Any]:
 
 def user_body(user: UserBlock) -> dict[str, Any]:
     """``{"IS","IL","IF","IT","ID","US"[,"TT"]}``: the stored user block, TT when it carried one."""
-    body: dict[str, Any] = {
-        "IS": user.IS,
-        "IL": user.IL,
-        "IF": list(user.IF),
-        "IT": user.IT,
-        "ID": user.ID,
-        "US": user.US,
-    }
-    if user.TT is not None:
-        body["TT"] = user.TT
-    return body
+    return user.fields()
 
 
 def publickey_body(key: PublicKey) -> dict[str, Any]:

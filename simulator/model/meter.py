@@ -235,7 +235,7 @@ class Meter:
         self.user = block
         if block.TT is not None:
             self.TT = block.TT
-        self._emit("user", _user_event(block))
+        self._emit("user", block.fields())
         return block
 
     def get_publickey(self) -> PublicKey:
@@ -476,21 +476,6 @@ class Meter:
         self.state_version += 1
         for listener in self.listeners:
             listener(kind, data)
-
-
-def _user_event(block: UserBlock) -> dict[str, Any]:
-    """The ``user`` event's data: the block as written (TT only when it carried one)."""
-    data: dict[str, Any] = {
-        "IS": block.IS,
-        "IL": block.IL,
-        "IF": list(block.IF),
-        "IT": block.IT,
-        "ID": block.ID,
-        "US": block.US,
-    }
-    if block.TT is not None:
-        data["TT"] = block.TT
-    return data
 
 
 def _known_fault(name: str) -> faults.Fault:

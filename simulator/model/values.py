@@ -8,7 +8,7 @@ Names: a field that holds the value of an OCMF or meter API field carries that f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from iemdcr_twin.simulator.ocmf import Reading
 
@@ -35,6 +35,21 @@ class UserBlock(NamedTuple):
     ID: str = ""
     US: bool = False
     TT: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The block under its wire names ``{"IS","IL","IF","IT","ID","US"[,"TT"]}``, TT only when it carried one:
+        the body of ``GET``/``POST user`` and the data of the model's ``user`` event."""
+        data: dict[str, Any] = {
+            "IS": self.IS,
+            "IL": self.IL,
+            "IF": list(self.IF),
+            "IT": self.IT,
+            "ID": self.ID,
+            "US": self.US,
+        }
+        if self.TT is not None:
+            data["TT"] = self.TT
+        return data
 
 
 class PublicKey(NamedTuple):
