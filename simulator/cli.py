@@ -130,11 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="firmware switch, repeatable (meter-api.md §6)",
+        help="firmware switch, repeatable (README: Firmware switches)",
     )
     serve.add_argument("--clock", choices=("real", "virtual"), default="real")
     serve.add_argument("--epoch", type=parse_epoch, help="start of virtual time (epoch seconds or ISO 8601)")
-    serve.add_argument("--seed", help="derive keys from this seed when there is no state dir")
+    serve.add_argument("--seed", help="derive new keys from this seed (a state dir keeps the key it already holds)")
     serve.add_argument("--journal-size", type=positive_int, default=10_000)
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
     serve.add_argument(
