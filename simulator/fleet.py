@@ -157,6 +157,7 @@ class Twin:
         self.idle_timeout_s = idle_timeout_s  # for every meter port; start() hands it to the meters
         self.slots: dict[str, MeterSlot] = {}
         self.storage_failures = FailureLog()  # one rate limit for the whole fleet's write failures
+        self._folders: list[FileMemory] = []  # the meters' folders this twin holds (state_dir)
         self._checkpointer: asyncio.Task[None] | None = None
 
     # ---- building --------------------------------------------------------------------------------------
@@ -167,11 +168,28 @@ class Twin:
         if serial in self.slots:
             raise ValueError(f"serial {serial} is used twice")
         switches = Switches().updated(spec.switches)
-        memory: Memory = FileMemory(self.state_dir, serial, self.storage_failures) if self.state_dir else RamMemory()
-        meter = Meter(profile, serial, self.clock.now, memory, self._signer_factory(serial), switches)
+        if self.state_dir is None:
+            memory: Memory = RamMemory()
+        else:
+            # Holds DIR/<serial> for this twin's life (FolderInUse when another process does); refuses a folder
+            # of another profile (WrongProfile); released by ``close_memories``.
+            memory = folder = FileMemory(self.state_dir, serial, self.storage_failures, profile=profile.name)
+            self._folders.append(folder)
+        try:
+            meter = Meter(profile, serial, self.clock.now, memory, self._signer_factory(serial), switches)
+        except BaseException:
+            if self.state_dir is not None:
+                self._folders.pop().close()
+            raise
         slot = MeterSlot(MeterHost(meter, self.clock, Journal(self.journal_size)), self.bind, spec.port)
         self.slots[serial] = slot
         return slot
+
+    def close_memories(self) -> None:
+        """Release every meter's folder in the state dir (their locks); ``stop`` does it after its last
+        checkpoint. The kernel does the same for a process that dies."""
+        for folder in self._folders:
+            folder.close()
 
     def _signer_factory(self, serial: str):  # type: ignore[no-untyped-def]
         seed = self.seed
@@ -210,8 +228,11 @@ class Twin:
             if slot.power_task is not None:
                 slot.power_task.cancel()
         self.checkpoint()
-        for slot in self.slots.values():
-            await slot.shutdown()
+        try:
+            for slot in self.slots.values():
+                await slot.shutdown()
+        finally:
+            self.close_memories()
 
     def checkpoint(self) -> None:
         """Persist every meter's registers that moved since their last save (docs/persistence.md).

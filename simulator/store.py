@@ -8,11 +8,14 @@ each, written before the state that counts them, so a crash in between is repair
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import logging
 import os
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,13 +27,17 @@ from iemdcr_twin.simulator.ocmf import Signer
 log = logging.getLogger("iemdcr.store")
 STATE_FILE = "state.json"
 RECORDS_DIR = "records"
+LOCK_FILE = "lock"  # DIR/<serial>/lock: held (flock) by the one process that serves the meter
 FAILURE_LOG_INTERVAL_S = 60.0
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, replace: bool = True) -> None:
     """Write, fsync, rename, fsync the folder: the new content is durable when this returns.
 
-    Raises ``OSError`` (a full disk: ENOSPC); the old file is then still in place and the temporary one gone.
+    ``replace=False`` never replaces a file already at ``path``: the temporary file is hard-linked to the name
+    (``link`` fails with ``FileExistsError`` when the name is taken) and then removed; on a file system without
+    hard links the name is checked first instead. Raises ``OSError`` (a full disk: ENOSPC; ``FileExistsError``);
+    the old file is then still in place and the temporary one gone.
     """
     temp = path.with_name(f".{path.name}.tmp")
     try:
@@ -38,12 +45,31 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
+        if replace:
+            os.replace(temp, path)
+        else:
+            _publish_new(temp, path)
     except OSError:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+def _publish_new(temp: Path, path: Path) -> None:
+    """Give ``temp`` the name ``path`` unless that name exists (``FileExistsError``); ``temp`` is gone after."""
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:  # no hard links here (some FUSE and network file systems): check, then rename
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(temp, path)
+        return
+    os.unlink(temp)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -86,11 +112,10 @@ class FailureLog:
             self.failing, self.failures, self._logged_at = False, 0, None
 
 
-class DamagedMemory(Exception):
-    """A meter's folder cannot be trusted; the message names the file, the key or problem, and what to do.
+class UnusableFolder(Exception):
+    """A meter's folder the twin does not start on; the message names the file, the problem and what to do.
 
-    Raised at start-up (``FileMemory.load``): the twin refuses to start rather than reset a meter or hide a
-    signed record (docs/persistence.md). The CLI prints it and exits with status 2.
+    The CLI prints it and exits with status 2 (docs/persistence.md).
     """
 
     def __init__(self, path: Path, problem: str, remedy: str) -> None:
@@ -98,23 +123,84 @@ class DamagedMemory(Exception):
         self.path = path
 
 
+class DamagedMemory(UnusableFolder):
+    """A meter's folder cannot be trusted: a file that is missing or does not parse, a key of the wrong type.
+
+    Raised at start-up (``FileMemory.load``): the twin refuses to start rather than reset a meter or hide a
+    signed record. A record damaged while the twin runs raises it from ``history``; the control API answers
+    503 ``storage_error`` naming the file (docs/persistence.md).
+    """
+
+
+class FolderInUse(UnusableFolder):
+    """Another process (or another ``FileMemory`` in this one) holds the meter's folder (its lock file)."""
+
+
+class WrongProfile(UnusableFolder):
+    """The folder holds a meter of another profile (model) than the one asked for."""
+
+
 class FileMemory:
     """The ``Memory`` of one meter in ``DIR/<serial>/``.
 
+    One process at a time: opening takes an exclusive ``flock`` on ``DIR/<serial>/lock`` (``FolderInUse``
+    when another process or another ``FileMemory`` holds it), kept until ``close`` or until the object is
+    collected; the kernel releases it when the process dies, so a SIGKILL leaves no stale lock. ``profile``
+    (a profile name): ``load`` refuses a folder whose state holds another (``WrongProfile``).
+
     Every ``OSError`` of a write becomes a ``StorageError`` here and nowhere else; ``failures`` logs them.
-    Record files are named ``<sequence>-<fingerprint>-T<PG>.json``; any other name in ``records/`` is not a
-    record (a warning at start-up names it), and temporary files of interrupted writes are skipped silently.
+    Record files are named ``<sequence>-<fingerprint>-T<PG>.json`` and never replaced; any other name in
+    ``records/`` is not a record (a warning at start-up names it), and temporary files of interrupted writes
+    are skipped silently.
     """
 
-    def __init__(self, root: Path, serial: str, failures: FailureLog | None = None) -> None:
+    def __init__(
+        self, root: Path, serial: str, failures: FailureLog | None = None, *, profile: str | None = None
+    ) -> None:
         self.failures = failures or FailureLog()
         self.folder = Path(root) / serial
+        self.profile = profile
         self._records = self.folder / RECORDS_DIR
-        with self._writing(self._records):
-            self._records.mkdir(parents=True, exist_ok=True)
-        # Records are named by a running sequence number first, so listing them gives signing order even
-        # across factory resets (a fingerprint first would sort keys by their hex, not by their age).
-        self._sequence = self._next_sequence(self._record_names())
+        with self._writing(self.folder):
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self._release = weakref.finalize(self, os.close, self._lock())
+        try:
+            with self._writing(self._records):
+                self._records.mkdir(exist_ok=True)
+            # Records are named by a running sequence number first, so listing them gives signing order even
+            # across factory resets (a fingerprint first would sort keys by their hex, not by their age).
+            self._sequence = self._next_sequence(self._record_names())
+        except BaseException:
+            self.close()
+            raise
+
+    def _lock(self) -> int:
+        """Open ``lock`` and take an exclusive, non-blocking ``flock`` on it; the descriptor holds the lock."""
+        path = self.folder / LOCK_FILE
+        with self._writing(path):
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(descriptor)
+                os.close(descriptor)
+                raise FolderInUse(
+                    self.folder,
+                    f"another iemdcr-sim{holder} holds this meter's folder (its {LOCK_FILE} file is locked); two "
+                    "twins on one folder would sign the same PG twice",
+                    "Stop that twin first, or give this one another --state-dir",
+                ) from None
+            except OSError:  # a file system without locks (ENOLCK): a StorageError like any other
+                os.close(descriptor)
+                raise
+        with contextlib.suppress(OSError):  # who holds it, for the message above; not needed for the lock
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        return descriptor
+
+    def close(self) -> None:
+        """Release the folder (the lock); nothing is written. Idempotent."""
+        self._release()
 
     def _record_names(self, *, warn: bool = False) -> list[str]:
         """Record file names in signing order (sorting names, not Path objects: 23k records in 15 ms, not 0.3 s)."""
@@ -173,6 +259,14 @@ class FileMemory:
             Signer.from_pem(state.key_pem)
         except Exception as exc:  # ecdsa raises several kinds for a PEM it cannot read
             raise DamagedMemory(state_path, f"key 'key_pem' is not a PEM private key ({exc})", remedy) from None
+        if self.profile is not None and state.profile != self.profile:
+            raise WrongProfile(
+                state_path,
+                f"holds a meter of profile {state.profile}, not {self.profile} as asked; its key and records "
+                f"belong to a {state.profile}",
+                f"Ask for profile {state.profile} to serve this meter, or move {self.folder} away (its records stay "
+                f"there) to start a new {self.profile} on purpose",
+            )
         return state
 
     def _check_records(self, names: list[str]) -> None:
@@ -205,9 +299,10 @@ class FileMemory:
             write_atomic(path, json.dumps(state.as_dict(), indent=1).encode())
 
     def add_record(self, record: SignedRecord) -> None:
+        """Store a record in a new file; a file already at its name is never replaced (``StorageError``)."""
         path = self._records / f"{self._sequence:08d}-{record.key_fingerprint}-T{record.pagination:010d}.json"
         with self._writing(path):
-            write_atomic(path, json.dumps(record.as_dict()).encode())
+            write_atomic(path, json.dumps(record.as_dict()).encode(), replace=False)
         self._sequence += 1
 
     @contextlib.contextmanager
@@ -225,6 +320,14 @@ class FileMemory:
 
 RECORD_NAME = re.compile(r"(?P<sequence>[0-9]{8,})-(?P<fingerprint>[0-9a-f]{16})-T(?P<pagination>[0-9]{10,})\.json")
 TEMPORARY = re.compile(r"\..+\.tmp")  # what write_atomic leaves when the process dies mid-write
+
+
+def _holder(descriptor: int) -> str:
+    """`` (pid N)`` as the holder of a lock file wrote it, or nothing when it cannot be read."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(os.pread(descriptor, 32, 0))
+        return f" (pid {pid}{', this process' if pid == os.getpid() else ''})"
+    return ""
 
 
 def _may_be_since(name: str, fingerprint: str, pagination: int) -> bool:

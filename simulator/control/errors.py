@@ -1,7 +1,8 @@
 """Control-plane errors: the one place a failure becomes a status code and ``{"error": code, "message": text}``.
 
-Every success is 200 with JSON; every error is a 4xx (or 503 ``storage_error`` when a change cannot be saved)
-with the twin unchanged (control-api.md §2). Handlers raise; ``error_middleware`` answers.
+Every success is 200 with JSON; every error is a 4xx (or 503 ``storage_error`` when a change cannot be saved or a
+stored record cannot be read) with the twin unchanged (control-api.md §2). Handlers raise; ``error_middleware``
+answers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp.typedefs import Handler
 from iemdcr_twin.simulator.clock import ClockError
 from iemdcr_twin.simulator.fleet import UnknownMeter
 from iemdcr_twin.simulator.model import Refusal
+from iemdcr_twin.simulator.store import DamagedMemory
 
 log = logging.getLogger("iemdcr.control")
 MAX_CONTROL_BODY = 64 * 1024
@@ -37,8 +39,8 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> web.Re
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into a JSON 4xx (503 ``storage_error`` on a failed write); an unexpected bug is a
-    logged 500 without a traceback."""
+    """Turn every failure into a JSON 4xx (503 ``storage_error`` on a failed write or a damaged record file,
+    named); an unexpected bug is a logged 500 without a traceback."""
     try:
         return await handler(request)
     except ControlError as exc:
@@ -49,6 +51,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(400, exc.code, str(exc))
     except Refusal as exc:  # the model refused, nothing changed; StorageError: 503 storage_error (control-api.md §2)
         return error_response(exc.status, exc.code, exc.message)
+    except DamagedMemory as exc:  # a record damaged while the twin runs, read now (docs/persistence.md)
+        log.error("%s %s: %s", request.method, request.path, exc, extra={"path": str(exc.path)})
+        return error_response(503, "storage_error", str(exc))
     except web.HTTPException as exc:
         if exc.status == 404:
             return error_response(404, "not_found", f"no control route at {request.path[:100]}")

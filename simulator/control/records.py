@@ -136,6 +136,7 @@ async def post_factory_reset(request: web.Request) -> web.StreamResponse:
     meter = slot_of(request).meter
     await read_valid(request, "FactoryReset", optional=True)
     old = meter.signer.fingerprint
+    history = meter.records  # read first: a damaged record file refuses (503) before anything changed
     meter.factory_reset()
     log.info(
         "factory reset of %s: key %s replaced by %s",
@@ -144,7 +145,7 @@ async def post_factory_reset(request: web.Request) -> web.StreamResponse:
         meter.signer.fingerprint,
         extra={"meter": meter.serial, "old_fingerprint": old, "fingerprint": meter.signer.fingerprint},
     )
-    archived = sum(1 for record in meter.records if record.key_fingerprint != meter.signer.fingerprint)
+    archived = sum(1 for record in history if record.key_fingerprint != meter.signer.fingerprint)
     return web.json_response(
         {
             "serial": meter.serial,

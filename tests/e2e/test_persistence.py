@@ -219,3 +219,96 @@ async def test_serve_ignores_a_stray_file_in_records_with_a_warning(
         assert [r["PG"] for r in (await resp.json())["records"]] == ["T1", "T2"]
     assert f"{stray} is not a record file" in sim.stderr()
     assert "Traceback" not in sim.stderr()
+
+
+# ---- one process per meter folder ------------------------------------------------------------------------------
+
+
+def serve_exits_2(*args: str) -> str:
+    """Run ``iemdcr-sim serve --port 0 --control-port 0 ARGS``: it must refuse with status 2, no traceback and no
+    meter announced. Returns stderr."""
+    command = [console_script("iemdcr-sim"), "serve", "--port", "0", "--control-port", "0", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S)
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    return done.stderr
+
+
+async def test_a_second_twin_on_a_held_state_dir_refuses_and_a_sigkill_leaves_no_stale_lock(
+    sim_factory: SimFactory, state_dir: Path, session: aiohttp.ClientSession
+) -> None:
+    """Two twins on one folder would both sign PG T1 with one key and the second would overwrite the first's
+    signed record: the second refuses to start, naming the folder. A SIGKILL of the first releases it (the
+    kernel drops the lock), and the record it signed is still there, byte for byte."""
+    first = sim_factory("--clock", "virtual", "--state-dir", str(state_dir), "--seed", "1")
+    charger = first.charger(session)
+    await charger.freeze_clock()
+    await charger.post("gw", GW)
+    await charger.post("user", USER)
+    signed = await charger.charge(50, 360)
+    (record_file,) = record_files(state_dir)
+    before = record_file.read_bytes()
+
+    stderr = serve_exits_2("--state-dir", str(state_dir))
+    folder = state_dir / SERIAL
+    assert f"iemdcr-sim: {folder}: another iemdcr-sim (pid {first.process.pid}) holds this meter's folder" in stderr
+    assert "give this one another --state-dir" in stderr
+    assert await charger.post("receipt", {"TX": "B"}) == {"TX": "B", "XT": True}  # the first one runs on
+
+    first.process.kill()
+    first.process.wait(timeout=20)
+    again = sim_factory("--clock", "virtual", "--state-dir", str(state_dir)).charger(session)  # no stale lock
+    assert (await again.text("transaction")) == signed  # the last record, as the first twin signed it
+    assert record_files(state_dir) == [record_file] and record_file.read_bytes() == before
+
+
+# ---- a record damaged while the twin runs -------------------------------------------------------------------
+
+
+async def test_a_record_damaged_while_running_answers_503_naming_the_file_and_changes_nothing(
+    damaged: Path, sim_factory: SimFactory, session: aiohttp.ClientSession
+) -> None:
+    sim = sim_factory("--state-dir", str(damaged))
+    charger = sim.charger(session)
+    key = (await charger.get("publickey"))["PK"]
+    newest = record_files(damaged)[-1]
+    good = newest.read_bytes()
+    newest.write_bytes(b'{"pagination": 2, "reason": "E", "ocmf": "OCMF|{')  # after start-up checked it
+    records = f"{sim.control}/api/meters/{SERIAL}/records"
+    for url in (records, records + "?format=safe-xml"):
+        async with session.get(url) as resp:
+            assert resp.status == 503
+            assert resp.content_type == "application/json"
+            body = await resp.json()
+        assert body["error"] == "storage_error"
+        assert body["message"].startswith(f"{newest}: unreadable signed record (")
+    async with session.post(f"{sim.control}/api/meters/{SERIAL}/factory-reset") as resp:
+        assert resp.status == 503 and (await resp.json())["error"] == "storage_error"
+    assert (await charger.get("publickey"))["PK"] == key  # the reset was refused before it began
+    assert (await charger.meter_state())["pagination"]["next"] == 3
+
+    newest.write_bytes(good)  # restored: the next request reads it
+    async with session.get(records) as resp:
+        assert resp.status == 200
+        assert [r["PG"] for r in (await resp.json())["records"]] == ["T1", "T2"]
+    stderr = sim.stderr()
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if "unreadable signed record" in line]
+    assert len(lines) == 3 and all(str(newest) in line for line in lines), stderr
+
+
+# ---- a folder of another profile ------------------------------------------------------------------------------
+
+
+def test_serve_refuses_a_fleet_entry_of_another_profile_on_a_meters_folder(damaged: Path, tmp_path: Path) -> None:
+    """The folder holds an iem-dcr-125 (serve's default profile); a fleet entry asking for an iem-dcr-1500 under
+    its serial would change MM under the same key and records."""
+    state_file = damaged / SERIAL / "state.json"
+    before = state_file.read_bytes()
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(f"- {{port: 0, serial: {SERIAL}, profile: iem-dcr-1500}}\n")
+    stderr = serve_exits_2("--state-dir", str(damaged), "--fleet", str(fleet))
+    assert f"iemdcr-sim: {state_file}: holds a meter of profile iem-dcr-125, not iem-dcr-1500 as asked" in stderr
+    assert "Ask for profile iem-dcr-125 to serve this meter" in stderr
+    assert state_file.read_bytes() == before

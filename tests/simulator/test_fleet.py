@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from iemdcr_twin.simulator import fleet
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin, UnknownMeter
+from iemdcr_twin.simulator.store import FolderInUse, WrongProfile
 from tests.support.clock import T0
 from tests.support.http import V1, curl_like_session, until
 from tests.support.meter import GW, USER
@@ -169,6 +171,12 @@ async def test_stop_cancels_a_pending_power_on(clock: SimClock) -> None:
 # ---- non-volatile memory ------------------------------------------------------------------------------------
 
 
+def left_by_a_kill(state_dir: Path, copy: Path, clock: SimClock) -> Twin:
+    """A twin on what a SIGKILL now would leave: a copy of ``state_dir`` (the running twin keeps its folders)."""
+    shutil.copytree(state_dir, copy)
+    return Twin(SimClock("virtual", 0, clock.now()), state_dir=copy)
+
+
 async def test_state_dir_keeps_key_registers_and_records_across_twins(tmp_path: Path) -> None:
     wall = [0.0]
     clock = SimClock("virtual", 1.0, T0, monotonic=lambda: wall[0])  # time runs with ``wall``, without jumps
@@ -184,7 +192,7 @@ async def test_state_dir_keeps_key_registers_and_records_across_twins(tmp_path: 
     meter.post_receipt({"TX": "E"})
     meter.set_load(100.0, 400.0)
     wall[0] += 90  # 1 kWh more as time runs (no jump, no periodic checkpoint yet): saved by the one at stop
-    await twin.stop()
+    await twin.stop()  # releases the folders
     assert (tmp_path / meter.serial / "state.json").exists()
 
     again = Twin(clock, state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter
@@ -214,7 +222,8 @@ async def test_checkpoint_loop_persists_moving_registers(
 async def test_a_kill_right_after_a_clock_jump_loses_nothing(tmp_path: Path, clock: SimClock) -> None:
     """Issue 13's counterexample on the twin: B, 0.2 A, a 1 ms jump, SIGKILL (no stop). The checkpoint after
     the jump saved the registers, so the restarted meter shows what was live; so does a jump of hours."""
-    twin = Twin(clock, state_dir=tmp_path)
+    state_dir = tmp_path / "state"
+    twin = Twin(clock, state_dir=state_dir)
     meter = twin.add_meter(MeterSpec(port=0)).meter
     await twin.start()
     meter.post_gw(dict(GW))
@@ -224,20 +233,43 @@ async def test_a_kill_right_after_a_clock_jump_loses_nothing(tmp_path: Path, clo
     clock.advance(0.001)
     live = meter.registers.import_uj
     assert live > 0
-    killed = Twin(SimClock("virtual", 0, clock.now()), state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter
+    killed = left_by_a_kill(state_dir, tmp_path / "kill-1", clock).add_meter(MeterSpec(port=0)).meter
     assert killed.registers.import_uj == live
 
     meter.set_load(100.0, 400.0)
     clock.advance(3 * 3600)
     live = meter.registers.import_uj
-    killed = Twin(SimClock("virtual", 0, clock.now()), state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter
+    killed = left_by_a_kill(state_dir, tmp_path / "kill-2", clock).add_meter(MeterSpec(port=0)).meter
     assert (killed.registers.import_uj, killed.registers.import_mwh) == (live, 120_000_000)
     await twin.stop()
     assert clock.after_jump == []  # a stopped twin no longer checkpoints on this clock
 
 
+async def test_a_twin_holds_its_meters_folders_until_it_stops(tmp_path: Path, clock: SimClock) -> None:
+    twin = Twin(clock, state_dir=tmp_path)
+    twin.add_meter(MeterSpec(port=0))
+    await twin.start()
+    with pytest.raises(FolderInUse, match=r"another iemdcr-sim .* holds this meter's folder"):
+        Twin(clock, state_dir=tmp_path).add_meter(MeterSpec(port=0))
+    await twin.stop()
+    assert Twin(clock, state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter.serial == "1ISA0200000001"
+
+
+def test_a_meter_of_another_profile_is_refused_and_lets_its_folder_go(tmp_path: Path, clock: SimClock) -> None:
+    first = Twin(clock, state_dir=tmp_path)
+    serial = first.add_meter(MeterSpec(port=0)).meter.serial  # an iem-dcr-125
+    first.close_memories()
+    twin = Twin(clock, state_dir=tmp_path)
+    with pytest.raises(WrongProfile, match="holds a meter of profile iem-dcr-125, not iem-dcr-1500 as asked"):
+        twin.add_meter(MeterSpec(port=0, profile="iem-dcr-1500", serial=serial))
+    assert twin.slots == {}
+    assert twin.add_meter(MeterSpec(port=0, serial=serial)).meter.profile.name == "iem-dcr-125"  # folder free again
+
+
 def test_state_dir_without_seed_still_keeps_one_key(tmp_path: Path, clock: SimClock) -> None:
-    first = Twin(clock, state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter.signer.public_key_hex
+    twin = Twin(clock, state_dir=tmp_path)
+    first = twin.add_meter(MeterSpec(port=0)).meter.signer.public_key_hex
+    twin.close_memories()
     second = Twin(clock, state_dir=tmp_path).add_meter(MeterSpec(port=0)).meter.signer.public_key_hex
     assert first == second
 

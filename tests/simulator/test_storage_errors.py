@@ -37,11 +37,11 @@ class Disk:
         self.refused = 0
         real = store.write_atomic
 
-        def write_atomic(path: Path, data: bytes) -> None:
+        def write_atomic(path: Path, data: bytes, *, replace: bool = True) -> None:
             if self.full:
                 self.refused += 1
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
-            real(path, data)
+            real(path, data, replace=replace)
 
         monkeypatch.setattr(store, "write_atomic", write_atomic)
 

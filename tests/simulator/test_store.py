@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from iemdcr_twin.simulator.model import NonVolatile, Refusal, SignedRecord
+from iemdcr_twin.simulator.model import NonVolatile, Refusal, SignedRecord, StorageError
 from iemdcr_twin.simulator.model.energy import REGISTER_WRAP_UJ, UJ_PER_MWH, parse_kwh
 from iemdcr_twin.simulator.model.memory import RECORD_RULES, REGISTER, STATE_RULES, reconcile
 from iemdcr_twin.simulator.ocmf import Signer
-from iemdcr_twin.simulator.store import DamagedMemory, FileMemory, write_atomic
+from iemdcr_twin.simulator.store import DamagedMemory, FileMemory, FolderInUse, WrongProfile, write_atomic
 from tests.support.clock import FakeTime
 from tests.support.meter import GW, SERIAL, USER, assert_verifies, charge, make_meter, metervalue, ready_meter
 
@@ -43,6 +45,13 @@ class Crash(Exception):
     """The process died here."""
 
 
+def reopen(memory: FileMemory) -> FileMemory:
+    """The folder of ``memory`` opened again, as by the next process: the old one lets it go first (as the kernel
+    releases the lock of a process that ends)."""
+    memory.close()
+    return FileMemory(memory.folder.parent, memory.folder.name)
+
+
 # ---- FileMemory --------------------------------------------------------------------------------------
 
 
@@ -57,7 +66,7 @@ def test_round_trip(tmp_path: Path) -> None:
     memory.save(STATE)
     memory.add_record(record(1))
     memory.add_record(record(2))
-    reopened = FileMemory(tmp_path, SERIAL)
+    reopened = reopen(memory)
     assert reopened.load() == STATE
     assert reopened.history() == [record(1), record(2)]
 
@@ -74,6 +83,62 @@ def test_meters_live_in_their_own_folders(tmp_path: Path) -> None:
     FileMemory(tmp_path, SERIAL).save(STATE)
     other = FileMemory(tmp_path, "1ISA0200000002")
     assert other.load() is None and other.history() == []
+
+
+def test_a_folder_is_held_by_one_memory_at_a_time_until_it_is_closed(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    with pytest.raises(FolderInUse) as held:
+        FileMemory(tmp_path, SERIAL)
+    assert str(held.value) == (
+        f"{tmp_path / SERIAL}: another iemdcr-sim (pid {os.getpid()}, this process) holds this meter's folder (its "
+        "lock file is locked); two twins on one folder would sign the same PG twice. Stop that twin first, or give "
+        "this one another --state-dir"
+    )
+    assert FileMemory(tmp_path, "1ISA0200000002").load() is None  # another meter's folder is free
+    memory.close()
+    memory.close()  # idempotent
+    FileMemory(tmp_path, SERIAL).close()
+
+
+def test_a_record_file_is_never_replaced(tmp_path: Path) -> None:
+    """A second line of defence behind the lock: a file already at a new record's name (another writer got
+    there first) stays as it is, and the record is refused like any failed write (503 storage_error)."""
+    memory = FileMemory(tmp_path, SERIAL)
+    memory.add_record(record(1))
+    taken = memory.folder / "records" / "00000001-ffffffffffffffff-T0000000002.json"
+    taken.write_text(EARLIER_RECORD_FILE)
+    with pytest.raises(StorageError) as refused:
+        memory.add_record(record(2))
+    assert refused.value.path == str(taken)
+    assert "File exists" in refused.value.message
+    assert taken.read_text() == EARLIER_RECORD_FILE
+    assert stray_files(tmp_path) == []
+
+
+def test_without_hard_links_a_taken_name_is_still_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(source: object, target: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "record.json"
+    write_atomic(target, b"one", replace=False)
+    with pytest.raises(FileExistsError):
+        write_atomic(target, b"two", replace=False)
+    assert target.read_bytes() == b"one"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["record.json"]
+
+
+def test_a_folder_of_another_profile_is_refused_naming_both(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL, profile="iem-dcr-125")
+    memory.save(STATE)
+    assert memory.load() == STATE
+    memory.close()
+    with pytest.raises(WrongProfile) as refused:
+        FileMemory(tmp_path, SERIAL, profile="iem-dcr-1500").load()
+    assert str(refused.value).startswith(
+        f"{tmp_path / SERIAL / 'state.json'}: holds a meter of profile iem-dcr-125, not iem-dcr-1500 as asked"
+    )
+    assert f"move {tmp_path / SERIAL} away" in str(refused.value)
 
 
 def test_atomic_writes_leave_no_temporary_files(tmp_path: Path) -> None:
@@ -124,11 +189,11 @@ def test_unreadable_record_names_its_file_and_the_problem(tmp_path: Path, conten
 
 def test_a_missing_state_beside_records_refuses_to_start_a_new_meter(tmp_path: Path) -> None:
     time = FakeTime()
-    meter = ready_meter(time, FileMemory(tmp_path, SERIAL))
-    charge(meter, time)
+    memory = FileMemory(tmp_path, SERIAL)
+    charge(ready_meter(time, memory), time)
     (tmp_path / SERIAL / "state.json").unlink()
     with pytest.raises(DamagedMemory) as damaged:
-        make_meter(time, FileMemory(tmp_path, SERIAL))
+        make_meter(time, reopen(memory))
     message = str(damaged.value)
     assert message.startswith(
         f"{tmp_path / SERIAL / 'state.json'}: missing, but {tmp_path / SERIAL / 'records'} holds 1"
@@ -161,7 +226,7 @@ def test_a_state_key_of_the_wrong_type_or_range_is_named(
     data.pop(str(change.get("drop")), None)
     (memory.folder / "state.json").write_text(json.dumps(data))
     with pytest.raises(DamagedMemory) as damaged:
-        FileMemory(tmp_path, SERIAL).load()
+        reopen(memory).load()
     assert str(damaged.value).startswith(f"{memory.folder / 'state.json'}: ")
     assert problem in str(damaged.value)
 
@@ -187,7 +252,7 @@ def test_record_files_keep_their_keys_so_an_upgraded_twin_starts_on_its_state_di
     (path,) = (memory.folder / "records").iterdir()
     assert path.read_text() == EARLIER_RECORD_FILE  # what this twin writes, an earlier one reads
     path.write_text(EARLIER_RECORD_FILE)
-    (loaded,) = FileMemory(tmp_path, SERIAL).history()
+    (loaded,) = reopen(memory).history()
     assert loaded == record(5)
     assert (loaded.begin_TM, loaded.end_TM, loaded.begin_RV, loaded.end_RV) == (
         "tm0",
@@ -208,7 +273,7 @@ def test_stray_files_in_records_are_ignored_with_a_warning(tmp_path: Path, caplo
     (records / "00000009-ffffffffffffffff-T0000000009.json.bak").write_text("{}")
     (records / "subfolder").mkdir()
     (records / ".00000001-ffffffffffffffff-T0000000006.json.tmp").write_bytes(b"{torn")  # a killed write
-    reopened = FileMemory(tmp_path, SERIAL)
+    reopened = reopen(memory)
     assert reopened.load() == STATE
     assert reopened.history() == [record(5)]
     warned = sorted(r.getMessage().split(" is not")[0] for r in caplog.records if r.levelname == "WARNING")
@@ -217,7 +282,7 @@ def test_stray_files_in_records_are_ignored_with_a_warning(tmp_path: Path, caplo
         for name in ("00000009-ffffffffffffffff-T0000000009.json.bak", "backup.json", "notes.txt", "subfolder")
     ]
     reopened.add_record(record(6))
-    assert [r.pagination for r in FileMemory(tmp_path, SERIAL).history()] == [5, 6]
+    assert [r.pagination for r in reopen(reopened).history()] == [5, 6]
 
 
 def test_the_next_record_follows_the_highest_sequence_when_one_was_moved_away(tmp_path: Path) -> None:
@@ -225,8 +290,9 @@ def test_the_next_record_follows_the_highest_sequence_when_one_was_moved_away(tm
     for pagination in (1, 2, 3):
         memory.add_record(record(pagination))
     (memory.folder / "records" / "00000001-ffffffffffffffff-T0000000002.json").unlink()
-    FileMemory(tmp_path, SERIAL).add_record(record(1, fingerprint="a" * 16))  # a new key's first record
-    assert [(r.key_fingerprint[0], r.pagination) for r in FileMemory(tmp_path, SERIAL).history()] == [
+    restarted = reopen(memory)
+    restarted.add_record(record(1, fingerprint="a" * 16))  # a new key's first record
+    assert [(r.key_fingerprint[0], r.pagination) for r in reopen(restarted).history()] == [
         ("f", 1),
         ("f", 3),
         ("a", 1),
@@ -249,7 +315,7 @@ def test_records_load_in_sequence_order_whatever_the_listing_order(tmp_path: Pat
     memory = FileMemory(tmp_path, SERIAL)
     for pagination in range(12):  # sequence numbers 0..11: 00000010 sorts after 00000009 as text too
         memory.add_record(record(pagination, fingerprint="ab" * 8 if pagination % 2 else "cd" * 8))
-    assert [r.pagination for r in FileMemory(tmp_path, SERIAL).history()] == list(range(12))
+    assert [r.pagination for r in reopen(memory).history()] == list(range(12))
 
 
 def test_state_file_is_json(tmp_path: Path) -> None:
@@ -302,7 +368,8 @@ def test_reconcile_across_the_wrap_takes_the_record_ahead_of_the_state() -> None
 
 def test_meter_rebuilt_on_the_same_folder_is_the_same_meter(tmp_path: Path) -> None:
     time = FakeTime()
-    meter = ready_meter(time, FileMemory(tmp_path, SERIAL))
+    memory = FileMemory(tmp_path, SERIAL)
+    meter = ready_meter(time, memory)
     charge(meter, time)
     last = charge(meter, time, 50.0, 400.0, 360)
     meter.set_load(-10.0, 400.0)
@@ -310,7 +377,7 @@ def test_meter_rebuilt_on_the_same_folder_is_the_same_meter(tmp_path: Path) -> N
     meter.set_load(0.0)
     meter.power_off()
     key = meter.get_publickey()
-    again = make_meter(time, FileMemory(tmp_path, SERIAL))
+    again = make_meter(time, reopen(memory))
     assert again.get_publickey() == key
     assert again.registers.next_pagination == 3
     assert again.get_transaction() == last
@@ -327,8 +394,9 @@ def test_meter_rebuilt_on_the_same_folder_is_the_same_meter(tmp_path: Path) -> N
 
 def test_meter_reads_its_history_only_when_first_asked_and_keeps_it_whole(tmp_path: Path) -> None:
     time = FakeTime()
-    meter = ready_meter(time, FileMemory(tmp_path, SERIAL))
-    first = charge(meter, time)
+    first_memory = FileMemory(tmp_path, SERIAL)
+    first = charge(ready_meter(time, first_memory), time)
+    first_memory.close()
     memory = CountingMemory(tmp_path, SERIAL)
     again = make_meter(time, memory)
     assert memory.history_reads == 0  # start-up did not read the history
@@ -357,24 +425,26 @@ def test_meter_repairs_a_crash_after_the_record_before_the_state(tmp_path: Path)
     meter.post_receipt({"TX": "E"})  # acknowledged on the strength of the record file alone
     signed = meter.records[-1]
     assert signed.pagination == 2
-    again = make_meter(time, FileMemory(tmp_path, SERIAL))
+    restarted = reopen(memory)
+    again = make_meter(time, restarted)
     assert again.registers.next_pagination == 3
     assert again.get_transaction() == signed.ocmf
     assert again.registers.import_mwh >= parse_kwh(signed.end_RV)
     assert metervalue(again)["RD"][0]["RV"] == "00000008.000"
     assert [r.pagination for r in again.records] == [1, 2]
-    on_disk = FileMemory(tmp_path, SERIAL).load()
+    on_disk = reopen(restarted).load()
     assert on_disk is not None and on_disk.next_pagination == 3  # the repair was written back
 
 
 def test_power_loss_record_survives_a_restart(tmp_path: Path) -> None:
     time = FakeTime()
-    meter = ready_meter(time, FileMemory(tmp_path, SERIAL))
+    memory = FileMemory(tmp_path, SERIAL)
+    meter = ready_meter(time, memory)
     meter.post_receipt({"TX": "B"})
     meter.set_load(100.0, 400.0)
     time.advance(360)
     meter.power_off()
-    again = make_meter(time, FileMemory(tmp_path, SERIAL))
+    again = make_meter(time, reopen(memory))
     payload = json.loads(again.get_transaction().split("|")[1])
     assert payload["RD"][1]["TX"] == "P"
     assert_verifies(again.get_transaction(), again.get_publickey().PK)
@@ -382,7 +452,8 @@ def test_power_loss_record_survives_a_restart(tmp_path: Path) -> None:
 
 def test_records_stay_in_signing_order_across_factory_resets_and_restarts(tmp_path: Path) -> None:
     time = FakeTime()
-    meter = make_meter(time, FileMemory(tmp_path, SERIAL))
+    memory = FileMemory(tmp_path, SERIAL)
+    meter = make_meter(time, memory)
     order = []
     for _ in range(3):
         meter.post_gw(dict(GW))
@@ -390,7 +461,7 @@ def test_records_stay_in_signing_order_across_factory_resets_and_restarts(tmp_pa
         charge(meter, time)
         order.append((meter.signer.fingerprint, meter.records[-1].pagination))
         meter.factory_reset()
-    again = make_meter(time, FileMemory(tmp_path, SERIAL))
+    again = make_meter(time, reopen(memory))
     assert [(r.key_fingerprint, r.pagination) for r in again.records] == order
     assert again.records == meter.records
     assert again.signer.fingerprint == meter.signer.fingerprint
