@@ -19,7 +19,7 @@ from iemdcr_twin import __version__
 from iemdcr_twin.asciinum import parse_float, parse_int
 from iemdcr_twin.simulator import limits
 from iemdcr_twin.simulator.app import create_control_app
-from iemdcr_twin.simulator.clock import SimClock
+from iemdcr_twin.simulator.clock import ClockError, SimClock, check_epoch
 from iemdcr_twin.simulator.conformance import cli as conformance_cli
 from iemdcr_twin.simulator.control.security import TOKEN_ENV, host_arg, is_loopback, origin_arg, token_from_env
 from iemdcr_twin.simulator.fleet import MeterSpec, Twin
@@ -28,7 +28,7 @@ from iemdcr_twin.simulator.log_limits import limit_malformed_request_logs
 from iemdcr_twin.simulator.model import PROFILES, StorageError, Switches
 from iemdcr_twin.simulator.model.profiles import DEFAULT_PROFILE
 from iemdcr_twin.simulator.scenario import cli as scenario_cli
-from iemdcr_twin.simulator.store import DamagedMemory
+from iemdcr_twin.simulator.store import UnusableFolder
 
 log = logging.getLogger("iemdcr")
 DEFAULT_CONTROL_PORT = 8090
@@ -63,10 +63,18 @@ def configure_logging(fmt: str) -> None:
 
 
 def parse_epoch(text: str) -> float:
+    """Epoch seconds or ISO 8601 with an offset, within the times a meter can show (``clock.check_epoch``)."""
     try:
-        return parse_float(text)
+        epoch = parse_float(text)
     except ValueError:
-        pass
+        epoch = _iso_epoch(text)
+    try:
+        return check_epoch(epoch)
+    except ClockError as exc:
+        raise argparse.ArgumentTypeError(f"--epoch {text!r}: {exc}") from None
+
+
+def _iso_epoch(text: str) -> float:
     try:
         if not text.isascii():
             raise ValueError(text)
@@ -98,6 +106,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def state_dir(text: str) -> Path:
+    """A folder for ``--state-dir``; an empty one is refused (it would put meters' folders into the current one)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must name a folder, not be empty (for the current folder write '.')")
+    return Path(text)
+
+
 def idle_seconds(text: str) -> float:
     try:
         value = parse_float(text)
@@ -122,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="control API and dashboard port (8090; with --port 0 a free port unless given)",
     )
-    serve.add_argument("--state-dir", type=Path, help="keep non-volatile memory in DIR/<serial>/")
+    serve.add_argument("--state-dir", type=state_dir, help="keep non-volatile memory in DIR/<serial>/")
     serve.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     serve.add_argument(
         "--set",
@@ -188,8 +203,9 @@ def build_twin(args: argparse.Namespace) -> Twin:
             ]
         for index, spec in enumerate(specs):
             twin.add_meter(spec, index)
-    # FleetFileError or a serial used twice (ValueError); a damaged or unwritable state dir (docs/persistence.md)
-    except (ValueError, DamagedMemory) as exc:
+    # FleetFileError or a serial used twice (ValueError); a state dir that is damaged, held by another process,
+    # of another profile (UnusableFolder) or unwritable (StorageError): docs/persistence.md
+    except (ValueError, UnusableFolder) as exc:
         print(f"iemdcr-sim: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except StorageError as exc:

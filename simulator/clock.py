@@ -14,6 +14,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Literal
 
 Mode = Literal["real", "virtual"]
@@ -28,8 +29,34 @@ class ClockError(ValueError):
         self.code = code
 
 
+# The years a meter can show and take as TM (model/timefmt.py: UTC years 2 to 9998), so every meter time is
+# shown at any UTC offset: the simulation time never leaves this range by an epoch, an advance or a jump.
+EARLIEST_S = datetime(2, 1, 1, tzinfo=UTC).timestamp()
+LATEST_S = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+RANGE_TEXT = "0002-01-01T00:00:00Z to 9998-12-31T23:59:59Z"
+
+
+def check_epoch(epoch: float) -> float:
+    """``epoch`` (seconds since 1970, UTC) when the meters can show it; ``ClockError`` ``bad_epoch`` naming the
+    range otherwise (``iemdcr-sim serve --epoch``, ``SimClock``)."""
+    if not EARLIEST_S <= epoch <= LATEST_S:  # also NaN
+        raise ClockError(
+            "bad_epoch",
+            f"{epoch:.0f} seconds since 1970 is outside the times a meter can show ({RANGE_TEXT}, "
+            f"{EARLIEST_S:.0f} to {LATEST_S:.0f})",
+        )
+    return epoch
+
+
 class SimClock:
-    """Monotonic simulation time in epoch seconds, shared by a twin (and, in scenarios, its driver)."""
+    """Monotonic simulation time in epoch seconds, shared by a twin (and, in scenarios, its driver).
+
+    Time stays within what a meter can show (``EARLIEST_S`` to ``LATEST_S``): an ``epoch`` outside is
+    ``ClockError`` ``bad_epoch``, an ``advance`` past the end ``time_out_of_range``, and auto-jump never jumps
+    past it (a sleeper due later is not woken). Only a running clock can run past it (virtual at the highest
+    rate, 10^6, takes about three days of wall time from today); a meter then shows its last time
+    (model/timefmt.py).
+    """
 
     def __init__(
         self,
@@ -42,7 +69,7 @@ class SimClock:
     ) -> None:
         self._monotonic = monotonic
         self.wall = wall  # real time, epoch seconds: the journal's wall_time (injectable for tests)
-        self._anchor_sim = wall() if epoch is None else epoch
+        self._anchor_sim = wall() if epoch is None else check_epoch(epoch)
         self._anchor_mono = monotonic()
         self._mode: Mode = "real"
         self._rate = 0.0  # held still until ``set`` below, so a virtual clock starts exactly at ``epoch``
@@ -88,13 +115,27 @@ class SimClock:
         self._wake_due()
 
     def advance(self, seconds: float) -> None:
-        """Jump forward; sleepers whose deadline passed wake up."""
+        """Jump forward; sleepers whose deadline passed wake up. ``ClockError``: ``clock_not_virtual``,
+        ``bad_seconds`` (not above 0), ``time_out_of_range`` (past ``LATEST_S``; ``check_reach``)."""
         if self._mode != "virtual":
             raise ClockError("clock_not_virtual", "advance needs a virtual clock (PUT /api/clock mode virtual)")
         if not seconds > 0:
             raise ClockError("bad_seconds", "seconds must be a number above 0")
+        self.check_reach(seconds)
         self._jump(seconds)
         self._wake_due()
+
+    def check_reach(self, seconds: float) -> None:
+        """``ClockError`` ``time_out_of_range`` when ``seconds`` from now is past the last time a meter can show
+        (an advance, a scenario's wait); the message names ``seconds`` and how many are left."""
+        now = self.now()
+        if not now + seconds <= LATEST_S:
+            left = max(0.0, LATEST_S - now)
+            raise ClockError(
+                "time_out_of_range",
+                f"seconds {seconds:.15g} would take the clock past 9998-12-31T23:59:59Z, the last time a meter can "
+                f"show; at most {left:.0f} seconds are left",
+            )
 
     def _jump(self, seconds: float) -> None:
         for callback in self.before_jump:
@@ -147,6 +188,11 @@ class SimClock:
             heapq.heappop(self._sleepers)
         return self._sleepers[0][0] if self._sleepers else None
 
+    def next_jump(self) -> float | None:
+        """The next deadline auto-jump may jump to: None when nobody sleeps or it is past ``LATEST_S``."""
+        deadline = self.next_deadline()
+        return deadline if deadline is not None and deadline <= LATEST_S else None
+
     def note_activity(self) -> None:
         """Adapters call this on every request so auto-jump never jumps while work is in flight."""
         self.activity += 1
@@ -189,7 +235,7 @@ class SimClock:
             await asyncio.sleep(threshold_s)
             for _ in range(idle_passes):
                 await asyncio.sleep(0)
-            deadline = self.next_deadline()
+            deadline = self.next_jump()
             if self.activity == seen and self._busy <= 0 and deadline is not None:
                 gap = deadline - self.now()
                 if gap > 0:

@@ -44,6 +44,7 @@ SERIAL = _path_param("serial", SERIAL_SCHEMA, "the meter's serial (MS)")
 FAULT_NAME = _path_param("name", {"enum": list(schemas.FAULT_NAMES)}, "a fault of GET /api/faults")
 STATIC_PATH = _path_param("path", {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"}, "a file of the dashboard")
 STORAGE_ERROR = {"503": "storage_error: the state directory cannot be written; nothing changed"}
+DAMAGED_RECORD = "storage_error: a record file of the state directory cannot be read (the message names it)"
 STATIC_TYPES = ("text/html", "text/css", "text/javascript", "application/javascript", "image/svg+xml")
 
 
@@ -412,7 +413,8 @@ CATALOGUE: tuple[Operation, ...] = (
     Operation(
         "post",
         "/api/clock/advance",
-        "Jump virtual time forward (400 clock_not_virtual on a real clock)",
+        "Jump virtual time forward (400 clock_not_virtual on a real clock; 400 time_out_of_range past "
+        "9998-12-31T23:59:59Z, the last time a meter can show)",
         _json("Clock"),
         body="Advance",
     ),
@@ -438,7 +440,7 @@ CATALOGUE: tuple[Operation, ...] = (
             _query("pg", {"type": "string", "pattern": "^T(0|[1-9][0-9]{0,9})$"}, "only this pagination (PG)"),
             _query("key", {"type": "string"}, "only records of this key fingerprint"),
         ),
-        errors={"404": "unknown meter, or no record matches pg/key (unknown_record)"},
+        errors={"404": "unknown meter, or no record matches pg/key (unknown_record)", "503": DAMAGED_RECORD},
     ),
     Operation(
         "post",
@@ -447,7 +449,7 @@ CATALOGUE: tuple[Operation, ...] = (
         _json("FactoryResetResult"),
         body="FactoryReset",
         body_optional=True,
-        errors=STORAGE_ERROR,
+        errors={"503": f"{STORAGE_ERROR['503']}; or {DAMAGED_RECORD}"},
     ),
     Operation(
         "get",

@@ -7,6 +7,8 @@ lives here too, though it observes: it names the present moment and, like a chec
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from iemdcr_twin.driver.types import (
@@ -16,9 +18,11 @@ from iemdcr_twin.driver.types import (
     OCMFUserIdentificationStatus,
     TransactionReq,
 )
+from iemdcr_twin.simulator.clock import ClockError
 from iemdcr_twin.simulator.network_faults import NetworkFaults, parse_rules
 from iemdcr_twin.simulator.scenario.durations import parse_duration
 from iemdcr_twin.simulator.scenario.expectations import check_response
+from iemdcr_twin.simulator.scenario.results import StepFailure
 from iemdcr_twin.simulator.scenario.steps import on
 
 if TYPE_CHECKING:
@@ -99,13 +103,27 @@ async def registers(run: ScenarioRun, step: Step) -> None:
     run.meter_slot.meter.set_registers(step.value.get("import_mWh"), step.value.get("export_mWh"))
 
 
+@contextlib.contextmanager
+def _clock_step(duration: str) -> Iterator[None]:
+    """A clock's refusal (``ClockError``: past the last time a meter can show, ``SimClock.check_reach``) as the
+    step's failure, said at once rather than as a wait no jump can end."""
+    try:
+        yield
+    except ClockError as exc:
+        raise StepFailure(f"the clock to move {duration} on", str(exc)) from None
+
+
 async def _advance(run: ScenarioRun, duration: str) -> None:
-    run.clock.advance(parse_duration(duration))
+    with _clock_step(duration):
+        run.clock.advance(parse_duration(duration))
     await run.clock.settle()
 
 
 async def _wait(run: ScenarioRun, duration: str) -> None:
-    await run.clock.sleep(parse_duration(duration))
+    seconds = parse_duration(duration)
+    with _clock_step(duration):
+        run.clock.check_reach(seconds)
+    await run.clock.sleep(seconds)
 
 
 @on("advance")

@@ -30,6 +30,7 @@ from iemdcr_twin.driver.events import (
     TRANSACTION_ENDED,
 )
 from iemdcr_twin.simulator import schemas
+from iemdcr_twin.simulator.clock import ClockError, check_epoch
 from iemdcr_twin.simulator.model.profiles import SWITCH_NAMES
 from iemdcr_twin.simulator.scenario import actions, expectations
 from iemdcr_twin.simulator.scenario.durations import parse_duration
@@ -262,6 +263,11 @@ def _build(data: dict[str, Any], path: Path, problems: list[str]) -> Scenario:
         epoch = moment.timestamp()
     except ValueError as exc:
         problems.append(f"key epoch: {epoch_text!r} is not ISO 8601 with an offset ({exc})")
+        epoch = 0.0
+    try:
+        check_epoch(epoch)  # the scenario's clock starts there (clock.py)
+    except ClockError as exc:
+        problems.append(f"key epoch: {epoch_text!r}: {exc}")
         epoch = 0.0
     meter = dict(data.get("meter") or {})  # its switches: the schema holds them to schemas.SWITCH_PROPERTIES
     driver = {**DRIVER_DEFAULTS, **(data.get("driver") or {})}

@@ -95,7 +95,7 @@ class ScenarioClock(SimClock):
                     if not future.done():
                         future.set_result(None)
                 continue
-            deadline = self.next_deadline()
+            deadline = self.next_jump()
             if deadline is None:
                 continue
             gap = deadline - self.now()

@@ -187,6 +187,8 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["serve", "--control-port", "-3"], "--control-port"),
         (["serve", "--meters", "0"], "--meters"),
         (["serve", "--set", "v1_transaction=perhaps", "--port", "0", "--control-port", "0"], "v1_transaction"),
+        (["serve", "--clock", "virtual", "--epoch", "1e12", "--port", "0", "--control-port", "0"], "--epoch"),
+        (["serve", "--epoch", "9999-12-31T23:59:00Z", "--port", "0", "--control-port", "0"], "--epoch"),
     ],
 )
 def test_bad_flags_exit_non_zero_naming_the_flag(args: list[str], named: str) -> None:
@@ -261,3 +263,35 @@ async def test_requests_the_http_parser_refuses_write_one_line_each_and_no_trace
     refused = [line for line in lines if "refused a malformed HTTP request" in line]
     assert "Traceback" not in sim.stderr()
     assert 1 <= len(refused) <= sent and lines == [*refused, "INFO iemdcr: shutting down"], lines
+
+
+def test_an_empty_state_dir_is_refused_and_writes_nothing_here(tmp_path: Path) -> None:
+    """``--state-dir ""`` would be the current folder: meters' folders would land beside whatever is there."""
+    command = [console_script("iemdcr-sim"), "serve", "--state-dir", "", "--port", "0", "--control-port", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "argument --state-dir: must name a folder, not be empty" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_the_clock_stops_short_of_what_a_meter_can_show_and_the_meter_never_fails_to_show_its_time(
+    sim_factory: SimFactory, session: aiohttp.ClientSession
+) -> None:
+    """Ten years on from December 9998 would be past the year 9999: the advance is refused (400, ``seconds``
+    named) and the meter still answers. A meter time set ahead of the clock and run past the end shows the last
+    time it can (docs/fidelity.md) rather than failing every read."""
+    charger = sim_factory("--clock", "virtual", "--epoch", "9998-12-01T00:00:00Z").charger(session)
+    await charger.freeze_clock()
+    before = await charger.lab("GET", "/api/clock")
+    async with session.post(f"{charger.control}/api/clock/advance", json={"seconds": 315_360_000}) as resp:
+        assert resp.status == 400
+        body = await resp.json()
+    assert body["error"] == "time_out_of_range"
+    assert body["message"].startswith("seconds 315360000 would take the clock past 9998-12-31T23:59:59Z")
+    assert await charger.lab("GET", "/api/clock") == before  # nothing moved
+    assert (await charger.get("metervalue"))["TM"].startswith("9998-12-01T00:00:")
+    await charger.post("datetime", {"TM": "9998-12-31T23:00:00,000+0000"})  # a month ahead of the clock
+    await charger.advance(30 * 86_400)  # the clock: 9998-12-31T00:00Z; the meter's own time: past its end
+    assert (await charger.get("metervalue"))["TM"].startswith("9998-12-31T23:59:59,999+0000")
+    assert (await charger.get("datetime"))["TM"].startswith("9998-12-31T23:59:59,999+0000")

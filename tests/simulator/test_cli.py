@@ -47,6 +47,10 @@ def test_port_0_also_picks_a_free_control_port_unless_one_is_given(argv: list[st
         (["--profile", "iem-dcr-9"], "--profile"),
         (["--epoch", "yesterday"], "--epoch"),
         (["--epoch", "2025-06-06T09:00:00"], "--epoch"),
+        (["--epoch", "1e12"], "--epoch"),
+        (["--epoch", "9999-12-31T23:59:00Z"], "--epoch"),
+        (["--epoch", "0001-06-01T00:00:00+00:00"], "--epoch"),
+        (["--state-dir", ""], "--state-dir"),
         (["--log-format", "xml"], "--log-format"),
         (["--bogus"], "--bogus"),
     ],
@@ -138,6 +142,24 @@ def test_build_twin_with_meters_ports_profile_switches_and_clock(tmp_path: Path)
     assert twin.journal_size == 7 and twin.state_dir == state
     keys = {slot.meter.signer.public_key_hex for slot in twin.slots.values()}
     assert len(keys) == 3
+
+
+def test_a_state_dir_meter_of_another_profile_exits_2_naming_the_file_and_both_profiles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--profile`` with ``--meters``: the folder of the profile's serial holds an iem-dcr-125 (a folder copied
+    under another serial); its key and records must not turn into an iem-dcr-1500's."""
+    serial = "1ISA0215000001"  # the iem-dcr-1500's first serial
+    built = cli.build_twin(serve_args("--port", "0", "--state-dir", str(tmp_path), "--seed", "x"))
+    built.close_memories()
+    (tmp_path / "1ISA0200000001").rename(tmp_path / serial)
+    with pytest.raises(SystemExit) as exc:
+        cli.build_twin(serve_args("--port", "0", "--state-dir", str(tmp_path), "--profile", "iem-dcr-1500"))
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        f"iemdcr-sim: {tmp_path / serial / 'state.json'}: holds a meter of profile iem-dcr-125, not iem-dcr-1500 "
+        "as asked"
+    )
 
 
 def test_port_zero_gives_every_meter_a_free_port() -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
 
-from iemdcr_twin.simulator.clock import ClockError, SimClock
+from iemdcr_twin.simulator.clock import EARLIEST_S, LATEST_S, ClockError, SimClock
+from iemdcr_twin.simulator.model.timefmt import TM_END_S, TM_FIRST_S, format_tm, parse_tm
+from iemdcr_twin.simulator.scenario.vclock import ScenarioClock
 from tests.support.clock import FakeTime
 
 WALL0 = 1_750_000_000.0
@@ -343,3 +346,72 @@ async def test_after_jump_hears_every_jump_once_time_has_moved() -> None:
         jumper.cancel()
     clock.set(rate=2)  # a new rate is not a jump
     assert heard == [(10.0, 1), (15.0, 2)]
+
+
+# ---- the times a meter can show ----------------------------------------------------------------------------
+
+
+def test_the_clock_stays_within_what_a_meter_takes_and_shows_at_any_offset() -> None:
+    assert TM_FIRST_S <= EARLIEST_S < LATEST_S < TM_END_S
+    for moment in (EARLIEST_S, LATEST_S):
+        for offset in (-899, 0, 899):  # the widest offsets TM takes: -14:59 and +14:59
+            assert parse_tm(format_tm(moment, offset)) == (moment, offset)
+
+
+@pytest.mark.parametrize("epoch", [1e12, -1e12, LATEST_S + 1, EARLIEST_S - 1, math.nan, math.inf])
+def test_an_epoch_a_meter_cannot_show_is_refused(epoch: float) -> None:
+    with pytest.raises(ClockError) as error:
+        SimClock("virtual", 0.0, epoch)
+    assert error.value.code == "bad_epoch"
+    assert "outside the times a meter can show (0002-01-01T00:00:00Z to 9998-12-31T23:59:59Z" in str(error.value)
+
+
+@pytest.mark.parametrize("epoch", [EARLIEST_S, LATEST_S])
+def test_the_ends_of_the_range_are_valid_epochs(epoch: float) -> None:
+    assert SimClock("virtual", 0.0, epoch).now() == epoch
+
+
+def test_an_advance_past_the_end_is_refused_naming_seconds_and_changes_nothing() -> None:
+    clock = SimClock("virtual", 0.0, LATEST_S - 100)
+    heard: list[str] = []
+    clock.before_jump.append(lambda: heard.append("before"))
+    clock.after_jump.append(lambda: heard.append("after"))
+    for seconds in (315_360_000.0, 100.5, math.inf):
+        with pytest.raises(ClockError) as error:
+            clock.advance(seconds)
+        assert error.value.code == "time_out_of_range"
+        assert str(error.value).startswith(f"seconds {seconds:.15g} would take the clock past 9998-12-31T23:59:59Z")
+        assert str(error.value).endswith("at most 100 seconds are left")
+    assert (clock.now(), clock.jumps, heard) == (LATEST_S - 100, 0, [])
+    clock.advance(100)  # up to the end itself
+    assert (clock.now(), clock.jumps, heard) == (LATEST_S, 1, ["before", "after"])
+
+
+async def test_autojump_never_jumps_past_the_end() -> None:
+    clock = SimClock("virtual", 0.0, epoch=LATEST_S - 10)
+    jumper = asyncio.create_task(clock.autojump(0.0, idle_passes=5))
+    late = asyncio.create_task(clock.sleep(20))
+    try:
+        await asyncio.wait_for(clock.sleep(5), GUARD_S)
+        for _ in range(200):
+            await asyncio.sleep(0)
+        assert not late.done() and not jumper.done()
+        assert (clock.now(), clock.jumps) == (LATEST_S - 5, 1)
+    finally:
+        late.cancel()
+        jumper.cancel()
+
+
+async def test_the_scenario_clock_never_jumps_past_the_end_and_its_jumper_runs_on() -> None:
+    """A sleeper due after the end (the driver's next poll) is never woken; the auto-jump loop does not die."""
+    clock = ScenarioClock(LATEST_S - 1)
+    jumper = asyncio.create_task(clock.run(0.0))
+    late = asyncio.create_task(clock.sleep(5))
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0)
+        assert not late.done() and not jumper.done()
+        assert (clock.now(), clock.jumps) == (LATEST_S - 1, 0)
+    finally:
+        late.cancel()
+        jumper.cancel()

@@ -237,6 +237,35 @@ def test_written_time_reads_back_exactly(text: str, sim: float) -> None:
     assert format_tm(epoch, offset) == expected
 
 
+@pytest.mark.parametrize(
+    "text", ["0002-01-01T00:00:00,000+0000", "0100-05-13T16:06:40,000+0100", "0999-12-31T23:59:59,999-1459"]
+)
+def test_years_before_1000_are_shown_with_four_digits(text: str) -> None:
+    assert make_meter(FakeTime()).post_datetime({"TM": text}) == text + " I"
+
+
+def test_a_meter_time_run_past_the_last_one_it_can_show_stays_there_and_every_read_answers() -> None:
+    """docs/fidelity.md: written near the end of the range, then two days on, the meter shows its last time."""
+    time = FakeTime()
+    meter = ready_meter(time)
+    meter.post_datetime({"TM": "9998-12-31T00:00:00,000+0100"})
+    time.advance(2 * 86_400)
+    last = "9999-01-01T00:59:59,999+0100 I"  # 9998-12-31T23:59:59.999Z at the offset last written
+    assert meter.get_datetime() == last
+    assert metervalue(meter)["TM"] == last
+    assert last == meter.get_gw().TM
+    meter.post_receipt({"TX": "B"})
+    time.advance(60)
+    meter.post_receipt({"TX": "E"})
+    assert f'"TM":"{last}"' in meter.get_transaction()  # signed with the time it shows
+
+
+@given(epoch=st.floats(-1e15, 1e15), offset=st.integers(-899, 899))
+def test_formatting_a_meter_time_never_raises(epoch: float, offset: int) -> None:
+    text = format_tm(epoch, offset)
+    assert parse_tm(text)[1] == offset  # a TM the meter itself would take
+
+
 # ---- tariff and user ---------------------------------------------------------------------------------
 
 

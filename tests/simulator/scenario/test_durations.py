@@ -1,8 +1,14 @@
 from __future__ import annotations
 
-import pytest
+import re
 
-from iemdcr_twin.simulator.scenario.durations import format_duration, parse_duration
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from iemdcr_twin.simulator.scenario.durations import capped_pattern, format_duration, parse_duration
+from iemdcr_twin.simulator.scenario.loader import schema
+from iemdcr_twin.simulator.schemas import MAX_ADVANCE_S
 
 
 @pytest.mark.parametrize(
@@ -30,3 +36,21 @@ def test_parse_duration_refuses_bare_numbers() -> None:
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_the_schemas_advance_is_capped_where_the_control_api_caps_it() -> None:
+    assert schema()["$defs"]["advance"]["pattern"] == capped_pattern(MAX_ADVANCE_S)
+
+
+durations = st.builds(
+    lambda whole, fraction, unit: f"{whole}{fraction}{unit}",
+    st.one_of(st.integers(0, 10**13), st.sampled_from([87600, 5256000, 315360000, 315360000000])),
+    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,4}", fullmatch=True)),
+    st.sampled_from(["ms", "s", "m", "h"]),
+)
+
+
+@given(text=st.one_of(durations, st.builds(lambda zeros, text: zeros + text, st.sampled_from(["0", "00"]), durations)))
+def test_the_capped_pattern_takes_exactly_the_durations_up_to_the_cap(text: str) -> None:
+    pattern = re.compile(capped_pattern(MAX_ADVANCE_S))
+    assert bool(pattern.fullmatch(text)) == (parse_duration(text) <= MAX_ADVANCE_S)

@@ -73,6 +73,24 @@ def test_bad_duration_names_step_and_key() -> None:
     )
 
 
+@pytest.mark.parametrize("step", ["advance: 99999999h", "clock: {advance: 87601h}", "advance: 315360000001ms"])
+def test_an_advance_beyond_the_control_apis_cap_is_refused_by_the_schema(step: str) -> None:
+    [message] = problems(GOOD + f"  - {step}\n")
+    assert message.startswith("scenarios/broken.yaml: step 2 (")
+    assert "is not a duration of at most 87600h (10 years, as POST /api/clock/advance takes)" in message
+
+
+def test_an_advance_up_to_the_cap_loads() -> None:
+    load_text(GOOD + "  - advance: 87600h\n  - clock: {advance: 315360000s}\n", Path("scenarios/cap.yaml"))
+
+
+@pytest.mark.parametrize("epoch", ["9999-06-01T00:00:00Z", "0001-06-01T00:00:00+00:00"])
+def test_an_epoch_a_meter_cannot_show_is_refused(epoch: str) -> None:
+    [message] = problems(f"epoch: '{epoch}'\n" + GOOD)
+    assert message.startswith(f"scenarios/broken.yaml: key epoch: '{epoch}': ")
+    assert "outside the times a meter can show (0002-01-01T00:00:00Z to 9998-12-31T23:59:59Z" in message
+
+
 def test_errors_inside_repeat_name_both_steps() -> None:
     text = GOOD + "  - repeat:\n      times: 2\n      steps:\n        - load: {current: 5}\n"
     [message] = problems(text)

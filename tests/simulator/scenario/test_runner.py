@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,19 @@ def test_advance_jumps_and_wait_lets_the_driver_poll() -> None:
     result = run(text)
     assert result.passed, result.failure and result.failure.story()
     assert 3620 <= result.sim_seconds <= 3625
+
+
+@pytest.mark.parametrize("step", ["advance: 2h", "wait: 2h", "clock: {wait: 2h}"])
+def test_moving_the_clock_past_what_a_meter_can_show_fails_with_a_story(step: str) -> None:
+    """An hour before the end of the range: two hours more is refused at once (not a wait no jump can end)."""
+    text = "epoch: '9998-12-31T22:59:59Z'\n" + HEAD + "  - advance: 30m\n" + f"  - {step}\n"
+    result = run(text)
+    assert result.failure is not None, "the step passed"
+    assert result.failure.step == "step 2 (" + step.split(":")[0] + ")"
+    assert result.failure.expected == "the clock to move 2h on"
+    assert result.failure.got.startswith("seconds 7200 would take the clock past 9998-12-31T23:59:59Z")
+    left = re.fullmatch(r".*; at most ([0-9]+) seconds are left", result.failure.got)
+    assert left is not None and 0 < int(left[1]) <= 1800
 
 
 def test_expect_requests_absent_fails_when_present() -> None:
