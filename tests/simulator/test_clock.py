@@ -319,10 +319,18 @@ async def test_autojump_in_idle_passes_waits_for_quiet_passes_and_never_jumps_wh
         jumper.cancel()
 
 
-async def test_before_jump_hears_every_jump_while_time_is_still_before_it() -> None:
+@pytest.mark.parametrize(
+    ("hook", "expected"),
+    [
+        ("before_jump", [(0.0, 0), (10.0, 1)]),  # time is still before the jump
+        # The twin checkpoints its registers here, so a jump that added hours is saved before anything else runs.
+        ("after_jump", [(10.0, 1), (15.0, 2)]),
+    ],
+)
+async def test_jump_hooks_hear_every_jump_once(hook: str, expected: list[tuple[float, int]]) -> None:
     clock = SimClock("virtual", 0.0, epoch=0.0)
     heard: list[tuple[float, int]] = []
-    clock.before_jump.append(lambda: heard.append((clock.now(), clock.jumps)))
+    getattr(clock, hook).append(lambda: heard.append((clock.now(), clock.jumps)))
     clock.advance(10)
     jumper = asyncio.create_task(clock.autojump(0.001))
     try:
@@ -330,22 +338,7 @@ async def test_before_jump_hears_every_jump_while_time_is_still_before_it() -> N
     finally:
         jumper.cancel()
     clock.set(rate=2)  # a new rate is not a jump
-    assert heard == [(0.0, 0), (10.0, 1)]
-
-
-async def test_after_jump_hears_every_jump_once_time_has_moved() -> None:
-    """The twin checkpoints its registers here, so a jump that added hours is saved before anything else runs."""
-    clock = SimClock("virtual", 0.0, epoch=0.0)
-    heard: list[tuple[float, int]] = []
-    clock.after_jump.append(lambda: heard.append((clock.now(), clock.jumps)))
-    clock.advance(10)
-    jumper = asyncio.create_task(clock.autojump(0.001))
-    try:
-        await asyncio.wait_for(clock.sleep(5), GUARD_S)
-    finally:
-        jumper.cancel()
-    clock.set(rate=2)  # a new rate is not a jump
-    assert heard == [(10.0, 1), (15.0, 2)]
+    assert heard == expected
 
 
 # ---- the times a meter can show ----------------------------------------------------------------------------

@@ -272,14 +272,19 @@ async def test_gw_repeated_outside_a_reinitialisation_still_fails(lab: Lab) -> N
     assert report["verdict"] == "FAIL"
 
 
-async def test_signature_pending_after_a_successful_end_is_no_retry_storm(lab: Lab) -> None:
-    """A driver waits for a slow signature (425 every 250 ms); only real failures count towards a storm."""
+async def _ended_with_a_5_s_signature(lab: Lab) -> None:
+    """A transaction begun and ended with success on a meter that takes 5 s to sign its record."""
     await lab.init()
     await lab.control_ok("PATCH", f"/api/meters/{SERIAL}/profile", {"signature_delay_ms": 5000})
     await lab.post("receipt", {"TX": "E"})
     assert await lab.post("user", USER) == 200
     assert await lab.post("receipt", {"TX": "B"}) == 200
     assert await lab.post("receipt", {"TX": "E"}) == 200
+
+
+async def test_signature_pending_after_a_successful_end_is_no_retry_storm(lab: Lab) -> None:
+    """A driver waits for a slow signature (425 every 250 ms); only real failures count towards a storm."""
+    await _ended_with_a_5_s_signature(lab)
     for _ in range(16):
         lab.tick(0.25)
         assert await lab.get("receipt") == 425
@@ -291,12 +296,7 @@ async def test_signature_pending_after_a_successful_end_is_no_retry_storm(lab: L
 
 
 async def test_other_failures_still_count_while_a_record_is_being_signed(lab: Lab) -> None:
-    await lab.init()
-    await lab.control_ok("PATCH", f"/api/meters/{SERIAL}/profile", {"signature_delay_ms": 5000})
-    await lab.post("receipt", {"TX": "E"})
-    assert await lab.post("user", USER) == 200
-    assert await lab.post("receipt", {"TX": "B"}) == 200
-    assert await lab.post("receipt", {"TX": "E"}) == 200
+    await _ended_with_a_5_s_signature(lab)
     for _ in range(7):
         lab.tick(0.25)
         assert await lab.post("receipt", {"TX": "E"}) == 428  # no_transaction, again and again
