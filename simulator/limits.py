@@ -1,4 +1,5 @@
-"""Open files for ``iemdcr-sim serve``: raise the soft limit, refuse a fleet that cannot fit, quiet accept errors.
+"""Open files for ``iemdcr-sim serve``: raise the soft limit, refuse a fleet that cannot fit, quiet accept errors;
+bound the time a request body may take on every port (``read_body``) and close a connection that ran out of it.
 
 Every meter holds two descriptors for its whole life (its port reservation and its listener, see
 ``fleet.MeterSlot``) and needs room for at least one connection and one record write; the process itself
@@ -15,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aiohttp import web
+
 try:
     import resource
 except ImportError:  # pragma: no cover - not on POSIX: no limit to raise or read
@@ -27,13 +30,16 @@ BASE_DESCRIPTORS = 64
 DESCRIPTORS_PER_METER = 4
 """Per meter: its port reservation and its listener (held), plus room for a connection and a record write."""
 IDLE_TIMEOUT_S = 20.0
-"""Wall seconds a connection may sit idle or half-open, and a meter-API request body may take to arrive.
+"""Wall seconds a connection may sit idle or half-open, and a request body may take to arrive (every port).
 
 Idle: no request since connecting or since the last answer; half-open: a request's headers or body still
 incomplete. Real chargers open a new connection per request (EVerest's driver does) or poll at 1 Hz, so
 nothing legitimate waits this long; 20 s stays above the 15 s after which aiohttp clients drop idle
 connections themselves, so a client never reuses one the twin has just closed. ``serve --idle-timeout``.
 """
+BODY_TIMEOUT_KEY = web.AppKey("body_timeout_s", float)
+"""An app's wall seconds for a request body to arrive (``read_body``): the meter app's and the control app's
+factories set it from ``--idle-timeout``; IDLE_TIMEOUT_S when unset."""
 SHUTDOWN_TIMEOUT_S = 5.0
 """At exit, how long a request still in progress may finish before it is cancelled (aiohttp's default: 60 s).
 
@@ -44,6 +50,50 @@ want of descriptors can land then), which would otherwise hold the exit for the 
 ACCEPT_ERROR_INTERVAL_S = 10.0
 """At most one log line per this many seconds about connections that could not be accepted."""
 _ACCEPT_ERROR = "socket.accept() out of system resource"  # asyncio's message (selector_events.py)
+
+
+class BodyTimeout(Exception):
+    """A request body still incomplete after the app's body timeout; the message says how long it had."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"the body did not arrive within {timeout_s:g} s; the connection is closed")
+        self.timeout_s = timeout_s
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request's whole body, read within the app's ``BODY_TIMEOUT_KEY`` seconds (the one timed body read of
+    both ports); BodyTimeout when it is still incomplete then. aiohttp's own errors pass through
+    (``RequestPayloadError``, 413 ``HTTPRequestEntityTooLarge``, a closed connection). A body read once is
+    cached by aiohttp, so a second call returns at once.
+
+    Answer a BodyTimeout with ``answer_and_close``: a client that stalled mid-body must not hold the connection
+    (and its descriptor) for ever.
+    """
+    timeout_s = request.app.get(BODY_TIMEOUT_KEY, IDLE_TIMEOUT_S)
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
+    except TimeoutError:
+        raise BodyTimeout(timeout_s) from None
+
+
+async def answer_and_close(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Send ``response`` now (with ``Connection: close``) and close the connection behind it.
+
+    For the 408 after a BodyTimeout. Left to itself, aiohttp would first drain the rest of the body for its
+    ``lingering_time`` (up to another idle timeout on a meter port, 10 s on the control port) and close only
+    then, so a client reading to the end of the connection saw its answer complete after twice the timeout.
+    The answer is written in full before the close (``transport.close`` flushes it); aiohttp then finds the
+    response sent and the connection closing, and neither writes again nor drains.
+    """
+    response.force_close()
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:  # the client left meanwhile: nobody to answer
+        pass
+    request.protocol.force_close()
+    return response
 
 
 class DescriptorBudgetError(Exception):

@@ -6,7 +6,6 @@ Status codes and JSON shapes live here and nowhere else. Every non-200 answer is
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -16,8 +15,8 @@ from aiohttp import web
 
 from iemdcr_twin.simulator.host import NETWORK_FAULT_KEY, Handler, MeterHost
 from iemdcr_twin.simulator.journal import Route, route_of
-from iemdcr_twin.simulator.json_depth import MAX_JSON_DEPTH, nesting_exceeds
-from iemdcr_twin.simulator.limits import IDLE_TIMEOUT_S
+from iemdcr_twin.simulator.json_depth import MAX_JSON_DEPTH, nesting_exceeds, not_json_message
+from iemdcr_twin.simulator.limits import BODY_TIMEOUT_KEY, IDLE_TIMEOUT_S, BodyTimeout, answer_and_close, read_body
 from iemdcr_twin.simulator.model import GwBlock, LiveReading, Meter, PublicKey, ReceiptAnswer, Refusal, UserBlock
 from iemdcr_twin.simulator.model.energy import format_kwh
 
@@ -25,7 +24,6 @@ HOST_KEY = web.AppKey("meter_host", MeterHost)
 BASE = "/counter/v1/ocmf/"
 V2_TRANSACTION = "/counter/v2/ocmf/transaction"
 MAX_BODY = 8 * 1024
-BODY_TIMEOUT_KEY = web.AppKey("meter_api_body_timeout_s", float)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 _REQUEST_BODY = web.RequestKey("meter_api_request_body", object)
 
@@ -111,14 +109,12 @@ def _post_json(poster: JsonPoster) -> Handler:
 
 
 async def _read_object(request: web.Request) -> dict[str, Any]:
-    timeout_s = request.app[BODY_TIMEOUT_KEY]
     try:
-        async with asyncio.timeout(timeout_s):
-            raw = await request.read()
+        raw = await read_body(request)
     except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
         raise Refusal(400, "bad_json", "the body could not be decoded") from None
-    except TimeoutError:  # a half-sent body must not hold the connection (and its descriptor) for ever
-        raise Refusal(408, "request_timeout", f"the body did not arrive within {timeout_s:g} s") from None
+    except BodyTimeout as exc:  # a half-sent body must not hold the connection (and its descriptor) for ever
+        raise Refusal(408, "request_timeout", str(exc)) from None
     # The client left mid-body (aiohttp raises RuntimeError "Connection closed." when it left before the read
     # began): journaled, answered to nobody, no traceback.
     except (ConnectionResetError, RuntimeError):
@@ -128,9 +124,9 @@ async def _read_object(request: web.Request) -> dict[str, Any]:
         raise Refusal(400, "bad_json", f"the body must be a JSON object nested at most {MAX_JSON_DEPTH} levels deep")
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deeply nested arrays
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: deeply nested arrays
         request[_REQUEST_BODY] = raw[:200].decode("utf-8", "replace")
-        raise Refusal(400, "bad_json", "the body must be a JSON object") from None
+        raise Refusal(400, "bad_json", not_json_message(exc)) from None
     request[_REQUEST_BODY] = body
     if not isinstance(body, dict):
         raise Refusal(400, "bad_json", "the body must be a JSON object, not " + type(body).__name__)
@@ -236,6 +232,8 @@ def _device(handler: Handler, host: MeterHost, route: Route | None = None) -> Ha
             error,
             (time.perf_counter() - started) * 1000,
         )
+        if error == "request_timeout":  # a body that stopped arriving: answered now, the connection closed
+            await answer_and_close(request, response)
         return response
 
     return device_handler

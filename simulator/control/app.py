@@ -18,6 +18,7 @@ from iemdcr_twin.simulator.control.hub import EventHub
 from iemdcr_twin.simulator.control.keys import EVENTS_KEY, METRICS_KEY, REPORTS_KEY, TWIN_KEY, ConformanceReports
 from iemdcr_twin.simulator.control.prometheus import Metrics
 from iemdcr_twin.simulator.fleet import Twin
+from iemdcr_twin.simulator.limits import BODY_TIMEOUT_KEY
 
 
 async def twin_context(app: web.Application) -> AsyncIterator[None]:
@@ -42,7 +43,8 @@ def build_control_app(
     (later ones on their first report). With ``token``, every control request but the public ones needs
     ``Authorization: Bearer <token>``. A ``Host`` other than loopback, ``twin.bind`` and ``allow_hosts``
     (``"*"``: any), an ``Origin`` other than the app's own and ``allow_origins``, and a body that is not JSON
-    are refused (security.BrowserGuard).
+    are refused (security.BrowserGuard). A request body still incomplete after ``twin.idle_timeout_s`` gets 408
+    ``request_timeout`` and its connection is closed (limits.read_body).
     """
     guard = security.BrowserGuard.for_bind(twin.bind, allow_hosts, allow_origins)
     middlewares: list[Middleware] = [error_middleware, security.browser_guard_middleware(guard, routes.ACCESS)]
@@ -50,6 +52,7 @@ def build_control_app(
         middlewares.append(security.token_middleware(token, routes.ACCESS))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_CONTROL_BODY)
     app[TWIN_KEY] = twin
+    app[BODY_TIMEOUT_KEY] = twin.idle_timeout_s  # a body still incomplete then gets 408 (control/body.py)
     app[EVENTS_KEY] = EventHub()
     app[METRICS_KEY] = metrics = Metrics(twin)
     app[REPORTS_KEY] = reports

@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 
 from iemdcr_twin.simulator.clock import ClockError
 from iemdcr_twin.simulator.fleet import UnknownMeter
+from iemdcr_twin.simulator.limits import answer_and_close
 from iemdcr_twin.simulator.model import Refusal
 from iemdcr_twin.simulator.store import DamagedMemory
 
@@ -44,7 +45,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ControlError as exc:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        if exc.code == "request_timeout":  # a body that stopped arriving: answered now, the connection closed
+            return await answer_and_close(request, response)
+        return response
     except UnknownMeter as exc:
         return error_response(404, "unknown_meter", f"no meter with serial {exc.args[0]!r}")
     except ClockError as exc:

@@ -524,6 +524,7 @@ def _operation(op: Operation) -> Schema:
     if op.body is not None or op.query:
         errors.setdefault("400", "bad body or query; the message names the problem")
     if op.body is not None:
+        errors.setdefault("408", "request_timeout: the body took longer than --idle-timeout; the connection is closed")
         errors.setdefault("413", "body_too_large: more than 64 KiB")
         errors.setdefault("415", "unsupported_media_type: a body that is not application/json")
     if not op.public:

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from iemdcr_twin.simulator.control.errors import ControlError
+from iemdcr_twin.simulator.limits import BodyTimeout, read_body
+
 TOKEN_ENV = "IEMDCR_CONTROL_TOKEN"
 
 
@@ -177,8 +180,10 @@ async def _has_body(request: web.Request) -> bool:
         return False
     if request.content_length is not None:
         return request.content_length > 0
-    try:  # chunked: read it (bounded by client_max_size; the handler reads the cached bytes)
-        return bool(await request.read())
+    try:  # chunked: read it (bounded by client_max_size and the body timeout; the handler reads the cached bytes)
+        return bool(await read_body(request))
+    except BodyTimeout as exc:
+        raise ControlError(408, "request_timeout", str(exc)) from None
     except web.RequestPayloadError:
         return True
 

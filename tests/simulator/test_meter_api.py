@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.control import view
@@ -23,10 +23,11 @@ from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.meter_api import MAX_BODY, create_meter_app
 from iemdcr_twin.simulator.model import Meter, RamMemory, Switches, get_profile
 from tests.support.clock import T0
-from tests.support.http import V1
+from tests.support.http import V1, send_raw
 from tests.support.meter import GW, HEALTHY_XC, SERIAL, TARIFF, USER, assert_verifies, seeded_signer
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+ServerFactory = Callable[..., Awaitable[TestServer]]
 Client = TestClient[Any, Any]
 
 V2_TX = "/counter/v2/ocmf/transaction"
@@ -424,10 +425,38 @@ async def test_body_that_is_not_a_json_object_is_400_bad_json(
     before = view.snapshot(meter)
     resp = await client.post(V1 + node, data=raw, headers={"Content-Type": "application/json"})
     message = await expect_error(resp, 400, "bad_json")
-    assert "JSON object" in message
+    assert "JSON object" in message or "not valid JSON" in message, message
     assert view.snapshot(meter) == before
     entry = host.journal.entries()[-1]
     assert (entry.status, entry.error) == (400, "bad_json")
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (b'{"TT":"0.49 EUR/kWh"', "line 1 column 21 (char 20)"),  # cut off before the closing brace
+        (b'{"TT":', "line 1 column 7 (char 6)"),
+        (b'{"TT":"0.49}', "line 1 column 7 (char 6)"),  # an unterminated string: where it began
+    ],
+)
+async def test_truncated_json_is_400_bad_json_naming_the_parsers_position(
+    client: Client, meter: Meter, raw: bytes, where: str
+) -> None:
+    before = view.snapshot(meter)
+    resp = await client.post(V1 + "tariff", data=raw, headers={"Content-Type": "application/json"})
+    message = await expect_error(resp, 400, "bad_json")
+    assert message.startswith("the body is not valid JSON: ") and message.endswith(where), message
+    assert view.snapshot(meter) == before
+
+
+async def test_a_key_given_twice_is_still_accepted_the_last_one_counting(client: Client) -> None:
+    """The meter API keeps Python's reading of a key given twice (the last value wins), as it always has; only
+    the control API refuses such a body (docs/fidelity.md)."""
+    resp = await client.post(
+        V1 + "tariff", data=b'{"TT":"0.39 EUR/kWh","TT":"0.49 EUR/kWh"}', headers={"Content-Type": "application/json"}
+    )
+    assert await ok_json(resp) == TARIFF
+    assert await ok_json(await client.get(V1 + "tariff")) == TARIFF
 
 
 VALID: dict[str, dict[str, Any]] = {
@@ -643,6 +672,32 @@ async def test_raw_socket_refusal_is_json_too(client: Client) -> None:
     _, response_head, response_body = await _raw_http(port, head, [b'{"TX":', b'"Q"}'])
     assert response_head.startswith(b"HTTP/1.1 400 ")
     assert json.loads(response_body)["error"] == "bad_tx"
+
+
+async def test_a_body_that_stops_arriving_is_408_and_the_connection_closed_behind_it(
+    aiohttp_server: ServerFactory, host: MeterHost, meter: Meter
+) -> None:
+    """Half a body, then nothing: 408 once the body timeout (0.2 s here) runs out, and the connection closed right
+    behind the answer. Left to itself, aiohttp would first drain the unread rest of the body for its lingering
+    time (an hour here) and close only then; ``send_raw`` reads to the end of the connection, so it would stop
+    only at its hang guard."""
+    server = await aiohttp_server(create_meter_app(host, body_timeout_s=0.2), lingering_time=3600)
+    head = (
+        b"POST /counter/v1/ocmf/tariff HTTP/1.1\r\nHost: meter\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 40\r\n\r\n"
+    )
+    before = view.snapshot(meter)
+    received = await send_raw(server.host, server.port, head + b'{"TT":"0.4')
+    response_head, _, body = received.partition(b"\r\n\r\n")
+    assert response_head.startswith(b"HTTP/1.1 408 "), received
+    assert b"Connection: close" in response_head
+    assert json.loads(body) == {
+        "error": "request_timeout",
+        "message": "the body did not arrive within 0.2 s; the connection is closed",
+    }
+    assert view.snapshot(meter) == before
+    entry = host.journal.entries()[-1]
+    assert (entry.method, entry.status, entry.error) == ("POST", 408, "request_timeout")
 
 
 async def test_keep_alive_client_reuses_one_connection(client: Client) -> None:

@@ -57,12 +57,14 @@ def test_the_catalogue_and_the_control_app_have_exactly_the_same_routes(twin: Tw
     assert len(CATALOGUE) == len(operation_keys())  # no operation described twice
 
 
-def test_guarded_operations_document_403_and_bodies_415() -> None:
-    """control-api.md §2: a foreign Host or Origin is 403 everywhere but /healthz; a non-JSON body is 415."""
+def test_guarded_operations_document_403_and_bodies_408_and_415() -> None:
+    """control-api.md §2: a foreign Host or Origin is 403 everywhere but /healthz; a non-JSON body is 415, a body
+    that stops arriving 408."""
     for path, item in control_document()["paths"].items():
         for method, operation in item.items():
             assert ("403" in operation["responses"]) == (path != "/healthz"), (method, path)
             assert ("415" in operation["responses"]) == ("requestBody" in operation), (method, path)
+            assert ("408" in operation["responses"]) == ("requestBody" in operation), (method, path)
 
 
 async def test_served_control_document_matches_the_app_exactly(control: Client) -> None:

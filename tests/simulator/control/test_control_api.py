@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.control import view
 from iemdcr_twin.simulator.control.errors import MAX_CONTROL_BODY
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model import CATALOGUE
 from tests.support.clock import T0
-from tests.support.http import JSON_TYPE, V1, until
+from tests.support.http import JSON_TYPE, V1, send_raw, until
 from tests.support.meter import GW, HEALTHY_XC, USER
 from tests.support.twin import S1, S2, new_twin
 
 Client = TestClient[Any, Any]
+ServerFactory = Callable[..., Awaitable[TestServer]]
 
 METER = f"/api/meters/{S1}"
 FAULT_NAMES = ["sensor_unit_fault", "voltage_out_of_range", "tamper_detected", "clock_lost", "signature_unit_fault"]
@@ -579,6 +581,77 @@ async def test_control_fuzz_never_answers_5xx(control: Client, twin: Twin) -> No
                 assert resp.status < 500, (method, path, raw, text)
                 assert "Traceback" not in text
     assert twin.slot(S1).meter.powered
+
+
+# ---- request bodies: JSON text, keys given twice, a body that stops arriving ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (b'{"current_A":5', "line 1 column 15 (char 14)"),  # cut off before the closing brace
+        (b'{"current_A":', "line 1 column 14 (char 13)"),
+        (b'{\n  "current_A": 5,\n  "voltage_V": 4', "line 3 column 17 (char 36)"),
+    ],
+)
+async def test_truncated_json_is_400_bad_json_naming_the_parsers_position(
+    control: Client, twin: Twin, raw: bytes, where: str
+) -> None:
+    before = view.snapshot(twin.slot(S1).meter)
+    body = await expect_error(await control.put(METER + "/load", data=raw, headers=JSON_TYPE), 400, "bad_json")
+    assert body["message"].startswith("the body is not valid JSON: "), body
+    assert body["message"].endswith(where), body
+    assert view.snapshot(twin.slot(S1).meter) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "key"),
+    [
+        ("/load", b'{"current_A": 5, "voltage_V": 400, "current_A": 50}', "current_A"),
+        ("/network", b'{"rules": [{"action": "hang", "action": "reset"}]}', "action"),  # in a nested object
+        ("/factory-reset", b'{"x": 1, "x": 1}', "x"),  # even where the schema would refuse the key anyway
+    ],
+)
+async def test_a_key_given_twice_is_400_bad_json_naming_the_key(
+    control: Client, twin: Twin, path: str, raw: bytes, key: str
+) -> None:
+    """JSON leaves the meaning of a key given twice open (RFC 8259 §4): refused rather than the last one kept."""
+    meter = twin.slot(S1).meter
+    before, fingerprint = view.snapshot(meter), meter.signer.fingerprint
+    method = "POST" if path == "/factory-reset" else "PUT"
+    body = await expect_error(await control.request(method, METER + path, data=raw, headers=JSON_TYPE), 400, "bad_json")
+    assert body["message"] == f"the key {key!r} appears twice in one object of the body; give each key once"
+    assert view.snapshot(meter) == before and meter.signer.fingerprint == fingerprint
+    assert (await ok(await control.get(METER + "/network")))["rules"] == []
+
+
+@pytest.mark.parametrize(
+    ("framing", "partial"),
+    [
+        ("Content-Length: 40", b'{"current_A":'),  # read by the handler (control/body.py)
+        ("Transfer-Encoding: chunked", b'20\r\n{"current_A":'),  # read by the browser guard (control/security.py)
+    ],
+)
+async def test_a_body_that_stops_arriving_is_408_and_the_connection_closed_behind_it(
+    aiohttp_server: ServerFactory, twin: Twin, framing: str, partial: bytes
+) -> None:
+    """Half a body, then nothing: 408 once ``--idle-timeout`` (0.2 s here) runs out, and the connection closed
+    right behind the answer. Without a body timeout the request would wait for ever; and left to itself, aiohttp
+    would drain the unread rest for its lingering time (an hour here) before closing. ``send_raw`` reads to the
+    end of the connection, so either would stop it only at its hang guard."""
+    twin.idle_timeout_s = 0.2
+    server = await aiohttp_server(create_control_app(twin), lingering_time=3600)
+    head = f"PUT {METER}/load HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+    before = view.snapshot(twin.slot(S1).meter)
+    received = await send_raw(server.host, server.port, head.encode() + partial)
+    response_head, _, body = received.partition(b"\r\n\r\n")
+    assert response_head.startswith(b"HTTP/1.1 408 "), received
+    assert b"Connection: close" in response_head
+    assert json.loads(body) == {
+        "error": "request_timeout",
+        "message": "the body did not arrive within 0.2 s; the connection is closed",
+    }
+    assert view.snapshot(twin.slot(S1).meter) == before
 
 
 # ---- nesting depth (control-api.md §2, meter-api.md §1: deeper than 32 levels is 400 bad_json) -------------
