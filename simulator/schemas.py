@@ -424,7 +424,11 @@ def _problem(root: Mapping[str, Any], error: jsonschema.ValidationError) -> Prob
     if keyword == "additionalProperties":
         allowed = sorted(node.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed), key=str) if isinstance(error.instance, dict) else []
-        listed = f"unknown key {unknown[0] if unknown else '?'!r}; allowed: {', '.join(allowed)}"
+        name = f"unknown key {unknown[0] if unknown else '?'!r}"
+        if allowed:
+            listed = f"{name}; allowed: {', '.join(allowed)}"
+        else:  # e.g. FactoryReset: "allowed: " and nothing would read as a list cut short
+            listed = f"{name}; {'this object' if where else 'the body'} takes no keys: send {{}}"
         code = _codes(node).get(keyword) or _inherited(root, error, "unknown_key")
         return Problem(code, where, listed, unknown_key=True)
     if keyword == "required":

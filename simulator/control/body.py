@@ -91,14 +91,22 @@ def check(data: Any, schema: dict[str, Any]) -> None:
         raise ControlError(400, problem.code, problem.message(), **problem.extra)
 
 
-def query_int(request: web.Request, key: str, default: int | None) -> int | None:
-    """The query parameter ``key`` as a whole number >= 0 (ASCII digits only); ``default`` when absent.
+MAX_QUERY_INT = 10**18 - 1
+"""The largest whole number a query parameter takes (``since``, ``limit``; the OpenAPI document's maximum)."""
 
-    400 ``bad_query`` otherwise: ``int()`` alone would take Unicode digits, spaces, ``_`` and ``+``.
+
+def query_int(request: web.Request, key: str, default: int | None) -> int | None:
+    """The query parameter ``key`` as a whole number from 0 to MAX_QUERY_INT (ASCII digits only); ``default``
+    when absent.
+
+    400 ``bad_query`` otherwise, naming the range: ``int()`` alone would take Unicode digits, spaces, ``_`` and
+    ``+``, and a number of thousands of digits costs ``int()`` time before it is refused.
     """
     raw = request.query.get(key)
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-        raise ControlError(400, "bad_query", f"{key} must be a whole number >= 0 in ASCII digits, got {raw[:20]!r}")
+    if not (raw.isascii() and raw.isdigit() and len(raw.lstrip("0")) <= len(str(MAX_QUERY_INT))):
+        raise ControlError(
+            400, "bad_query", f"{key} must be a whole number from 0 to {MAX_QUERY_INT} (ASCII digits), got {raw[:20]!r}"
+        )
     return int(raw)

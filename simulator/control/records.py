@@ -24,6 +24,8 @@ from iemdcr_twin.simulator.ocmf import FAULTY_RECORD_KINDS
 log = logging.getLogger("iemdcr.control")
 FORMATS = ("json", "safe-xml")
 PG_PATTERN = re.compile(r"T(0|[1-9][0-9]{0,9})")
+"""``?pg=``: T and a pagination number from 0 to MAX_PG without leading zeros (the OpenAPI document's pattern)."""
+MAX_PG = 10**10 - 1
 
 
 def public_key_of(meter: Meter, record: SignedRecord) -> str | None:
@@ -78,7 +80,12 @@ def _select(request: web.Request, meter: Meter) -> list[SignedRecord]:
     if pg is not None:
         match = PG_PATTERN.fullmatch(pg)
         if match is None:
-            raise ControlError(400, "bad_query", "pg must be T followed by the pagination number, e.g. T5")
+            raise ControlError(
+                400,
+                "bad_query",
+                f"pg must be T followed by a pagination number from 0 to {MAX_PG} without leading zeros, e.g. T5;"
+                f" got {pg[:20]!r}",
+            )
         pagination = int(match.group(1))
         records = [record for record in records if record.pagination == pagination]
     fingerprint = request.query.get("key")  # the fingerprint of the key that signed

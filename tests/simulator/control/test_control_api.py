@@ -566,6 +566,19 @@ async def test_journal_bad_query(control: Client, query: str) -> None:
     assert query.split("=")[0] in body["message"]
 
 
+@pytest.mark.parametrize("query", ["limit=1000000000000000000", "limit=99999999999999999999", "since=1" + "0" * 30])
+async def test_journal_query_too_large_is_400_naming_the_range(control: Client, query: str) -> None:
+    """A number of ASCII digits above the range: the message gives the range, not a complaint about digits."""
+    body = await expect_error(await control.get(METER + "/journal?" + query), 400, "bad_query")
+    key = query.split("=")[0]
+    assert body["message"].startswith(f"{key} must be a whole number from 0 to 999999999999999999 "), body
+
+
+async def test_journal_query_at_the_top_of_its_range_is_accepted(control: Client) -> None:
+    top = "999999999999999999"
+    assert (await ok(await control.get(METER + f"/journal?since={top}&limit={top}")))["entries"] == []
+
+
 # ---- nothing a client sends crashes the control plane ----------------------------------------------------------
 
 

@@ -204,6 +204,20 @@ async def test_bad_record_queries(control: Client, twin: Twin, query: str, statu
     await json_error(await control.get(f"{METER}/records{query}"), status, code, word)
 
 
+@pytest.mark.parametrize("pg", ["T99999999999", "T10000000000", "T01", "5"])
+async def test_a_pg_out_of_form_or_range_is_400_naming_both(control: Client, twin: Twin, pg: str) -> None:
+    """``T99999999999`` is T and a number, just above the range: the message gives the range and the form."""
+    charge(twin.slot(S1).meter, twin.clock, current=50.0, seconds=600.0, init=True)
+    body = await json_error(await control.get(f"{METER}/records", params={"pg": pg}), 400, "bad_query")
+    assert body["message"] == (
+        f"pg must be T followed by a pagination number from 0 to 9999999999 without leading zeros, e.g. T5; got {pg!r}"
+    )
+
+
+async def test_a_pg_at_the_top_of_its_range_is_looked_up(control: Client) -> None:
+    await json_error(await control.get(f"{METER}/records?pg=T9999999999"), 404, "unknown_record", "pg")
+
+
 async def test_factory_reset_archives_old_records_and_restarts_pagination(control: Client, twin: Twin) -> None:
     meter = twin.slot(S1).meter
     charge(meter, twin.clock, current=50.0, seconds=600.0, init=True)
@@ -221,7 +235,9 @@ async def test_factory_reset_archives_old_records_and_restarts_pagination(contro
 
 
 async def test_factory_reset_bad_input(control: Client) -> None:
-    await json_error(await control.post(f"{METER}/factory-reset", json={"keep": True}), 400, "unknown_key", "keep")
+    body = await json_error(await control.post(f"{METER}/factory-reset", json={"keep": True}), 400, "unknown_key")
+    # the body takes no keys at all: said so, not "allowed: " and an empty list
+    assert body["message"] == "unknown key 'keep'; the body takes no keys: send {}"
     await json_error(await control.post("/api/meters/1ISA0299999999/factory-reset"), 404, "unknown_meter")
 
 
