@@ -23,7 +23,7 @@ from iemdcr_twin.simulator.journal import Journal
 from iemdcr_twin.simulator.meter_api import MAX_BODY, create_meter_app
 from iemdcr_twin.simulator.model import Meter, RamMemory, Switches, get_profile
 from tests.support.clock import T0
-from tests.support.http import V1, send_raw
+from tests.support.http import V1, assert_408_and_closed, send_raw
 from tests.support.meter import GW, HEALTHY_XC, SERIAL, TARIFF, USER, assert_verifies, seeded_signer
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -688,13 +688,7 @@ async def test_a_body_that_stops_arriving_is_408_and_the_connection_closed_behin
     )
     before = view.snapshot(meter)
     received = await send_raw(server.host, server.port, head + b'{"TT":"0.4')
-    response_head, _, body = received.partition(b"\r\n\r\n")
-    assert response_head.startswith(b"HTTP/1.1 408 "), received
-    assert b"Connection: close" in response_head
-    assert json.loads(body) == {
-        "error": "request_timeout",
-        "message": "the body did not arrive within 0.2 s; the connection is closed",
-    }
+    assert_408_and_closed(received, 0.2)
     assert view.snapshot(meter) == before
     entry = host.journal.entries()[-1]
     assert (entry.method, entry.status, entry.error) == ("POST", 408, "request_timeout")

@@ -78,6 +78,18 @@ async def send_raw(host: str, port: int, raw: bytes) -> bytes:
             await writer.wait_closed()
 
 
+def assert_408_and_closed(received: bytes, timeout_s: float) -> None:
+    """``received`` (``send_raw``'s bytes) is a 408 ``request_timeout`` that closes the connection, as both APIs
+    answer a body still incomplete after ``timeout_s`` (simulator/limits.py ``answer_and_close``)."""
+    response_head, _, body = received.partition(b"\r\n\r\n")
+    assert response_head.startswith(b"HTTP/1.1 408 "), received
+    assert b"Connection: close" in response_head
+    assert json.loads(body) == {
+        "error": "request_timeout",
+        "message": f"the body did not arrive within {timeout_s:g} s; the connection is closed",
+    }
+
+
 async def until(predicate: Callable[[], bool], limit_s: float = GUARD_S) -> None:
     """Let the event loop finish work it does on its own (a request reaching its wait, a background task, a
     browser's click), polling every 2 ms.

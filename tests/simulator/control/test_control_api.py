@@ -18,7 +18,7 @@ from iemdcr_twin.simulator.control.errors import MAX_CONTROL_BODY
 from iemdcr_twin.simulator.fleet import Twin
 from iemdcr_twin.simulator.model import CATALOGUE
 from tests.support.clock import T0
-from tests.support.http import JSON_TYPE, V1, send_raw, until
+from tests.support.http import JSON_TYPE, V1, assert_408_and_closed, send_raw, until
 from tests.support.meter import GW, HEALTHY_XC, USER
 from tests.support.twin import S1, S2, new_twin
 
@@ -657,13 +657,7 @@ async def test_a_body_that_stops_arriving_is_408_and_the_connection_closed_behin
     head = f"PUT {METER}/load HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
     before = view.snapshot(twin.slot(S1).meter)
     received = await send_raw(server.host, server.port, head.encode() + partial)
-    response_head, _, body = received.partition(b"\r\n\r\n")
-    assert response_head.startswith(b"HTTP/1.1 408 "), received
-    assert b"Connection: close" in response_head
-    assert json.loads(body) == {
-        "error": "request_timeout",
-        "message": "the body did not arrive within 0.2 s; the connection is closed",
-    }
+    assert_408_and_closed(received, 0.2)
     assert view.snapshot(twin.slot(S1).meter) == before
 
 
