@@ -32,6 +32,7 @@ from iemdcr_twin.simulator.store import UnusableFolder
 
 log = logging.getLogger("iemdcr")
 DEFAULT_CONTROL_PORT = 8090
+MAX_PORT = 65535
 
 
 _STANDARD_LOG_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -91,8 +92,8 @@ def port_number(text: str) -> int:
         value = parse_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535")
+    if not 0 <= value <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0..{MAX_PORT}")
     return value
 
 
@@ -123,6 +124,34 @@ def idle_seconds(text: str) -> float:
     return value
 
 
+class _GivenMeters(argparse.Action):
+    """Stores ``--meters`` and notes that it was given (``meters_given``): --fleet refuses it even as 1."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.meters_given = True
+
+
+def serve_args_problem(args: argparse.Namespace) -> str | None:
+    """What ``serve`` refuses in flags that each parse alone: ``--meters`` with ``--fleet``, and meters whose
+    consecutive ports from ``--port`` would pass 65535. None when they fit together."""
+    if args.fleet is not None and getattr(args, "meters_given", False):
+        return "argument --meters: not allowed with --fleet (the fleet file lists the meters)"
+    last = args.port + args.meters - 1
+    if args.port != 0 and last > MAX_PORT:
+        return (
+            f"argument --meters: --port {args.port} with --meters {args.meters} needs ports {args.port}..{last}, "
+            f"but the last port is {MAX_PORT}; give a lower --port or fewer --meters"
+        )
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iemdcr-sim", description="Digital twin of the Isabellenhuette IEM-DCR.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -130,7 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve one or more meters and the control API")
     serve.add_argument("--host", default="127.0.0.1", help="bind address of meter and control ports")
     serve.add_argument("--port", type=port_number, default=8080, help="first meter-API port (0 = pick free ports)")
-    serve.add_argument("--meters", type=positive_int, default=1, help="how many meters")
+    serve.add_argument(
+        "--meters",
+        type=positive_int,
+        default=1,
+        action=_GivenMeters,
+        help="how many meters, on consecutive ports from --port (not with --fleet)",
+    )
     serve.add_argument(
         "--control-port",
         type=port_number,
@@ -301,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
+        problem = serve_args_problem(args)
+        if problem is not None:
+            parser.error(problem)
         configure_logging(args.log_format)
         try:
             asyncio.run(serve(args))

@@ -62,6 +62,55 @@ def test_bad_flags_exit_2_naming_the_flag(argv: list[str], named: str, capsys: p
     assert named in capsys.readouterr().err
 
 
+@pytest.fixture
+def refused_before_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cli.main(["serve", ...])`` must stop at the flags: reaching ``serve`` fails the test instead of serving."""
+
+    async def must_not_serve(args: argparse.Namespace) -> None:
+        raise AssertionError(f"serve started with {args}")
+
+    monkeypatch.setattr(cli, "serve", must_not_serve)
+    monkeypatch.setattr(cli, "configure_logging", lambda fmt: None)
+
+
+@pytest.mark.usefixtures("refused_before_serving")
+@pytest.mark.parametrize(
+    ("argv", "last"),
+    [(["--port", "65535", "--meters", "3"], "65537"), (["--port", "65000", "--meters", "1000"], "65999")],
+)
+def test_meters_whose_ports_would_pass_65535_are_refused_naming_port_meters_and_the_last_port(
+    argv: list[str], last: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["serve", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--port {argv[1]} with --meters {argv[3]} needs ports {argv[1]}..{last}" in err
+    assert "the last port is 65535" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["--port", "65535"], ["--port", "65533", "--meters", "3"], ["--port", "0", "--meters", "3000"]]
+)
+def test_meters_up_to_port_65535_are_accepted(argv: list[str]) -> None:
+    assert cli.serve_args_problem(serve_args(*argv)) is None
+
+
+@pytest.mark.usefixtures("refused_before_serving")
+@pytest.mark.parametrize("meters", ["1", "2"])
+def test_fleet_with_meters_is_refused_naming_both(
+    meters: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("- {port: 0}\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["serve", "--fleet", str(fleet), "--meters", meters])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --meters: not allowed with --fleet" in err
+
+
 def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(["--version"])
