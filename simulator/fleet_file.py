@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from iemdcr_twin.simulator import yaml_files
 from iemdcr_twin.simulator.fleet import MeterSpec
 from iemdcr_twin.simulator.schemas import FLEET, first_problem, whole_numbers
 
@@ -21,12 +22,18 @@ class FleetFileError(ValueError):
 
 
 def load_fleet(path: Path, default_profile: str, default_switches: dict[str, Any] | None = None) -> list[MeterSpec]:
-    """Read and check a fleet file: either a list of meters or a mapping with the single key ``meters``."""
+    """Read and check a fleet file: either a list of meters or a mapping with the single key ``meters``, read
+    by ``yaml_files.load`` (a key written twice is refused, ``1e3`` is a number). Raises FleetFileError naming
+    the file (and the line and key, or the entry's key path) for a file that cannot be read or used."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml_files.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise FleetFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except yaml.YAMLError as exc:
+        where = yaml_files.where(exc)
+        problem = getattr(exc, "problem", None) or _one_line(exc)
+        raise FleetFileError(f"{path}: {where + ': ' if where else ''}not valid YAML ({problem})") from None
+    except UnicodeDecodeError as exc:
         raise FleetFileError(f"{path}: not valid YAML ({_one_line(exc)})") from None
     return parse_fleet(data, str(path), default_profile, default_switches or {})
 

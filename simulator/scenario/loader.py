@@ -1,4 +1,5 @@
-"""Scenario files: YAML (safe_load) checked against ``scenarios/schema.json``, then a few semantic checks.
+"""Scenario files: YAML (``yaml_files.load``: no key twice, YAML 1.2 floats) checked against
+``scenarios/schema.json``, then a few semantic checks.
 
 The accepted step names are the step registry's (``steps.STEPS``); deprecated names (scenarios/README.md) are
 rewritten to the driver's and listed in ``Scenario.deprecations``.
@@ -29,7 +30,7 @@ from iemdcr_twin.driver.events import (
     REINITIALISING,
     TRANSACTION_ENDED,
 )
-from iemdcr_twin.simulator import schemas
+from iemdcr_twin.simulator import schemas, yaml_files
 from iemdcr_twin.simulator.clock import ClockError, check_epoch
 from iemdcr_twin.simulator.model.profiles import SWITCH_NAMES
 from iemdcr_twin.simulator.scenario import actions, expectations
@@ -148,12 +149,11 @@ def load_file(path: Path) -> Scenario:
 def load_text(text: str, path: Path) -> Scenario:
     """A Scenario from YAML text (``path`` names it in messages); ScenarioFileError with every problem."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml_files.load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        where = yaml_files.where(exc)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioFileError(path, [f"{path}:{where}: not valid YAML: {problem}"]) from None
+        raise ScenarioFileError(path, [f"{path}:{' ' + where if where else ''}: not valid YAML: {problem}"]) from None
     if not isinstance(data, dict):
         raise ScenarioFileError(path, [f"{path}: a scenario is a mapping with version, name and steps"])
     try:

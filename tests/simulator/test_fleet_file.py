@@ -94,3 +94,17 @@ def test_a_named_serial_that_collides_with_a_generated_one_exits_2(tmp_path: Pat
     with pytest.raises(SystemExit) as caught:
         build_twin(build_parser().parse_args(["serve", "--fleet", str(path)]))
     assert caught.value.code == 2
+
+
+def test_a_key_written_twice_is_refused_naming_the_file_the_line_and_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "- port: 9001\n  serial: '1ISA0200000050'\n  port: 9002\n")
+    with pytest.raises(FleetFileError) as caught:
+        load_fleet(path, "iem-dcr-125")
+    assert str(caught.value) == (
+        f"{path}: line 3, column 3: not valid YAML (key 'port' appears twice (first on line 1); write it once)"
+    )
+
+
+def test_a_port_written_with_an_exponent_is_a_number(tmp_path: Path) -> None:
+    [spec] = load_fleet(write(tmp_path, "- {port: 9e3}\n"), "iem-dcr-125")
+    assert spec.port == 9000 and isinstance(spec.port, int)

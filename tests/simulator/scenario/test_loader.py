@@ -165,6 +165,26 @@ def test_invalid_yaml_names_line() -> None:
     assert "not valid YAML" in message
 
 
+def test_a_key_written_twice_is_refused_naming_file_line_and_key() -> None:
+    [message] = problems(GOOD + "  - wait_for: {event: initialised, timeout: 1s, event: powermeter}\n")
+    assert message == (
+        "scenarios/broken.yaml: line 8, column 49: not valid YAML: key 'event' appears twice (first on line 8); "
+        "write it once"
+    )
+    [message] = problems(GOOD + "name: another\n")
+    assert message.startswith("scenarios/broken.yaml: line 8, column 1: not valid YAML: key 'name' appears twice")
+
+
+def test_a_number_with_an_exponent_is_a_number() -> None:
+    scenario = load_text(GOOD + "meter: {activation_threshold_A: 2.5e3}\n", Path("e.yaml"))
+    assert scenario.meter["activation_threshold_A"] == 2500.0
+    [message] = problems(GOOD + "meter: {activation_threshold_A: 1.0e300}\n")
+    assert (
+        message
+        == "scenarios/broken.yaml: key meter.activation_threshold_A: 1e+300 is greater than the maximum of 10000"
+    )
+
+
 def test_yaml_on_off_booleans_are_accepted_for_power() -> None:
     scenario = load_text(GOOD + "  - power: off\n  - power: on\n  - power: {cycle: 2s}\n", Path("p.yaml"))
     assert [step.value for step in scenario.steps[2:]] == [False, True, {"cycle": "2s"}]
