@@ -1,6 +1,7 @@
 """``iemdcr-sim scenario run [PATHS...] [--junit FILE] [--json FILE] [-k PATTERN]``.
 
-Exit status: 0 when every scenario passes, 1 when one fails, 2 when a file is broken (nothing runs then).
+Exit status: 0 when every scenario passes, 1 when one fails, 2 when a file is broken or a report cannot be
+written where ``--junit``/``--json`` say (nothing runs then).
 A deprecated name in a file (scenarios/README.md, "Deprecated names") is reported on stderr and still runs.
 """
 
@@ -10,9 +11,12 @@ import argparse
 import asyncio
 import fnmatch
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from iemdcr_twin.asciinum import parse_int
 
 if TYPE_CHECKING:  # the runner, the driver and pyocmf load when a scenario runs, not when `serve` starts
     from iemdcr_twin.simulator.scenario.loader import Scenario
@@ -20,6 +24,32 @@ if TYPE_CHECKING:  # the runner, the driver and pyocmf load when a scenario runs
 
 DEFAULT_PATH = Path("scenarios")
 DEFAULT_JOBS = 8
+
+
+def jobs(text: str) -> int:
+    """``-j``: how many scenarios run at once, a positive integer; raises ArgumentTypeError otherwise."""
+    try:
+        value = parse_int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (1 or more), not {text!r}")
+    return value
+
+
+def report_problem(option: str, path: Path) -> str | None:
+    """Why the report ``option`` (``--junit``/``--json``) cannot be written to ``path``, or None when it can:
+    a folder, a folder that does not exist, or one (or a file) this process may not write."""
+    if path.is_dir():
+        return f"{option} {path}: is a folder; name a file in it"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"{option} {path}: the folder {folder} does not exist" + (" (it is a file)" if folder.exists() else "")
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{option} {path}: the file cannot be written (permission denied)"
+    if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"{option} {path}: the folder {folder} cannot be written (permission denied)"
+    return None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -38,7 +68,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="PATTERN",
         help="only scenarios whose file stem or name contains PATTERN (or glob)",
     )
-    run_parser.add_argument("-j", "--jobs", type=int, default=DEFAULT_JOBS, help="scenarios run at once (default 8)")
+    run_parser.add_argument(
+        "-j", "--jobs", type=jobs, default=DEFAULT_JOBS, help="scenarios run at once, 1 or more (default 8)"
+    )
     run_parser.add_argument("-v", "--verbose", action="store_true", help="show the driver's and the twin's logs")
     return scenario
 
@@ -72,7 +104,8 @@ def load_all(paths: list[Path]) -> tuple[list[Scenario], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the ``scenario run`` command; the exit status (0 all pass, 1 a failure, 2 a broken file)."""
+    """Run the ``scenario run`` command; the exit status (0 all pass, 1 a failure, 2 a broken file or a report
+    path that cannot be written, checked before anything runs)."""
     from iemdcr_twin.simulator.scenario import report
     from iemdcr_twin.simulator.scenario.vclock import wall
 
@@ -81,6 +114,15 @@ def run(args: argparse.Namespace) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    unwritable = [
+        problem
+        for option, path in (("--junit", args.junit), ("--json", args.json))
+        if path is not None and (problem := report_problem(option, path)) is not None
+    ]
+    if unwritable:
+        for problem in unwritable:
+            print(f"iemdcr-sim: {problem}; nothing was run", file=sys.stderr)
+        return 2
     scenarios, problems = load_all(list(args.paths))
     if problems:
         for problem in problems:

@@ -87,3 +87,34 @@ def test_junit_and_json_reports(library: Path, tmp_path: Path) -> None:
     assert failing["failure"]["step"] == "step 2 (stop)"
     assert failing["sim_seconds"] == 90.0  # the simulated time the scenario ran, not the wall time
     assert failing["failure"]["requests"]
+
+
+@pytest.mark.parametrize(
+    ("option", "where", "words"),
+    [
+        ("--junit", "missing/report.xml", "the folder {tmp}/missing does not exist"),
+        ("--json", "missing/report.json", "the folder {tmp}/missing does not exist"),
+        ("--junit", "", "is a folder; name a file in it"),
+        ("--json", "passing.yaml/report.json", "the folder {tmp}/passing.yaml does not exist (it is a file)"),
+    ],
+)
+def test_a_report_path_that_cannot_be_written_exits_2_before_anything_runs(
+    library: Path, option: str, where: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = library / where if where else library
+    assert cli.run(parse(str(library / "passing.yaml"), option, str(target))) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"iemdcr-sim: {option} {target}: {words.format(tmp=library)}; nothing was run\n"
+    assert captured.out == ""  # no scenario ran
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "1.5"])
+def test_jobs_must_be_a_positive_integer(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse("-j", value)
+    assert exc.value.code == 2
+    assert f"argument -j/--jobs: must be a positive integer (1 or more), not {value!r}" in capsys.readouterr().err
+
+
+def test_jobs_takes_one_or_more() -> None:
+    assert parse("-j", "1").jobs == 1 and parse("--jobs", "16").jobs == 16
