@@ -5,7 +5,9 @@ The accepted step names are the step registry's (``steps.STEPS``); deprecated na
 rewritten to the driver's and listed in ``Scenario.deprecations``.
 
 Every problem becomes one message naming the file, the step index and the key, and all of a file's problems
-are reported together, before anything runs (the CLI exits 2).
+are reported together, before anything runs (the CLI exits 2): the schema's and the semantic checks' in one
+pass. A part the schema refuses (a step, or a top-level key such as ``epoch``) is left out of the semantic
+checks of that part, which assume a valid shape; every other part is still checked.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class Step:
     note: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     children: list[Step] = field(default_factory=list)
+    broken: bool = False  # the schema refused it: the flow checks still see its marks and responses
 
     @property
     def is_check(self) -> bool:
@@ -157,14 +160,12 @@ def load_text(text: str, path: Path) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioFileError(path, [f"{path}: a scenario is a mapping with version, name and steps"])
     try:
-        messages = [f"{path}: {message}" for message in schema_problems(data)]
+        errors = _schema_errors(data)
     except FileNotFoundError as exc:
         raise ScenarioFileError(path, [f"{path}: {exc}"]) from None
-    if messages:
-        raise ScenarioFileError(path, messages)
+    problems = [_message(error, data) for error in errors]
     data = schemas.whole_numbers(schema(), data)  # an integer written 5.0 is the int 5
-    problems: list[str] = []
-    scenario = _build(data, path, problems)
+    scenario = _build(data, path, problems, _broken_parts(errors))
     if problems:
         raise ScenarioFileError(path, [f"{path}: {message}" for message in problems])
     return scenario
@@ -176,9 +177,33 @@ def load_text(text: str, path: Path) -> Scenario:
 def schema_problems(data: Any) -> list[str]:
     """One message per place ``data`` breaks the published schema (read as ``schemas.StrictValidator`` reads
     every schema of the twin: finite numbers, integers without a fraction, ECMA-262 patterns)."""
+    return [_message(error, data) for error in _schema_errors(data)]
+
+
+def _schema_errors(data: Any) -> list[jsonschema.ValidationError]:
     validator = schemas.validator(schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
-    return [_message(error, data) for error in errors]
+    return sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+
+
+Part = tuple[Any, ...]
+
+
+def _broken_parts(errors: list[jsonschema.ValidationError]) -> set[Part]:
+    """Where the schema errors sit, as the semantic checks skip them: the innermost step of each error's path
+    (``('steps', 5, 'repeat', 'steps', 1)``), else its top-level key (``('epoch',)``); an error of the whole
+    document (a missing or unknown top-level key) breaks no part."""
+    broken: set[Part] = set()
+    for error in errors:
+        path = list(error.absolute_path)
+        step: Part | None = None
+        for index in range(len(path) - 1):
+            if path[index] == "steps" and isinstance(path[index + 1], int):
+                step = tuple(path[: index + 2])
+        if step is not None:
+            broken.add(step)
+        elif path:
+            broken.add((path[0],))
+    return broken
 
 
 def _action_of(step: Any) -> str | None:
@@ -252,8 +277,11 @@ def _message(error: jsonschema.ValidationError, data: Any) -> str:
 # ---- building and semantic checks ------------------------------------------------------------------------
 
 
-def _build(data: dict[str, Any], path: Path, problems: list[str]) -> Scenario:
+def _build(data: dict[str, Any], path: Path, problems: list[str], broken: set[Part]) -> Scenario:
+    """The Scenario, appending to ``problems`` what the semantic checks find outside the ``broken`` parts."""
     epoch_text = data.get("epoch", DEFAULT_EPOCH)
+    if ("epoch",) in broken or not isinstance(epoch_text, str):
+        epoch_text = DEFAULT_EPOCH  # the schema's message names it
     try:
         if not epoch_text.isascii():  # digits must be ASCII whatever this Python's fromisoformat accepts
             raise ValueError("not ASCII")
@@ -269,15 +297,19 @@ def _build(data: dict[str, Any], path: Path, problems: list[str]) -> Scenario:
     except ClockError as exc:
         problems.append(f"key epoch: {epoch_text!r}: {exc}")
         epoch = 0.0
-    meter = dict(data.get("meter") or {})  # its switches: the schema holds them to schemas.SWITCH_PROPERTIES
-    driver = {**DRIVER_DEFAULTS, **(data.get("driver") or {})}
-    check_driver(driver, "key driver", problems)
+    meter = _mapping(data.get("meter"))  # its switches: the schema holds them to schemas.SWITCH_PROPERTIES
+    driver = {**DRIVER_DEFAULTS, **_mapping(data.get("driver"))}
+    if ("driver",) not in broken:
+        check_driver(driver, "key driver", problems)
     deprecations: list[str] = []
-    steps = _steps(data["steps"], "steps", problems, deprecations)
+    raw_steps = data.get("steps")
+    if ("steps",) in broken or not isinstance(raw_steps, list):
+        raw_steps = []
+    steps = _steps(raw_steps, "steps", problems, deprecations, broken, ("steps",))
     _check_flow(steps, problems, driver)
     return Scenario(
         path=path,
-        name=data["name"],
+        name=str(data.get("name", "")),
         seed=data.get("seed", path.stem),
         epoch=epoch,
         meter=meter,
@@ -286,6 +318,10 @@ def _build(data: dict[str, Any], path: Path, problems: list[str]) -> Scenario:
         description=data.get("description", ""),
         deprecations=[f"{path}: {message}" for message in deprecations],
     )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def driver_settings(driver: dict[str, Any]) -> dict[str, Any]:
@@ -303,13 +339,29 @@ def check_driver(driver: dict[str, Any], where: str, problems: list[str]) -> Non
         problems.append(f"{where}.{exc}" if ":" in str(exc) else f"{where}: {exc}")
 
 
-def _steps(raw_steps: list[dict[str, Any]], prefix: str, problems: list[str], deprecations: list[str]) -> list[Step]:
+def _steps(
+    raw_steps: list[Any],
+    prefix: str,
+    problems: list[str],
+    deprecations: list[str],
+    broken: set[Part],
+    at: Part,
+) -> list[Step]:
+    """The Steps of ``raw_steps`` (at the key path ``at``); a step in ``broken`` is kept, marked broken and
+    not checked (the schema's message names it), a repeat's nested steps are checked under it."""
     steps: list[Step] = []
     for index, raw in enumerate(raw_steps):
         label = f"step {index}" if prefix == "steps" else f"{prefix} > step {index}"
+        if not isinstance(raw, dict):
+            continue  # the schema's message names it
         actions = [key for key in raw if key not in ("note", "expect")]
         if not actions and "expect" in raw:
             actions = ["expect"]
+        if (*at, index) in broken:
+            known = [key for key in actions if key in ACTIONS]
+            if len(known) == 1:
+                steps.append(Step(f"{label} ({known[0]})", known[0], raw[known[0]], raw=raw, broken=True))
+            continue
         if len(actions) != 1:
             found = ", ".join(actions) or "none"
             problems.append(f"{label}: one action per step (found: {found}); actions: {', '.join(ACTIONS)}")
@@ -322,7 +374,14 @@ def _steps(raw_steps: list[dict[str, Any]], prefix: str, problems: list[str], de
         value = _drivers_names(action, raw[action], where, problems, deprecations)
         step = Step(where, action, value, expect, raw.get("note"), raw)
         if action == "repeat":
-            step.children = _steps(raw["repeat"]["steps"], f"{label} (repeat)", problems, deprecations)
+            step.children = _steps(
+                raw["repeat"]["steps"],
+                f"{label} (repeat)",
+                problems,
+                deprecations,
+                broken,
+                (*at, index, "repeat", "steps"),
+            )
         if action == "restart_driver" and raw[action]:
             check_driver({**DRIVER_DEFAULTS, **raw[action]}, f"{step.label}: key restart_driver", problems)
         steps.append(step)
@@ -367,6 +426,10 @@ def _check_flow(steps: list[Step], problems: list[str], driver: dict[str, Any]) 
     marks: set[str] = set()
     responded = False
     for step in walk(steps):
+        if step.broken:  # the schema's message names it; its mark or response still counts for the steps after
+            marks.update([step.value] if step.action == "mark" and isinstance(step.value, str) else [])
+            responded = responded or step.action in ("start", "stop")
+            continue
         value = step.value if isinstance(step.value, dict) else {}
         since = value.get("since")
         if since is not None and since not in ("start", "previous") and since not in marks:

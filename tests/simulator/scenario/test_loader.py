@@ -199,6 +199,35 @@ def test_all_problems_of_a_file_are_reported_together(tmp_path: Path) -> None:
     assert all(message.startswith(str(path)) for message in caught.value.messages)
 
 
+def test_schema_and_semantic_problems_are_reported_together_each_naming_its_key() -> None:
+    text = (
+        "epoch: '2025-06-06T09:00:00'\n"  # no UTC offset: a semantic check
+        + GOOD.replace("start: {}", "start: {evse: X}")
+        + "  - wait_for: {event: initialised, timeout: 1s, since: never}\n"  # no such mark: a semantic check
+        + "  - repeat: {times: 2, steps: [{advance: soon}, {wait_for: {event: initialised, timeout: 1s, since: gone}}]}"
+        + "\n"
+    )
+    assert sorted(problems(text)) == [
+        "scenarios/broken.yaml: key epoch: '2025-06-06T09:00:00' is not ISO 8601 with an offset (no UTC offset)",
+        "scenarios/broken.yaml: step 1 (start): unknown key evse; allowed: evse_id, identification_data, "
+        "identification_flags, identification_level, identification_status, identification_type, tariff_text, "
+        "transaction_id",
+        "scenarios/broken.yaml: step 2 (wait_for): key since: 'never' names no earlier mark (or use start/previous)",
+        "scenarios/broken.yaml: step 3 (repeat) > step 0 (advance): 'soon' is not a duration of at most 87600h (10 "
+        "years, as POST /api/clock/advance takes): write 250ms, 30s, 30m or 2h",
+        "scenarios/broken.yaml: step 3 (repeat) > step 1 (wait_for): key since: 'gone' names no earlier mark (or use "
+        "start/previous)",
+    ]
+
+
+def test_a_step_the_schema_refuses_still_counts_for_the_flow_checks_after_it() -> None:
+    text = GOOD.replace("start: {}", "start: {evse: X}") + "  - mark: here\n    colour: red\n"
+    text += "  - expect: {status: OK}\n  - wait_for: {event: initialised, timeout: 1s, since: here}\n"
+    [unknown_start, unknown_mark_key] = problems(text)
+    assert unknown_start.startswith("scenarios/broken.yaml: step 1 (start): unknown key evse")
+    assert "step 2" in unknown_mark_key and "colour" in unknown_mark_key
+
+
 def test_expect_conformance_names_unknown_checks_and_bad_verdicts() -> None:
     messages = problems(GOOD + "  - expect_conformance: {checks: {receipt_fetched: PASS, polling_rate: GREEN}}\n")
     unknown, bad = sorted(messages, key=lambda message: "unknown key" not in message)
