@@ -8,6 +8,7 @@ import gc
 import json
 import logging
 import signal
+import socket
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import ClockError, SimClock, check_epoch
 from iemdcr_twin.simulator.conformance import cli as conformance_cli
 from iemdcr_twin.simulator.control.security import TOKEN_ENV, host_arg, is_loopback, origin_arg, token_from_env
-from iemdcr_twin.simulator.fleet import MeterSpec, Twin
+from iemdcr_twin.simulator.fleet import CannotListen, MeterSpec, Twin, reason
 from iemdcr_twin.simulator.fleet_file import load_fleet
 from iemdcr_twin.simulator.log_limits import limit_malformed_request_logs
 from iemdcr_twin.simulator.model import PROFILES, StorageError, Switches
@@ -221,7 +222,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def fail(message: str) -> SystemExit:
+    """Print ``iemdcr-sim: message`` on stderr; the SystemExit(2) to raise (a start-up error, no traceback)."""
+    print(f"iemdcr-sim: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
+def check_host(host: str) -> None:
+    """Exit 2 naming ``--host`` when it does not resolve to an address (before anything is built)."""
+    try:
+        socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise fail(f"--host {host}: cannot be resolved to an address to listen on ({reason(exc)})") from None
+
+
+def make_state_dir(folder: Path) -> None:
+    """Create ``--state-dir`` (and its parents) if missing; exit 2 naming it when that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"--state-dir {folder}: cannot create the folder ({reason(exc)})") from None
+
+
 def build_twin(args: argparse.Namespace) -> Twin:
+    """The twin of the ``serve`` flags, its meters built (nothing listens yet). Exits 2 (SystemExit) naming
+    the flag, the file or the folder when a switch, the fleet file or the state dir cannot be used."""
+    if args.state_dir is not None:
+        make_state_dir(args.state_dir)
     try:
         switches = Switches().updated_from_text(args.switches).as_dict()
     except ValueError as exc:
@@ -282,6 +309,9 @@ def check_open_files(meters: int) -> None:
 
 
 async def serve(args: argparse.Namespace) -> None:
+    """Serve until SIGTERM or SIGINT. Exits 2 (SystemExit) for what ``build_twin`` and ``check_host`` refuse;
+    raises CannotListen naming the host and the port that cannot be opened (a meter's or the control API's)."""
+    check_host(args.host)
     limits.raise_open_file_limit()
     if args.fleet is None:
         check_open_files(args.meters)  # before building: --meters takes any number
@@ -296,13 +326,6 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     token = token_from_env(args.control_token)
-    if not token and not is_loopback(args.host):
-        log.warning(
-            "the control API listens on %s without a token: whoever reaches its port can power meters off and "
-            "reset them; set --control-token (or %s)",
-            args.host,
-            TOKEN_ENV,
-        )
     app = create_control_app(twin, token=token, allow_hosts=args.allow_host, allow_origins=args.allow_origin)
     runner = web.AppRunner(
         app,
@@ -311,9 +334,24 @@ async def serve(args: argparse.Namespace) -> None:
         keepalive_timeout=args.idle_timeout,
         shutdown_timeout=limits.SHUTDOWN_TIMEOUT_S,
     )
-    await runner.setup()
+    try:
+        await runner.setup()  # starts the twin: its meters reserve their ports (CannotListen)
+    except BaseException:
+        await twin.stop()  # release the ports and folders the meters before the failed one took
+        raise
     site = web.TCPSite(runner, args.host, control_port(args), reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise CannotListen(args.host, control_port(args), "control API", exc) from None
+    if not token and not is_loopback(args.host):
+        log.warning(
+            "the control API listens on %s without a token: whoever reaches its port can power meters off and "
+            "reset them; set --control-token (or %s)",
+            args.host,
+            TOKEN_ENV,
+        )
     freeze_startup_objects()
     for slot in twin.slots.values():
         announce(
@@ -342,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(args.log_format)
         try:
             asyncio.run(serve(args))
+        except CannotListen as exc:
+            print(f"iemdcr-sim: {exc}", file=sys.stderr)
+            return 2
         except OSError as exc:
             print(f"iemdcr-sim: cannot listen: {exc}", file=sys.stderr)
             return 1

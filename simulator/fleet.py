@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,27 @@ class MeterSpec:
 
 class UnknownMeter(KeyError):
     """No meter with that serial in this twin."""
+
+
+class CannotListen(OSError):
+    """A port cannot be opened: the message names the host, the port, whose it is and why (the port is taken,
+    the host does not resolve or is no address of this machine)."""
+
+    def __init__(self, host: str, port: int, owner: str, error: OSError) -> None:
+        super().__init__(f"cannot listen on host {host} port {port} ({owner}): {reason(error)}")
+        self.host = host
+        self.port = port
+        self.error = error
+
+
+def reason(error: OSError) -> str:
+    """An OSError's own words without its ``[Errno N]``: ``Address already in use``, ``Name or service not
+    known``."""
+    if isinstance(error, socket.gaierror) and error.strerror:
+        return error.strerror
+    if error.errno is not None and error.errno > 0:
+        return os.strerror(error.errno)
+    return str(error)
 
 
 class MeterSlot:
@@ -81,19 +103,24 @@ class MeterSlot:
         port meanwhile, and a driver would talk to a foreign meter. Connections to a bound socket that does
         not listen are refused, like an unplugged meter; the listener shares the port (both SO_REUSEADDR,
         only one listens), and the kernel never hands a bound port to ``bind(0)``.
+
+        Raises CannotListen naming the host and the port when the host does not resolve or the bind fails.
         """
         if self._reservation is not None:
             return
-        family, kind, proto, _, address = socket.getaddrinfo(
-            self.bind, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                self.bind, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+        except OSError as exc:
+            raise CannotListen(self.bind, self.port, f"meter {self.meter.serial}", exc) from None
         reservation = socket.socket(family, kind, proto)
         try:
             reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             reservation.bind(address)
-        except OSError:
+        except OSError as exc:
             reservation.close()
-            raise
+            raise CannotListen(self.bind, self.port, f"meter {self.meter.serial}", exc) from None
         self._reservation = reservation
         self.port = reservation.getsockname()[1]
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,87 @@ def test_fleet_with_meters_is_refused_naming_both(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "argument --meters: not allowed with --fleet" in err
+
+
+def exit_status(argv: list[str]) -> int | str | None:
+    """``cli.main(argv)``'s status, whether it returns it or exits with it."""
+    try:
+        return cli.main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port of 127.0.0.1 another socket listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+@pytest.fixture
+def quiet_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cli.main`` would replace pytest's log handlers."""
+    monkeypatch.setattr(cli, "configure_logging", lambda fmt: None)
+
+
+@pytest.mark.usefixtures("quiet_logging")
+def test_a_meter_port_in_use_exits_2_naming_host_and_port(busy_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_status(["serve", "--port", str(busy_port), "--control-port", "0"]) == 2
+    assert capsys.readouterr().err == (
+        f"iemdcr-sim: cannot listen on host 127.0.0.1 port {busy_port} (meter 1ISA0200000001): Address already in use\n"
+    )
+
+
+@pytest.mark.usefixtures("quiet_logging")
+def test_the_second_meters_port_in_use_exits_2_and_releases_the_first(
+    busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = busy_port - 1
+    assert exit_status(["serve", "--port", str(first), "--meters", "2", "--control-port", "0"]) == 2
+    err = capsys.readouterr().err
+    if "meter 1ISA0200000001" in err:  # the port below was taken too: nothing to learn about the release
+        pytest.skip(f"port {first} is in use on this machine")
+    assert err == (
+        f"iemdcr-sim: cannot listen on host 127.0.0.1 port {busy_port} (meter 1ISA0200000002): Address already in use\n"
+    )
+    with socket.socket() as again:  # the first meter's reservation is gone
+        again.bind(("127.0.0.1", first))
+
+
+@pytest.mark.usefixtures("quiet_logging")
+def test_a_control_port_in_use_exits_2_naming_host_and_port(busy_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_status(["serve", "--port", "0", "--control-port", str(busy_port)]) == 2
+    assert capsys.readouterr().err == (
+        f"iemdcr-sim: cannot listen on host 127.0.0.1 port {busy_port} (control API): Address already in use\n"
+    )
+
+
+@pytest.mark.usefixtures("quiet_logging")
+def test_a_host_that_is_no_address_of_this_machine_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_status(["serve", "--port", "0", "--host", "192.0.2.1"]) == 2  # TEST-NET-1: never assigned
+    assert capsys.readouterr().err == (
+        "iemdcr-sim: cannot listen on host 192.0.2.1 port 0 (meter 1ISA0200000001): Cannot assign requested address\n"
+    )
+
+
+@pytest.mark.usefixtures("quiet_logging")
+def test_a_host_that_does_not_resolve_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_status(["serve", "--port", "0", "--host", "no-such-host.invalid"]) == 2  # .invalid: RFC 6761
+    err = capsys.readouterr().err
+    assert err.startswith("iemdcr-sim: --host no-such-host.invalid: cannot be resolved to an address to listen on (")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.usefixtures("quiet_logging")
+def test_a_state_dir_that_cannot_be_created_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    folder = tmp_path / "file" / "state"
+    assert exit_status(["serve", "--port", "0", "--state-dir", str(folder)]) == 2
+    assert capsys.readouterr().err == f"iemdcr-sim: --state-dir {folder}: cannot create the folder (Not a directory)\n"
 
 
 def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
