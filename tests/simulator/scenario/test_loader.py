@@ -228,6 +228,23 @@ def test_a_step_the_schema_refuses_still_counts_for_the_flow_checks_after_it() -
     assert "step 2" in unknown_mark_key and "colour" in unknown_mark_key
 
 
+@pytest.mark.parametrize("value", ["soon", "-1", "t5", "T", "1.5", "[1]"])
+def test_a_bad_pagination_names_the_forms_it_takes(value: str) -> None:
+    [message] = problems(GOOD + f"  - expect_record: {{pagination: {value}}}\n")
+    assert message == (
+        "scenarios/broken.yaml: step 2 (expect_record): key pagination: must be T<n> (e.g. T5), a whole number n of "
+        "0 or more, next (the previous checked record's PG + 1) or same"
+    )
+    [message] = problems(GOOD.replace("expect: {status: OK}", f"expect: {{record: {{pagination: {value}}}}}"))
+    assert message.startswith("scenarios/broken.yaml: step 1 (start): key expect.record.pagination: must be T<n>")
+
+
+@pytest.mark.parametrize(("value", "loaded"), [("T5", "T5"), ("5", 5), ("next", "next"), ("same", "same")])
+def test_the_pagination_forms_load(value: str, loaded: object) -> None:
+    scenario = load_text(GOOD + f"  - expect_record: {{pagination: {value}}}\n", Path("p.yaml"))
+    assert scenario.steps[2].value == {"pagination": loaded}
+
+
 def test_expect_conformance_names_unknown_checks_and_bad_verdicts() -> None:
     messages = problems(GOOD + "  - expect_conformance: {checks: {receipt_fetched: PASS, polling_rate: GREEN}}\n")
     unknown, bad = sorted(messages, key=lambda message: "unknown key" not in message)
