@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from typing import Any
 
 import yaml
@@ -27,7 +28,7 @@ class DuplicateKeyError(ConstructorError):
 class StrictSafeLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` refusing duplicate keys and reading YAML 1.2 floats (module docstring)."""
 
-    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         """The mapping of ``node``; raises DuplicateKeyError for a key written twice (``<<`` merges may repeat
         a key on purpose and are left to PyYAML), ConstructorError for what PyYAML refuses."""
         if isinstance(node, MappingNode):
@@ -48,7 +49,7 @@ class StrictSafeLoader(yaml.SafeLoader):
                         key_node.start_mark,
                     )
                 seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
 
 StrictSafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
