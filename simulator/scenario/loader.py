@@ -141,11 +141,14 @@ def discover(paths: list[Path]) -> list[Path]:
 
 
 def load_file(path: Path) -> Scenario:
-    """``load_text`` of a UTF-8 file; ScenarioFileError when it cannot be read or loaded."""
+    """``load_text`` of a UTF-8 file; ScenarioFileError when it cannot be read, is not UTF-8 or cannot be
+    loaded."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioFileError(path, [f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:  # as the fleet file's loader says it
+        raise ScenarioFileError(path, [f"{path}: not valid YAML: {' '.join(str(exc).split())}"]) from None
     return load_text(text, path)
 
 

@@ -66,6 +66,15 @@ def test_exit_2_before_running_when_a_file_is_broken(library: Path, capsys: pyte
     assert "nothing was run" in captured.err
 
 
+def test_a_file_that_is_not_utf8_exits_2_before_running(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (library / "latin1.yaml").write_bytes(b"version: 1\nname: caf\xe9\nsteps: [{advance: 1s}]\n")
+    assert cli.run(parse(str(library))) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{library / 'latin1.yaml'}: not valid YAML: 'utf-8' codec can't decode byte 0xe9" in captured.err
+    assert "Traceback" not in captured.err and "nothing was run" in captured.err
+
+
 def test_k_selects_by_stem_or_name(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.run(parse(str(library), "-k", "initialises")) == 0
     assert "1 passed, 0 failed" in capsys.readouterr().out

@@ -165,6 +165,23 @@ def test_invalid_yaml_names_line() -> None:
     assert "not valid YAML" in message
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"version: 1\nname: caf\xe9\nsteps: [{advance: 1s}]\n", "can't decode byte 0xe9 in position 20"),
+        (b"\xff\xfe", "can't decode byte 0xff in position 0"),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_refused_naming_the_file(tmp_path: Path, raw: bytes, reason: str) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(raw)
+    with pytest.raises(ScenarioFileError) as caught:
+        load_file(path)
+    [message] = caught.value.messages
+    assert message.startswith(f"{path}: not valid YAML: 'utf-8' codec {reason}")
+    assert "\n" not in message
+
+
 def test_a_key_written_twice_is_refused_naming_file_line_and_key() -> None:
     [message] = problems(GOOD + "  - wait_for: {event: initialised, timeout: 1s, event: powermeter}\n")
     assert message == (
