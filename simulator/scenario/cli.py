@@ -1,7 +1,8 @@
 """``iemdcr-sim scenario run [PATHS...] [--junit FILE] [--json FILE] [-k PATTERN]``.
 
 Exit status: 0 when every scenario passes, 1 when one fails, 2 when a file is broken or a report cannot be
-written where ``--junit``/``--json`` say (nothing runs then).
+written where ``--junit``/``--json`` say (nothing runs then; ``--junit`` and ``--json`` naming one file too),
+and 2 when a report fails to be written after the scenarios ran (a full disk: their results are printed).
 A deprecated name in a file (scenarios/README.md, "Deprecated names") is reported on stderr and still runs.
 """
 
@@ -105,7 +106,7 @@ def load_all(paths: list[Path]) -> tuple[list[Scenario], list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``scenario run`` command; the exit status (0 all pass, 1 a failure, 2 a broken file or a report
-    path that cannot be written, checked before anything runs)."""
+    path that cannot be written, checked before anything runs, or a report that failed to be written at the end)."""
     from iemdcr_twin.simulator.scenario import report
     from iemdcr_twin.simulator.scenario.vclock import wall
 
@@ -114,6 +115,13 @@ def run(args: argparse.Namespace) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    if args.junit is not None and args.json is not None and args.junit.resolve() == args.json.resolve():
+        print(
+            f"iemdcr-sim: --json {args.json} and --junit {args.junit} name the same file; give each report its own;"
+            " nothing was run",
+            file=sys.stderr,
+        )
+        return 2
     unwritable = [
         problem
         for option, path in (("--junit", args.junit), ("--json", args.json))
@@ -143,11 +151,23 @@ def run(args: argparse.Namespace) -> int:
         print(report.text(result))
     failed = [result for result in results if not result.passed]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed in {elapsed:.2f} s wall")
-    if args.junit:
-        args.junit.write_text(report.junit(results, elapsed), encoding="utf-8")
-    if args.json:
-        args.json.write_text(report.as_json(results, elapsed), encoding="utf-8")
-    return 1 if failed else 0
+    status = 1 if failed else 0
+    for option, path, render in (("--junit", args.junit, report.junit), ("--json", args.json, report.as_json)):
+        if path is not None and not write_report(option, path, render(results, elapsed)):
+            status = 2
+    return status
+
+
+def write_report(option: str, path: Path, text: str) -> bool:
+    """Write the report ``option`` to ``path``; False after one line on stderr naming the option, the path and
+    the reason when it cannot be written (a full disk, a folder removed while the scenarios ran)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"iemdcr-sim: {option} {path}: the report cannot be written ({why})", file=sys.stderr)
+        return False
+    return True
 
 
 async def _run(scenarios: list[Scenario], jobs: int) -> list[ScenarioResult]:

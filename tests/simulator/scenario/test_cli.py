@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -115,6 +116,50 @@ def test_a_report_path_that_cannot_be_written_exits_2_before_anything_runs(
     captured = capsys.readouterr()
     assert captured.err == f"iemdcr-sim: {option} {target}: {words.format(tmp=library)}; nothing was run\n"
     assert captured.out == ""  # no scenario ran
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a file whose writes fail: ENOSPC)")
+def test_a_report_that_fails_to_be_written_after_the_run_exits_2_naming_option_and_path(
+    library: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "out.json"
+    assert cli.run(parse(str(library / "passing.yaml"), "--junit", "/dev/full", "--json", str(report))) == 2
+    captured = capsys.readouterr()
+    assert "1 passed, 0 failed" in captured.out  # the scenarios ran and their results are printed
+    assert captured.err == "iemdcr-sim: --junit /dev/full: the report cannot be written (No space left on device)\n"
+    assert json.loads(report.read_text(encoding="utf-8"))["scenarios"]  # the other report is still written
+
+
+def test_a_report_write_error_is_caught_for_json_too(
+    library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(self: Path, *args: object, **kwargs: object) -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    target = tmp_path / "out.json"
+    assert cli.run(parse(str(library / "passing.yaml"), "--json", str(target))) == 2
+    assert capsys.readouterr().err == f"iemdcr-sim: --json {target}: the report cannot be written (Permission denied)\n"
+
+
+@pytest.mark.parametrize(("junit", "json_path"), [("same.xml", "same.xml"), ("same.xml", "./sub/../same.xml")])
+def test_junit_and_json_naming_one_file_is_refused_before_running(
+    library: Path,
+    tmp_path: Path,
+    junit: str,
+    json_path: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert cli.run(parse(str(library / "passing.yaml"), "--junit", junit, "--json", json_path)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"iemdcr-sim: --json {Path(json_path)} and --junit {Path(junit)} name the same file; give each report its "
+        "own; nothing was run\n"
+    )
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "many", "1.5"])
