@@ -9,17 +9,19 @@ _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")  # the same, matched 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def capped_pattern(max_seconds: int) -> str:
+def capped_pattern(max_seconds: int, *, above_zero: bool = False) -> str:
     """``DURATION_PATTERN`` for durations of at most ``max_seconds`` (a whole number of ms, s, m and h), as
-    ``schema.json`` caps ``advance``: per unit, a whole part below the cap with any fraction, or the cap with
-    a zero fraction (leading zeros allowed, as in ``DURATION_PATTERN``). ECMA-262 and Python read it alike."""
+    ``schema.json`` caps ``advance`` and ``wait``: per unit, a whole part below the cap with any fraction, or the
+    cap with a zero fraction (leading zeros allowed, as in ``DURATION_PATTERN``). With ``above_zero`` a zero
+    duration (``0s``, ``0.000ms``) is refused too, as ``advance`` refuses it: a lookahead wants a digit 1-9 in
+    the number. ECMA-262 and Python read it alike."""
     branches = []
     for unit, unit_seconds in sorted(_UNIT_SECONDS.items(), key=lambda item: item[1]):
         most = max_seconds * 1000 // round(unit_seconds * 1000)
         assert most * round(unit_seconds * 1000) == max_seconds * 1000, "the cap must be whole in every unit"
         branches.append(f"0*(?:{_below(str(most))})(?:\\.[0-9]+)?{unit}")
         branches.append(f"0*{most}(?:\\.0+)?{unit}")
-    return "^(?:" + "|".join(branches) + ")$"
+    return "^" + ("(?=[0-9.]*[1-9])" if above_zero else "") + "(?:" + "|".join(branches) + ")$"
 
 
 def _below(limit: str) -> str:

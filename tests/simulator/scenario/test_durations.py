@@ -38,8 +38,9 @@ def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
 
 
-def test_the_schemas_advance_is_capped_where_the_control_api_caps_it() -> None:
-    assert schema()["$defs"]["advance"]["pattern"] == capped_pattern(MAX_ADVANCE_S)
+def test_the_schemas_advance_is_capped_where_the_control_api_caps_it_and_wait_alike() -> None:
+    assert schema()["$defs"]["advance"]["pattern"] == capped_pattern(MAX_ADVANCE_S, above_zero=True)
+    assert schema()["$defs"]["wait"]["pattern"] == capped_pattern(MAX_ADVANCE_S)
 
 
 durations = st.builds(
@@ -54,3 +55,15 @@ durations = st.builds(
 def test_the_capped_pattern_takes_exactly_the_durations_up_to_the_cap(text: str) -> None:
     pattern = re.compile(capped_pattern(MAX_ADVANCE_S))
     assert bool(pattern.fullmatch(text)) == (parse_duration(text) <= MAX_ADVANCE_S)
+
+
+@given(text=st.one_of(durations, st.builds(lambda zeros, text: zeros + text, st.sampled_from(["0", "00"]), durations)))
+def test_the_capped_pattern_above_zero_takes_exactly_the_durations_above_zero_up_to_the_cap(text: str) -> None:
+    pattern = re.compile(capped_pattern(MAX_ADVANCE_S, above_zero=True))
+    assert bool(pattern.fullmatch(text)) == (0 < parse_duration(text) <= MAX_ADVANCE_S)
+
+
+@pytest.mark.parametrize("text", ["0s", "00ms", "0.0h", "0.000m", "000.00s"])
+def test_the_capped_pattern_above_zero_refuses_every_spelling_of_zero(text: str) -> None:
+    assert re.fullmatch(capped_pattern(MAX_ADVANCE_S), text)
+    assert not re.fullmatch(capped_pattern(MAX_ADVANCE_S, above_zero=True), text)

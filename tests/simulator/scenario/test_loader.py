@@ -77,11 +77,45 @@ def test_bad_duration_names_step_and_key() -> None:
 def test_an_advance_beyond_the_control_apis_cap_is_refused_by_the_schema(step: str) -> None:
     [message] = problems(GOOD + f"  - {step}\n")
     assert message.startswith("scenarios/broken.yaml: step 2 (")
-    assert "is not a duration of at most 87600h (10 years, as POST /api/clock/advance takes)" in message
+    assert "is not a duration above 0 and at most 87600h (10 years, as POST /api/clock/advance takes)" in message
 
 
 def test_an_advance_up_to_the_cap_loads() -> None:
     load_text(GOOD + "  - advance: 87600h\n  - clock: {advance: 315360000s}\n", Path("scenarios/cap.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("step", "where"),
+    [
+        ("advance: 0s", "step 2 (advance)"),
+        ("advance: 0.000ms", "step 2 (advance)"),
+        ("clock: {advance: 00h}", "step 2 (clock): key advance"),
+    ],
+)
+def test_a_zero_advance_is_refused_when_loading(step: str, where: str) -> None:
+    value = step.split(": ")[-1].rstrip("}")
+    [message] = problems(GOOD + f"  - {step}\n")
+    assert message == (
+        f"scenarios/broken.yaml: {where}: {value!r} is not a duration above 0 and at most 87600h (10 years, as POST "
+        "/api/clock/advance takes): write 250ms, 30s, 30m or 2h"
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "where"),
+    [("wait: 999999999999999999999h", "step 2 (wait)"), ("clock: {wait: 87601h}", "step 2 (clock): key wait")],
+)
+def test_a_wait_beyond_the_advance_cap_is_refused_when_loading(step: str, where: str) -> None:
+    value = step.split(": ")[-1].rstrip("}")
+    [message] = problems(GOOD + f"  - {step}\n")
+    assert message == (
+        f"scenarios/broken.yaml: {where}: {value!r} is not a duration of at most 87600h (10 years, as long as an "
+        "advance may be): write 250ms, 30s, 30m or 2h"
+    )
+
+
+def test_a_wait_of_zero_up_to_the_cap_loads() -> None:
+    load_text(GOOD + "  - wait: 0s\n  - clock: {wait: 87600h}\n  - wait: 315360000000ms\n", Path("scenarios/w.yaml"))
 
 
 @pytest.mark.parametrize("epoch", ["9999-06-01T00:00:00Z", "0001-06-01T00:00:00+00:00"])
@@ -230,8 +264,8 @@ def test_schema_and_semantic_problems_are_reported_together_each_naming_its_key(
         "identification_flags, identification_level, identification_status, identification_type, tariff_text, "
         "transaction_id",
         "scenarios/broken.yaml: step 2 (wait_for): key since: 'never' names no earlier mark (or use start/previous)",
-        "scenarios/broken.yaml: step 3 (repeat) > step 0 (advance): 'soon' is not a duration of at most 87600h (10 "
-        "years, as POST /api/clock/advance takes): write 250ms, 30s, 30m or 2h",
+        "scenarios/broken.yaml: step 3 (repeat) > step 0 (advance): 'soon' is not a duration above 0 and at most "
+        "87600h (10 years, as POST /api/clock/advance takes): write 250ms, 30s, 30m or 2h",
         "scenarios/broken.yaml: step 3 (repeat) > step 1 (wait_for): key since: 'gone' names no earlier mark (or use "
         "start/previous)",
     ]
