@@ -6,6 +6,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from iemdcr_twin.simulator.control.records import MAX_PG, PG_PATTERN
 from iemdcr_twin.simulator.scenario.loader import ScenarioFileError, load_file, load_text, schema, schema_path
 
 GOOD = """
@@ -279,21 +280,49 @@ def test_a_step_the_schema_refuses_still_counts_for_the_flow_checks_after_it() -
     assert "step 2" in unknown_mark_key and "colour" in unknown_mark_key
 
 
-@pytest.mark.parametrize("value", ["soon", "-1", "t5", "T", "1.5", "[1]"])
+# T01, T0000000001 and T10000000000 too: the control API's ?pg= refuses them (leading zeros, 11 digits)
+@pytest.mark.parametrize(
+    "value", ["soon", "-1", "t5", "T", "1.5", "[1]", "T01", "T00", "T0000000001", "T10000000000", "10000000000"]
+)
 def test_a_bad_pagination_names_the_forms_it_takes(value: str) -> None:
     [message] = problems(GOOD + f"  - expect_record: {{pagination: {value}}}\n")
     assert message == (
-        "scenarios/broken.yaml: step 2 (expect_record): key pagination: must be T<n> (e.g. T5), a whole number n of "
-        "0 or more, next (the previous checked record's PG + 1) or same"
+        "scenarios/broken.yaml: step 2 (expect_record): key pagination: must be T<n> (e.g. T5; n without leading "
+        "zeros, at most 10 digits), a whole number n from 0 to 9999999999, next (the previous checked record's PG + "
+        "1) or same"
     )
     [message] = problems(GOOD.replace("expect: {status: OK}", f"expect: {{record: {{pagination: {value}}}}}"))
     assert message.startswith("scenarios/broken.yaml: step 1 (start): key expect.record.pagination: must be T<n>")
 
 
-@pytest.mark.parametrize(("value", "loaded"), [("T5", "T5"), ("5", 5), ("next", "next"), ("same", "same")])
+@pytest.mark.parametrize(
+    ("value", "loaded"),
+    [
+        ("T5", "T5"),
+        ("T0", "T0"),
+        ("T9999999999", "T9999999999"),
+        ("5", 5),
+        ("9999999999", 9999999999),
+        ("next", "next"),
+        ("same", "same"),
+    ],
+)
 def test_the_pagination_forms_load(value: str, loaded: object) -> None:
     scenario = load_text(GOOD + f"  - expect_record: {{pagination: {value}}}\n", Path("p.yaml"))
     assert scenario.steps[2].value == {"pagination": loaded}
+
+
+def test_the_pagination_forms_are_the_control_apis_pg() -> None:
+    """T<n> as ``?pg=`` takes it (control/records.py PG_PATTERN), n up to MAX_PG as a whole number too."""
+    step = schema()["$defs"]["step"]["properties"]
+    rules = [
+        step["expect_record"]["properties"]["pagination"],
+        step["expect"]["properties"]["record"]["properties"]["pagination"],
+    ]
+    for rule in rules:
+        number, text = rule["anyOf"]
+        assert (number["minimum"], number["maximum"]) == (0, MAX_PG)
+        assert text["pattern"] == f"^({PG_PATTERN.pattern}|next|same)$"
 
 
 def test_expect_conformance_names_unknown_checks_and_bad_verdicts() -> None:
