@@ -244,15 +244,26 @@ def make_state_dir(folder: Path) -> None:
         raise fail(f"--state-dir {folder}: cannot create the folder ({reason(exc)})") from None
 
 
+def switches_of(assignments: list[str]) -> dict[str, Any]:
+    """The firmware switches of the ``--set KEY=VALUE`` flags, in order; exit 2 (SystemExit) naming ``--set``,
+    the text given and the key when one is no ``KEY=VALUE``, names no switch or has a value the switch refuses."""
+    switches = Switches()
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise fail(f"--set {assignment}: expected KEY=VALUE (a switch name, =, its value)")
+        try:
+            switches = switches.updated_from_text([assignment])
+        except ValueError as exc:
+            raise fail(f"--set {assignment}: {exc}") from None
+    return switches.as_dict()
+
+
 def build_twin(args: argparse.Namespace) -> Twin:
     """The twin of the ``serve`` flags, its meters built (nothing listens yet). Exits 2 (SystemExit) naming
     the flag, the file or the folder when a switch, the fleet file or the state dir cannot be used."""
     if args.state_dir is not None:
         make_state_dir(args.state_dir)
-    try:
-        switches = Switches().updated_from_text(args.switches).as_dict()
-    except ValueError as exc:
-        raise SystemExit(f"iemdcr-sim: {exc}") from None
+    switches = switches_of(args.switches)
     clock = SimClock("virtual" if args.clock == "virtual" else "real", 1.0, args.epoch)
     twin = Twin(clock, bind=args.host, state_dir=args.state_dir, seed=args.seed, journal_size=args.journal_size)
     try:

@@ -210,18 +210,27 @@ def test_no_command_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     ("switch", "named"),
-    [("nope=1", "nope"), ("v1_transaction=maybe", "v1_transaction"), ("signature_delay_ms=soon", "signature_delay_ms")],
+    [
+        ("nope=1", "unknown switch 'nope'"),
+        ("v1_transaction=maybe", "v1_transaction"),
+        ("signature_delay_ms=soon", "signature_delay_ms"),
+        ("activation_threshold_A=abc", "switch activation_threshold_A must be a number, got 'abc'"),
+        ("=1", "unknown switch ''"),
+    ],
 )
-def test_bad_switch_exits_naming_the_key(switch: str, named: str) -> None:
+def test_bad_switch_exits_2_naming_set_and_the_key(switch: str, named: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        cli.build_twin(serve_args("--set", switch))
-    assert isinstance(exc.value.code, str)
-    assert exc.value.code.startswith("iemdcr-sim: ") and named in exc.value.code
+        cli.build_twin(serve_args("--set", "v1_transaction=true", "--set", switch))
+    assert exc.value.code == 2  # as every other bad argument (was 1)
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"iemdcr-sim: --set {switch}: ") and named in line
 
 
-def test_switch_without_equals_sign() -> None:
-    with pytest.raises(SystemExit, match="key=value"):
-        cli.build_twin(serve_args("--set", "v1_transaction"))
+def test_switch_without_equals_sign_exits_2_naming_set(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.build_twin(serve_args("--set", "foo"))
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == "iemdcr-sim: --set foo: expected KEY=VALUE (a switch name, =, its value)\n"
 
 
 @pytest.mark.parametrize(
