@@ -247,6 +247,16 @@ def test_parse_epoch(text: str, epoch: float) -> None:
     assert cli.parse_epoch(text) == epoch
 
 
+@pytest.mark.parametrize("text", ["9998-12-31T23:59:59.999Z", "0001-12-31T23:59:59Z", "1e12", "253370764799.5"])
+def test_an_epoch_a_meter_cannot_show_is_named_as_given_with_the_range(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as exc:
+        cli.parse_epoch(text)
+    assert str(exc.value) == (
+        f"--epoch {text!r}: outside the times a meter can show (0002-01-01T00:00:00Z to 9998-12-31T23:59:59Z, "
+        "-62104060800 to 253370764799 seconds since 1970)"
+    )
+
+
 def test_build_twin_with_meters_ports_profile_switches_and_clock(tmp_path: Path) -> None:
     state = tmp_path / "deep" / "state"
     args = serve_args(
