@@ -38,6 +38,14 @@ def jobs(text: str) -> int:
     return value
 
 
+def report_path(text: str) -> Path:
+    """``--junit``/``--json``: a file to write; an empty text is refused (``Path("")`` would be the current
+    folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty; name the file to write")
+    return Path(text)
+
+
 def report_problem(option: str, path: Path) -> str | None:
     """Why the report ``option`` (``--junit``/``--json``) cannot be written to ``path``, or None when it can:
     a folder, a folder that does not exist, or one (or a file) this process may not write."""
@@ -61,8 +69,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     actions = scenario.add_subparsers(dest="scenario_command", required=True)
     run_parser = actions.add_parser("run", help="run scenario files (default: scenarios/)")
     run_parser.add_argument("paths", nargs="*", type=Path, help="scenario files or directories")
-    run_parser.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
-    run_parser.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
+    run_parser.add_argument("--junit", type=report_path, metavar="FILE", help="write a JUnit XML report")
+    run_parser.add_argument("--json", type=report_path, metavar="FILE", help="write a JSON report")
     run_parser.add_argument(
         "-k",
         dest="pattern",

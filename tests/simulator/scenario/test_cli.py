@@ -162,6 +162,14 @@ def test_junit_and_json_naming_one_file_is_refused_before_running(
     )
 
 
+@pytest.mark.parametrize("option", ["--junit", "--json"])
+def test_an_empty_report_path_is_refused_naming_the_option(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse(option, "")
+    assert exc.value.code == 2
+    assert f"argument {option}: the path is empty; name the file to write" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "many", "1.5"])
 def test_jobs_must_be_a_positive_integer(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
