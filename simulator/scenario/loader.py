@@ -4,10 +4,11 @@
 The accepted step names are the step registry's (``steps.STEPS``); deprecated names (scenarios/README.md) are
 rewritten to the driver's and listed in ``Scenario.deprecations``.
 
-Every problem becomes one message naming the file, the step index and the key, and all of a file's problems
-are reported together, before anything runs (the CLI exits 2): the schema's and the semantic checks' in one
-pass. A part the schema refuses (a step, or a top-level key such as ``epoch``) is left out of the semantic
-checks of that part, which assume a valid shape; every other part is still checked.
+Every problem becomes one message naming the file, the step index and the key, and all the schema and semantic
+problems of a file that parses are reported together, before anything runs (the CLI exits 2). YAML that does
+not parse (a syntax error, a key written twice) or text that is not UTF-8 stops at its first problem, named with
+its line where PyYAML gives one. A part the schema refuses (a step, or a top-level key such as ``epoch``) is left
+out of the semantic checks of that part, which assume a valid shape; every other part is still checked.
 """
 
 from __future__ import annotations
@@ -153,7 +154,8 @@ def load_file(path: Path) -> Scenario:
 
 
 def load_text(text: str, path: Path) -> Scenario:
-    """A Scenario from YAML text (``path`` names it in messages); ScenarioFileError with every problem."""
+    """A Scenario from YAML text (``path`` names it in messages); ScenarioFileError with every schema and
+    semantic problem, or with the first YAML problem when the text does not parse."""
     try:
         data = yaml_files.load(text)
     except yaml.YAMLError as exc:
