@@ -16,8 +16,10 @@ from iemdcr_twin.asciinum import parse_float
 from iemdcr_twin.simulator.conformance.report import parse_until, render_text
 from iemdcr_twin.simulator.conformance.signing import (
     KEY_FILE,
+    DuplicateKey,
     SigningError,
     load_or_create_key,
+    parse_document,
     parse_pinned_key,
     sign_report,
     verify_document,
@@ -142,9 +144,12 @@ async def fetch_report(
 def _verify(args: argparse.Namespace) -> int:
     path: Path = args.file
     try:
-        document = json.loads(path.read_text())
+        document = parse_document(path.read_text())
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except DuplicateKey as exc:
+        print(f"{path}: INVALID: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         raise CliError(f"{path} is not JSON: {exc}") from None
     pinned = _pinned(args.key) if args.key else None

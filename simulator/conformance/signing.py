@@ -27,6 +27,29 @@ class SigningError(ValueError):
     """A key or signed document that cannot be used; the message names the file."""
 
 
+class DuplicateKey(SigningError):
+    """A signed document with a key given twice in one object: the signature covers the report as parsed
+    (the last value counting), so a duplicate could change what a reader sees without breaking it."""
+
+
+def parse_document(text: str) -> Any:
+    """A signed report's JSON text parsed; DuplicateKey naming the key when any object has a key twice
+    (``ValueError`` when it is not JSON)."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKey(
+                f"the key {key[:100]!r} appears twice in one object; a signed report gives each key once "
+                "(a key added after signing would change what a reader sees without breaking the signature)"
+            )
+        result[key] = value
+    return result
+
+
 def canonical(report: Any) -> bytes:
     return json.dumps(report, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -11,7 +11,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from iemdcr_twin.simulator.cli import main
-from iemdcr_twin.simulator.conformance.signing import KEY_FILE, PUBLIC_FILE
+from iemdcr_twin.simulator.conformance.signing import KEY_FILE, PUBLIC_FILE, sign_report
 from tests.support.lab import SERIAL, Lab
 
 
@@ -81,3 +81,25 @@ async def test_errors_name_the_file_or_url(lab: Lab, tmp_path: Path, capsys: pyt
     assert await run_cli("conformance", "report", "--url", "http://127.0.0.1:9", "--serial", SERIAL,
                          "--key", key) == 1  # fmt: skip
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_verify_refuses_a_key_given_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = SigningKey.generate()
+    report = {"format": "iemdcr-conformance/1", "verdict": "PASS", "meter": {"serial": SERIAL}}
+    out = tmp_path / "r.json"
+    out.write_text(json.dumps(sign_report(report, key), indent=2))
+    fingerprint = json.loads(out.read_text())["signature"]["fingerprint"]
+    assert main(["conformance", "verify", str(out), "--key", fingerprint]) == 0
+    capsys.readouterr()
+
+    text = out.read_text()
+    out.write_text(text.replace('"report": {', '"report": {\n    "verdict": "FAIL",', 1))
+    assert main(["conformance", "verify", str(out), "--key", fingerprint]) == 1
+    captured = capsys.readouterr()
+    assert "signature valid" not in captured.out and "PASS" not in captured.out
+    assert f"{out}: INVALID: the key 'verdict' appears twice" in captured.err
+
+    nested = text.replace('"serial": ', '"serial": "OTHER", "serial": ', 1)
+    out.write_text(nested)
+    assert main(["conformance", "verify", str(out)]) == 1
+    assert "the key 'serial' appears twice" in capsys.readouterr().err
