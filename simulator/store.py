@@ -230,7 +230,9 @@ class FileMemory:
         """The state last saved, once every file of the folder was checked (start-up).
 
         Raises ``DamagedMemory`` naming the file: a state file that is missing beside signed records, that does
-        not parse, or whose key has the wrong type or range; a record file that does not parse. Every record is
+        not parse, whose key has the wrong type or range, or that holds another serial than its folder's name; a
+        record file that does not parse, or whose PG in its name, in ``pagination`` and in its signed OCMF
+        disagree. Every record is
         read for this, so nothing signed is hidden by a damaged file (the history itself is read again only
         when first asked for).
         """
@@ -259,6 +261,14 @@ class FileMemory:
             Signer.from_pem(state.key_pem)
         except Exception as exc:  # ecdsa raises several kinds for a PEM it cannot read
             raise DamagedMemory(state_path, f"key 'key_pem' is not a PEM private key ({exc})", remedy) from None
+        if state.serial != self.folder.name:
+            raise DamagedMemory(
+                state_path,
+                f"holds meter {state.serial!r}, but its folder is {self.folder.name!r}; a meter's folder is named "
+                "after its serial",
+                f"Move the folder to {self.folder.parent / state.serial} if it is that meter's, or restore "
+                f"{STATE_FILE} of {self.folder.name} from a backup",
+            )
         if self.profile is not None and state.profile != self.profile:
             raise WrongProfile(
                 state_path,
@@ -350,15 +360,44 @@ def _read_at(folder: int, name: str) -> bytes:
 
 
 def _read_record(records: Path, folder: int, name: str) -> SignedRecord:
+    """The record in ``records/name``; DamagedMemory when it does not parse, or when the PG of its file name,
+    its ``pagination`` and the PG of its signed OCMF payload disagree (an edited or mis-copied file)."""
+    remedy = (
+        f"Nothing signed may be lost, so the twin does not go on without it: restore the file from a backup, or "
+        f"move it out of {records} to go on without it"
+    )
     try:
-        return SignedRecord.from_dict(_decode(_read_at(folder, name)))
+        record = SignedRecord.from_dict(_decode(_read_at(folder, name)))
     except (OSError, ValueError, RecursionError) as exc:  # the Path is made only here: a history loads record by record
+        raise DamagedMemory(records / name, f"unreadable signed record ({exc})", remedy) from None
+    match = RECORD_NAME.fullmatch(name)
+    assert match is not None  # _record_names lists only such names
+    named, signed = int(match["pagination"]), _signed_pagination(record.ocmf)
+    if not named == record.pagination == signed:
         raise DamagedMemory(
             records / name,
-            f"unreadable signed record ({exc})",
-            f"Nothing signed may be lost, so the twin does not go on without it: restore the file from a backup, or "
-            f"move it out of {records} to go on without it",
-        ) from None
+            f"damaged signed record: its PG disagrees (T{named} in the file name, {record.pagination} in "
+            f"'pagination', {'T' + str(signed) if signed is not None else 'none'} in the signed OCMF)",
+            remedy,
+        )
+    return record
+
+
+OCMF_PREFIX = "OCMF|"
+_PG = re.compile(r"T([0-9]+)")
+
+
+def _signed_pagination(ocmf: str) -> int | None:
+    """The number of the PG (``"T<n>"``) in an OCMF record's payload, or None when it has none."""
+    if not ocmf.startswith(OCMF_PREFIX):
+        return None
+    try:
+        payload, _ = json.JSONDecoder().raw_decode(ocmf, len(OCMF_PREFIX))
+    except (ValueError, RecursionError):
+        return None
+    pg = payload.get("PG") if isinstance(payload, dict) else None
+    match = _PG.fullmatch(pg) if isinstance(pg, str) else None
+    return int(match[1]) if match else None
 
 
 def _decode(raw: bytes) -> dict[str, Any]:

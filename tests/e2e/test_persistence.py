@@ -185,6 +185,26 @@ def test_serve_refuses_a_damaged_record_and_names_it(damaged: Path, content: byt
     assert "restore the file from a backup, or move it out of" in stderr
 
 
+def test_serve_refuses_a_record_whose_pagination_disagrees_with_its_name_and_signed_pg(damaged: Path) -> None:
+    first = record_files(damaged)[0]
+    data = json.loads(first.read_text())
+    assert first.name.endswith("-T0000000001.json") and '"PG":"T1"' in data["ocmf"]
+    data["pagination"] = 7
+    first.write_text(json.dumps(data))
+    stderr = serve_refuses(damaged)
+    said = "T1 in the file name, 7 in 'pagination', T1 in the signed OCMF"
+    assert f"iemdcr-sim: {first}: damaged signed record: its PG disagrees ({said})" in stderr
+
+
+def test_serve_refuses_a_state_of_another_serial_than_its_folder(damaged: Path) -> None:
+    state_file = damaged / SERIAL / "state.json"
+    data = json.loads(state_file.read_text())
+    data["serial"] = "OTHER"
+    state_file.write_text(json.dumps(data))
+    stderr = serve_refuses(damaged)
+    assert f"iemdcr-sim: {state_file}: holds meter 'OTHER', but its folder is '{SERIAL}'" in stderr
+
+
 @pytest.mark.parametrize(
     ("key", "value", "problem"),
     [

@@ -24,7 +24,8 @@ STATE = NonVolatile(SERIAL, "iem-dcr-125", PEM, 0, 123_456_789, 42, 5, "OCMF|{}|
 
 
 def record(pagination: int, fingerprint: str = "f" * 16, end_rv: str = "00000004.000") -> SignedRecord:
-    return SignedRecord(pagination, "E", f"OCMF|T{pagination}|sig", fingerprint, "tm0", "tm1", "00000000.000", end_rv)
+    ocmf = f'OCMF|{{"PG":"T{pagination}"}}|sig'  # the store checks the payload's PG against the file's
+    return SignedRecord(pagination, "E", ocmf, fingerprint, "tm0", "tm1", "00000000.000", end_rv)
 
 
 def stray_files(root: Path) -> list[Path]:
@@ -187,6 +188,46 @@ def test_unreadable_record_names_its_file_and_the_problem(tmp_path: Path, conten
         memory.history()
 
 
+@pytest.mark.parametrize(
+    ("field", "ocmf_pg", "said"),
+    [(7, "T1", "T1 in the file name, 7 in 'pagination', T1 in the signed OCMF"),
+     (1, "T7", "T1 in the file name, 1 in 'pagination', T7 in the signed OCMF"),
+     (1, None, "T1 in the file name, 1 in 'pagination', none in the signed OCMF")],
+)  # fmt: skip
+def test_a_record_whose_pg_disagrees_with_its_name_or_signed_payload_is_refused(
+    tmp_path: Path, field: int, ocmf_pg: str | None, said: str
+) -> None:
+    time = FakeTime()
+    memory = FileMemory(tmp_path, SERIAL)
+    charge(ready_meter(time, memory), time)
+    (path,) = (memory.folder / "records").iterdir()
+    assert path.name.endswith("-T0000000001.json")
+    data = json.loads(path.read_text())
+    data["pagination"] = field
+    if ocmf_pg != "T1":
+        data["ocmf"] = data["ocmf"].replace('"PG":"T1"', f'"PG":"{ocmf_pg}"' if ocmf_pg else '"XX":"T1"')
+    path.write_text(json.dumps(data))
+    with pytest.raises(DamagedMemory) as damaged:
+        make_meter(time, reopen(memory))  # start-up
+    assert str(damaged.value).startswith(f"{path}: damaged signed record: its PG disagrees ({said})")
+    assert "restore the file from a backup" in str(damaged.value)
+    with pytest.raises(DamagedMemory, match="its PG disagrees"):
+        memory.history()  # a read while running names it the same way
+
+
+def test_a_state_of_another_serial_than_its_folder_is_refused_naming_both(tmp_path: Path) -> None:
+    memory = FileMemory(tmp_path, SERIAL)
+    memory.save(STATE)
+    data = json.loads((memory.folder / "state.json").read_text())
+    data["serial"] = "OTHER"
+    (memory.folder / "state.json").write_text(json.dumps(data))
+    with pytest.raises(DamagedMemory) as damaged:
+        reopen(memory).load()
+    message = str(damaged.value)
+    assert message.startswith(f"{memory.folder / 'state.json'}: holds meter 'OTHER', but its folder is '{SERIAL}'")
+    assert f"Move the folder to {tmp_path / 'OTHER'}" in message
+
+
 def test_a_missing_state_beside_records_refuses_to_start_a_new_meter(tmp_path: Path) -> None:
     time = FakeTime()
     memory = FileMemory(tmp_path, SERIAL)
@@ -239,7 +280,7 @@ def test_every_stored_field_has_a_check() -> None:
 
 # A record file as every twin before the fields took OCMF's names wrote it (json.dumps of the dataclass's fields).
 EARLIER_RECORD_FILE = (
-    '{"pagination": 5, "reason": "E", "ocmf": "OCMF|T5|sig", "key_fingerprint": "ffffffffffffffff", '
+    '{"pagination": 5, "reason": "E", "ocmf": "OCMF|{\\"PG\\":\\"T5\\"}|sig", "key_fingerprint": "ffffffffffffffff", '
     '"begin_tm": "tm0", "end_tm": "tm1", "begin_rv": "00000000.000", "end_rv": "00000004.000", "public_key": "", '
     '"import_uj": 0, "export_uj": 0}'
 )
@@ -337,7 +378,7 @@ def test_reconcile_after_a_crash_between_record_and_state() -> None:
     records = [record(4, own, "00000010.000"), record(5, own, "00000020.500"), record(9, "b" * 16)]
     repaired = reconcile(STATE, records, own)
     assert repaired.next_pagination == 6
-    assert repaired.last_transaction == "OCMF|T5|sig"
+    assert repaired.last_transaction == record(5).ocmf
     assert repaired.import_uj == parse_kwh("00000020.500") * UJ_PER_MWH
     assert (repaired.export_uj, repaired.key_pem) == (STATE.export_uj, STATE.key_pem)
 
