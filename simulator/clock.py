@@ -53,9 +53,10 @@ class SimClock:
 
     Time stays within what a meter can show (``EARLIEST_S`` to ``LATEST_S``): an ``epoch`` outside is
     ``ClockError`` ``bad_epoch``, an ``advance`` past the end ``time_out_of_range``, and auto-jump never jumps
-    past it (a sleeper due later is not woken). Only a running clock can run past it (virtual at the highest
-    rate, 10^6, takes about three days of wall time from today); a meter then shows its last time
-    (model/timefmt.py).
+    past it (a sleeper due later is not woken). A running clock (real, or virtual at a rate) stops at the end:
+    ``now()`` never exceeds ``LATEST_S``, the instant the meters show as their last millisecond
+    (model/timefmt.py). Sleeps are counted in the running time behind it, so a wait begun at the end still
+    lasts its length of (scaled) wall time rather than hang or return at once.
     """
 
     def __init__(
@@ -89,6 +90,11 @@ class SimClock:
     # ---- reading and setting -------------------------------------------------------------------------
 
     def now(self) -> float:
+        """The simulated instant, epoch seconds; stops at ``LATEST_S`` (9998-12-31T23:59:59Z)."""
+        return min(self._running(), LATEST_S)
+
+    def _running(self) -> float:
+        """The time the clock has run to, not stopped at ``LATEST_S``: the measure of sleeps and rate changes."""
         return self._anchor_sim + (self._monotonic() - self._anchor_mono) * self._rate
 
     @property
@@ -109,7 +115,7 @@ class SimClock:
         new_rate = 1.0 if new_mode == "real" else (self._rate if rate is None else float(rate))
         if not new_rate >= 0 or new_rate > 1_000_000:
             raise ClockError("bad_rate", "rate must be a number from 0 to 1000000")
-        self._anchor_sim = self.now()
+        self._anchor_sim = self._running()
         self._anchor_mono = self._monotonic()
         self._mode, self._rate = new_mode, new_rate
         self._wake_due()
@@ -161,7 +167,7 @@ class SimClock:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now() + seconds, next(self._order), future))
+        heapq.heappush(self._sleepers, (self._running() + seconds, next(self._order), future))
         self._reschedule()
         if for_busy:
             self._busy -= 1
@@ -198,7 +204,7 @@ class SimClock:
         self.activity += 1
 
     def _wake_due(self) -> None:
-        now = self.now()
+        now = self._running()
         while self._sleepers and (self._sleepers[0][0] <= now or self._sleepers[0][2].done()):
             _, _, future = heapq.heappop(self._sleepers)
             if not future.done():
@@ -216,7 +222,7 @@ class SimClock:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._timer = loop.call_later(max(0.0, (deadline - self.now()) / self._rate), self._wake_due)
+        self._timer = loop.call_later(max(0.0, (deadline - self._running()) / self._rate), self._wake_due)
 
     # ---- auto-jump -------------------------------------------------------------------------------------
 
@@ -237,7 +243,7 @@ class SimClock:
                 await asyncio.sleep(0)
             deadline = self.next_jump()
             if self.activity == seen and self._busy <= 0 and deadline is not None:
-                gap = deadline - self.now()
+                gap = deadline - self._running()
                 if gap > 0:
                     self._jump(gap)
                 self._wake_due()

@@ -408,3 +408,47 @@ async def test_the_scenario_clock_never_jumps_past_the_end_and_its_jumper_runs_o
     finally:
         late.cancel()
         jumper.cancel()
+
+
+def test_a_running_virtual_clock_stops_at_the_end() -> None:
+    """``serve --clock virtual --epoch 253370764000`` then rate 10^6: a wall millisecond later ``now`` would be
+    past 9998-12-31T23:59:59Z; it stays there, across later reads and rate changes."""
+    clock, mono = fake_clock("virtual", 0.0, 253_370_764_000)
+    clock.set("virtual", 1_000_000)
+    mono.t += 0.0005
+    assert clock.now() == pytest.approx(253_370_764_500) and clock.now() < LATEST_S  # 799 s before the end
+    mono.t += 10.0
+    assert clock.now() == LATEST_S
+    assert clock.as_dict()["now"] == LATEST_S
+    clock.set(rate=1.0)  # a rate change continues from the end, never past it nor back
+    mono.t += 3600.0
+    assert clock.now() == LATEST_S
+    with pytest.raises(ClockError, match="at most 0 seconds are left"):
+        clock.advance(1)
+
+
+def test_a_real_clock_stops_at_the_end() -> None:
+    clock, mono = fake_clock("real", 1.0, 253_370_764_798)
+    mono.t += 1.0
+    assert clock.now() == LATEST_S
+    mono.t += 1000.0
+    assert clock.now() == LATEST_S
+    clock.set("virtual", 1000.0)
+    mono.t += 1.0
+    assert clock.now() == LATEST_S
+
+
+async def test_a_sleep_begun_at_the_end_lasts_its_length_of_running_time() -> None:
+    clock, mono = fake_clock("virtual", 1.0, LATEST_S - 1)
+    mono.t += 5.0
+    assert clock.now() == LATEST_S
+    sleeper = asyncio.create_task(clock.sleep(10))
+    await spin()
+    mono.t += 9.0
+    clock.set(rate=1.0)  # wakes whoever is due
+    await spin()
+    assert not sleeper.done()
+    mono.t += 1.0
+    clock.set(rate=1.0)
+    await asyncio.wait_for(sleeper, GUARD_S)
+    assert clock.now() == LATEST_S
