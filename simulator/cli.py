@@ -243,6 +243,10 @@ def make_state_dir(folder: Path) -> None:
     """Create ``--state-dir`` (and its parents) if missing; exit 2 naming it when that fails."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir(exist_ok) says so only when the name is taken by something not a folder
+        raise fail(
+            f"--state-dir {folder}: is a file, not a folder; give a folder (it is created when missing)"
+        ) from None
     except OSError as exc:
         raise fail(f"--state-dir {folder}: cannot create the folder ({reason(exc)})") from None
 
@@ -259,6 +263,21 @@ def switches_of(assignments: list[str]) -> dict[str, Any]:
         except ValueError as exc:
             raise fail(f"--set {assignment}: {exc}") from None
     return switches.as_dict()
+def unwritable_at_startup(error: StorageError, state_dir: Path | None) -> str:
+    """The one line for a meter's folder that cannot be written while ``serve`` starts: the file or folder, why,
+    and what to do (the process exits, so nothing is retried)."""
+    path = Path(error.path) if error.path else state_dir
+    cause = error.__cause__
+    if isinstance(cause, FileExistsError) and path is not None and path.exists() and not path.is_dir():
+        problem = "is a file, not a folder"
+    elif isinstance(cause, IsADirectoryError):
+        problem = "is a folder, not a file"
+    else:
+        problem = f"cannot be written ({reason(cause) if isinstance(cause, OSError) else error.message})"
+    return (
+        f"{path}: {problem}; serve writes each meter's folder in --state-dir {state_dir} when it starts. Make it "
+        "writable (or move what is in the way), or give another --state-dir"
+    )
 
 
 def build_twin(args: argparse.Namespace) -> Twin:
@@ -277,16 +296,16 @@ def build_twin(args: argparse.Namespace) -> Twin:
                 MeterSpec(port=0 if args.port == 0 else args.port + index, profile=args.profile, switches=switches)
                 for index in range(args.meters)
             ]
-        for index, spec in enumerate(specs):
-            twin.add_meter(spec, index)
+        with twin.storage_failures.held():  # a failed write here is the one line below, not a log line too
+            for index, spec in enumerate(specs):
+                twin.add_meter(spec, index)
     # FleetFileError or a serial used twice (ValueError); a state dir that is damaged, held by another process,
     # of another profile (UnusableFolder) or unwritable (StorageError): docs/persistence.md
     except (ValueError, UnusableFolder) as exc:
         print(f"iemdcr-sim: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except StorageError as exc:
-        print(f"iemdcr-sim: {exc.path or args.state_dir}: {exc.message}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise fail(unwritable_at_startup(exc, args.state_dir)) from None
     return twin
 
 

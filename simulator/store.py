@@ -89,9 +89,32 @@ class FailureLog:
         self._logged_at: float | None = None
         self.failures = 0  # since the last line
         self.failing = False
+        self._holding = False
+        self._held: tuple[Path, OSError] | None = None  # the last failure while held
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Start-up: failures are not logged while building the meters. When building fails the caller reports
+        the failure itself (``serve`` prints one line and exits, so a "retried" promise would be wrong); when it
+        goes on (a repair that waits for the next checkpoint), the last held failure is logged as usual."""
+        self._holding = True
+        try:
+            yield
+        except BaseException:
+            self._held = None
+            raise
+        finally:
+            self._holding = False
+        if self._held is not None:
+            path, exc = self._held
+            self._held, self.failing, self.failures = None, False, self.failures - 1
+            self.failed(path, exc)
 
     def failed(self, path: Path, exc: OSError) -> None:
         self.failures += 1
+        if self._holding:
+            self._held, self.failing = (path, exc), True
+            return
         now = self._monotonic()
         if not self.failing or self._logged_at is None or now - self._logged_at >= FAILURE_LOG_INTERVAL_S:
             log.error(
@@ -105,7 +128,7 @@ class FailureLog:
         self.failing = True
 
     def succeeded(self) -> None:
-        if self.failing:
+        if self.failing and not self._holding:
             log.warning(
                 "writes to the state directory succeed again (%d more failed since the last line)", self.failures
             )
@@ -261,14 +284,6 @@ class FileMemory:
             Signer.from_pem(state.key_pem)
         except Exception as exc:  # ecdsa raises several kinds for a PEM it cannot read
             raise DamagedMemory(state_path, f"key 'key_pem' is not a PEM private key ({exc})", remedy) from None
-        if state.serial != self.folder.name:
-            raise DamagedMemory(
-                state_path,
-                f"holds meter {state.serial!r}, but its folder is {self.folder.name!r}; a meter's folder is named "
-                "after its serial",
-                f"Move the folder to {self.folder.parent / state.serial} if it is that meter's, or restore "
-                f"{STATE_FILE} of {self.folder.name} from a backup",
-            )
         if self.profile is not None and state.profile != self.profile:
             raise WrongProfile(
                 state_path,
@@ -276,6 +291,14 @@ class FileMemory:
                 f"belong to a {state.profile}",
                 f"Ask for profile {state.profile} to serve this meter, or move {self.folder} away (its records stay "
                 f"there) to start a new {self.profile} on purpose",
+            )
+        if state.serial != self.folder.name:
+            raise DamagedMemory(
+                state_path,
+                f"holds meter {state.serial!r}, but its folder is {self.folder.name!r}; a meter's folder is named "
+                "after its serial",
+                f"Move the folder to {self.folder.parent / state.serial} if it is that meter's, or restore "
+                f"{STATE_FILE} of {self.folder.name} from a backup",
             )
         return state
 

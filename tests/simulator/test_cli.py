@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import logging
+import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -192,6 +196,55 @@ def test_a_state_dir_that_cannot_be_created_exits_2_naming_it(
     folder = tmp_path / "file" / "state"
     assert exit_status(["serve", "--port", "0", "--state-dir", str(folder)]) == 2
     assert capsys.readouterr().err == f"iemdcr-sim: --state-dir {folder}: cannot create the folder (Not a directory)\n"
+
+
+@pytest.mark.usefixtures("quiet_logging")
+def test_a_state_dir_that_is_a_file_exits_2_saying_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("", encoding="utf-8")
+    assert exit_status(["serve", "--port", "0", "--state-dir", str(afile)]) == 2
+    assert capsys.readouterr().err == (
+        f"iemdcr-sim: --state-dir {afile}: is a file, not a folder; give a folder (it is created when missing)\n"
+    )
+
+
+def _lock_on_a_read_only_file_system(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.open`` of a meter's lock file fails as on a read-only mount (the test runs as root, so a chmod would
+    not stop it)."""
+    real_open = os.open
+
+    def read_only_lock(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(path).endswith("/lock") and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_lock)
+
+
+@pytest.mark.usefixtures("quiet_logging")
+@pytest.mark.parametrize("case", ["serial_folder_is_a_file", "lock_is_a_folder", "read_only"])
+def test_a_meter_folder_that_cannot_be_written_at_start_up_is_one_line_naming_it_and_what_to_do(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    folder = tmp_path / "1ISA0200000001"
+    if case == "serial_folder_is_a_file":
+        folder.write_text("", encoding="utf-8")
+        named, problem = folder, "is a file, not a folder"
+    elif case == "lock_is_a_folder":
+        (folder / "lock").mkdir(parents=True)
+        named, problem = folder / "lock", "is a folder, not a file"
+    else:
+        cli.build_twin(serve_args("--port", "0", "--state-dir", str(tmp_path), "--seed", "x")).close_memories()
+        _lock_on_a_read_only_file_system(monkeypatch)
+        named, problem = folder / "lock", "cannot be written (Read-only file system)"
+    caplog.set_level(logging.WARNING, logger="iemdcr.store")
+    assert exit_status(["serve", "--port", "0", "--state-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"iemdcr-sim: {named}: {problem}; serve writes each meter's folder in --state-dir {tmp_path} when it "
+        "starts. Make it writable (or move what is in the way), or give another --state-dir\n"
+    )
+    assert [r.getMessage() for r in caplog.records if r.name == "iemdcr.store"] == []  # no "retried" promise
 
 
 def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -171,3 +171,22 @@ def test_the_failure_log_speaks_again_after_its_interval(caplog: pytest.LogCaptu
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2
     assert "(1 failed writes" in lines[0] and "(5 failed writes" in lines[1]
+
+
+def test_failures_held_at_start_up_are_logged_only_when_start_up_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    """``serve`` builds its meters with the log held: a start-up that fails is its own one line (no "retried"
+    promise, the process exits); one that goes on (a repair saved later) logs the held failure once."""
+    caplog.set_level(logging.INFO, logger="iemdcr.store")
+    failures = FailureLog(monotonic=lambda: 0.0)
+    error = OSError(errno.EROFS, "Read-only file system")
+    with pytest.raises(RuntimeError), failures.held():
+        failures.failed(Path("lock"), error)
+        raise RuntimeError("start-up failed")
+    assert caplog.records == []
+    with failures.held():
+        failures.failed(Path("a/state.json"), error)
+        failures.succeeded()  # another meter's write: no "succeed again" line while held
+        failures.failed(Path("b/state.json"), error)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("cannot write b/state.json: Read-only file system (") and "retried" in line
+    assert failures.failing
