@@ -81,7 +81,7 @@ async def answer_and_close(request: web.Request, response: web.StreamResponse) -
     """Send ``response`` now (with ``Connection: close``) and close the connection behind it.
 
     For the 408 after a BodyTimeout. Left to itself, aiohttp would first drain the rest of the body for its
-    ``lingering_time`` (up to another idle timeout on a meter port, 10 s on the control port) and close only
+    ``lingering_time`` (up to another idle timeout on either port, 10 s at most) and close only
     then, so a client reading to the end of the connection saw its answer complete after twice the timeout.
     The answer is written in full before the close (``transport.close`` flushes it); aiohttp then finds the
     response sent and the connection closing, and neither writes again nor drains.

@@ -9,8 +9,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from iemdcr_twin.simulator import cli
 from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.control import view
@@ -659,6 +661,28 @@ async def test_a_body_that_stops_arriving_is_408_and_the_connection_closed_behin
     received = await send_raw(server.host, server.port, head.encode() + partial)
     assert_408_and_closed(received, 0.2)
     assert view.snapshot(twin.slot(S1).meter) == before
+
+
+async def test_the_control_port_drains_a_refused_body_no_longer_than_the_idle_timeout(twin: Twin) -> None:
+    """``serve --idle-timeout 0.2``: a request refused before its body is read (404 here, with 5 of 100 bytes
+    sent) is answered at once, and the connection closes within the idle timeout as on a meter port, not after
+    aiohttp's default lingering time of 10 s. ``send_raw`` reads to the end of the connection (60 s guard)."""
+    runner = cli.control_runner(create_control_app(twin), 0.2)
+    await runner.setup()
+    try:
+        assert runner.server is not None
+        settings = runner.server._kwargs  # what every connection's RequestHandler is built with
+        assert (settings["lingering_time"], settings["keepalive_timeout"]) == (0.2, 0.2)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        head = (
+            "PUT /api/nope HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
+        received = await send_raw("127.0.0.1", site.port, head.encode() + b"12345")
+        assert received.startswith(b"HTTP/1.1 404 ")  # answered, then closed behind it (send_raw saw the end)
+    finally:
+        await runner.cleanup()
+    assert cli.control_runner(create_control_app(twin), 60.0)._kwargs["lingering_time"] == 10.0  # aiohttp's cap
 
 
 # ---- nesting depth (control-api.md §2, meter-api.md §1: deeper than 32 levels is 400 bad_json) -------------
