@@ -22,7 +22,15 @@ from iemdcr_twin.simulator import limits
 from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import EARLIEST_S, LATEST_S, RANGE_TEXT, ClockError, SimClock, check_epoch
 from iemdcr_twin.simulator.conformance import cli as conformance_cli
-from iemdcr_twin.simulator.control.security import TOKEN_ENV, host_arg, is_loopback, origin_arg, token_from_env
+from iemdcr_twin.simulator.control.security import (
+    TOKEN_ENV,
+    EmptyToken,
+    host_arg,
+    is_loopback,
+    origin_arg,
+    token_arg,
+    token_from_env,
+)
 from iemdcr_twin.simulator.fleet import LINGERING_TIME_S, CannotListen, MeterSpec, Twin, reason
 from iemdcr_twin.simulator.fleet_file import load_fleet
 from iemdcr_twin.simulator.log_limits import limit_malformed_request_logs
@@ -202,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"close connections idle or half-open this long, on every port ({limits.IDLE_TIMEOUT_S:g})",
     )
     serve.add_argument(
-        "--control-token", help=f"require Authorization: Bearer TOKEN on the control API (or set {TOKEN_ENV})"
+        "--control-token",
+        type=token_arg,
+        help=f"require Authorization: Bearer TOKEN on the control API (or set {TOKEN_ENV}); not empty",
     )
     serve.add_argument(
         "--allow-host",
@@ -359,6 +369,10 @@ async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM or SIGINT. Exits 2 (SystemExit) for what ``build_twin`` and ``check_host`` refuse;
     raises CannotListen naming the host and the port that cannot be opened (a meter's or the control API's)."""
     check_host(args.host)
+    try:
+        token = token_from_env(args.control_token)
+    except EmptyToken as exc:
+        raise fail(str(exc)) from None
     limits.raise_open_file_limit()
     if args.fleet is None:
         check_open_files(args.meters)  # before building: --meters takes any number
@@ -372,7 +386,6 @@ async def serve(args: argparse.Namespace) -> None:
     loop.set_exception_handler(limits.AcceptErrorLimiter())
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    token = token_from_env(args.control_token)
     app = create_control_app(twin, token=token, allow_hosts=args.allow_host, allow_origins=args.allow_origin)
     runner = control_runner(app, args.idle_timeout)
     try:

@@ -56,11 +56,35 @@ class RouteAccess:
         return None
 
 
+class EmptyToken(ValueError):
+    """A control token given but empty (or blank): it would silently turn authentication off."""
+
+
+def token_arg(text: str) -> str:
+    """``--control-token``: any non-blank text; an empty one is refused rather than taken as "no token"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty token would turn authentication off; give a token, or leave --control-token out to run "
+            "without one"
+        )
+    return text
+
+
 def token_from_env(flag: str | None) -> str | None:
-    """The flag wins; an empty environment variable means no token."""
-    if flag:
+    """The flag wins, else ``IEMDCR_CONTROL_TOKEN``; None when neither is set (no authentication). ``EmptyToken``
+    for a variable that is set but empty or blank: unset it to run without a token."""
+    if flag is not None:
+        token_arg(flag)
         return flag
-    return os.environ.get(TOKEN_ENV) or None
+    value = os.environ.get(TOKEN_ENV)
+    if value is None:
+        return None
+    if not value.strip():
+        raise EmptyToken(
+            f"{TOKEN_ENV} is set but empty, which would turn authentication off; give it a token, or unset it "
+            "to run without one"
+        )
+    return value
 
 
 def token_middleware(token: str, access: RouteAccess) -> Middleware:

@@ -17,11 +17,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from iemdcr_twin.simulator import cli
 from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.control.openapi import app_routes
 from iemdcr_twin.simulator.control.security import (
     TOKEN_ENV,
     BrowserGuard,
+    EmptyToken,
     host_arg,
     host_name,
     origin_arg,
@@ -88,7 +90,32 @@ def test_token_comes_from_the_flag_or_the_environment(monkeypatch: pytest.Monkey
     assert token_from_env(None) == "from-env"
     assert token_from_env("flag") == "flag"
     monkeypatch.setenv(TOKEN_ENV, "")
-    assert token_from_env(None) is None
+    with pytest.raises(EmptyToken, match=f"{TOKEN_ENV} is set but empty"):
+        token_from_env(None)
+    assert token_from_env("flag") == "flag"
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_explicitly_empty_control_token_is_refused_naming_it(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty ``--control-token`` (or ``IEMDCR_CONTROL_TOKEN``) used to turn authentication off silently."""
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "--port", "0", "--control-token", value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --control-token: an empty token would turn authentication off" in err
+
+    monkeypatch.setattr(cli, "configure_logging", lambda fmt: None)  # cli.main would replace pytest's handlers
+    monkeypatch.setenv(TOKEN_ENV, value)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "--port", "0", "--control-port", "0"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"iemdcr-sim: {TOKEN_ENV} is set but empty, which would turn authentication off; give it a token, or "
+        "unset it to run without one\n"
+    )
 
 
 # ---- foreign web pages: media type, Origin, Host, no CORS (control-api.md §2) ---------------------------------
