@@ -175,8 +175,12 @@ NETWORK_RULES: Schema = _object(
 CONTROL_BODIES: dict[str, Schema] = {
     "Load": _object(
         {
-            "current_A": _number(-100_000, 100_000, null=True, description="A; absent or null: unchanged"),
-            "voltage_V": _number(-10_000, 10_000, null=True, description="V; absent or null: unchanged"),
+            "current_A": _number(
+                -100_000, 100_000, null=True, description="A, negative for export; absent or null: unchanged"
+            ),
+            "voltage_V": _number(
+                0, 10_000, null=True, description="V, at least 0 (a DC meter's voltage); absent or null: unchanged"
+            ),
             "ramp_s": _number(0, 31_536_000, null=True, description="seconds of simulated time (default 0)"),
         }
     ),

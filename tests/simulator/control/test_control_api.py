@@ -183,6 +183,23 @@ async def test_put_load_with_ramp(control: Client, device: aiohttp.ClientSession
     assert value["RD"][0]["RV"] == "00000000.055"
 
 
+async def test_a_negative_voltage_is_refused_and_changes_nothing(control: Client, twin: Twin, clock: SimClock) -> None:
+    """A DC meter's voltage is at least 0: -400 V with -100 A used to give +40 kW counted as import."""
+    await ok(await control.put(METER + "/load", json={"current_A": 10, "voltage_V": 400}))
+    before = view.snapshot(twin.slot(S1).meter)
+    body = await expect_error(
+        await control.put(METER + "/load", json={"current_A": -100, "voltage_V": -400}), 400, "bad_value"
+    )
+    assert "voltage_V" in body["message"]
+    assert view.snapshot(twin.slot(S1).meter) == before
+    await ok(await control.put(METER + "/load", json={"current_A": -100, "voltage_V": 0}))  # 0 V is a voltage
+    body = await ok(await control.put(METER + "/load", json={"current_A": -100, "voltage_V": 400}))  # export
+    assert body["power_W"] == -40000.0
+    clock.advance(3600)
+    registers = view.snapshot(twin.slot(S1).meter)["registers"]
+    assert (registers["import_mWh"], registers["export_mWh"]) == (0, 40_000_000)
+
+
 @pytest.mark.parametrize(
     ("raw", "code", "named"),
     [
