@@ -510,7 +510,7 @@ class IemDcrDriver:
         try:
             record: SignedMeterValue = await self._meter.get_transaction()
         except MeterError as error:
-            return _stop_error(f"{error} Maybe no transaction to return?")
+            return _stop_error(f"{error}. Maybe no transaction to return?")
         return self._deliver(record, tid)
 
     def _deliver(self, record: SignedMeterValue, tid: str) -> TransactionStopResponse:

@@ -56,7 +56,11 @@ def _reason(error: BaseException) -> str:
     """The parser's reason as one short line of printable ASCII (it may quote the client's bytes)."""
     cause = error.__cause__ if isinstance(error, web.RequestPayloadError) and error.__cause__ else error
     text = getattr(cause, "message", None) or str(cause) or type(cause).__name__
-    first = str(text).strip().splitlines()[0] if str(text).strip() else type(cause).__name__
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    first = lines[0] if lines else type(cause).__name__
+    if first.endswith(":"):  # "Invalid char in url query:" then the request line, then a caret under the char
+        detail = [line for line in lines[1:] if line.strip("^ ")]
+        first = f"{first} {detail[0]}" if detail else first.rstrip(":")
     printable = "".join(c if " " <= c <= "~" else "?" for c in first)
     return printable[:REASON_CHARS] + ("..." if len(printable) > REASON_CHARS else "")
 

@@ -263,7 +263,7 @@ async def test_stop_falls_back_to_v2(make_meter: MakeMeter, make_driver: MakeDri
 async def test_stop_when_there_never_was_a_transaction(driver: IemDcrDriver) -> None:
     response = await driver.stop_transaction("")
     assert response.status is TransactionRequestStatus.UNEXPECTED_ERROR
-    assert (response.error or "").endswith("Maybe no transaction to return?")
+    assert (response.error or "").endswith("the meter refuses the request itself. Maybe no transaction to return?")
     assert "v2/ocmf/transaction answered 404" in (response.error or "")
 
 

@@ -109,6 +109,22 @@ async def test_a_flood_is_rate_limited_and_the_next_line_counts_what_was_left_ou
     assert line.getMessage().endswith("(41 more since, not logged)")
 
 
+async def test_a_reason_that_ends_in_a_colon_gives_the_parser_s_detail(
+    control: Client, twin: Twin, log_filter: MalformedRequestFilter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp's "Invalid char in url query:" puts the request line on the next line (then a caret): the log
+    line gives it rather than end at the colon."""
+    answer = await send_raw(LOOPBACK, twin.slot("1ISA0200000001").port, b"GET /?a=\x01b HTTP/1.1\r\nHost: x\r\n\r\n")
+    await settle()
+    assert answer.startswith(b"HTTP/1.0 400")
+    (line,) = server_lines(caplog)
+    text = line.getMessage()
+    assert not text.rstrip().endswith(":"), text
+    assert text.startswith("refused a malformed HTTP request from 127.0.0.1: Invalid char in url query: b'GET /?a="), (
+        text
+    )
+
+
 def test_other_server_records_pass_unchanged(log_filter: MalformedRequestFilter) -> None:
     """A real bug in a handler keeps its traceback: only the parser's refusals are shortened."""
     try:
