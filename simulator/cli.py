@@ -273,6 +273,8 @@ def switches_of(assignments: list[str]) -> dict[str, Any]:
         except ValueError as exc:
             raise fail(f"--set {assignment}: {exc}") from None
     return switches.as_dict()
+
+
 def unwritable_at_startup(error: StorageError, state_dir: Path | None) -> str:
     """The one line for a meter's folder that cannot be written while ``serve`` starts: the file or folder, why,
     and what to do (the process exits, so nothing is retried)."""
