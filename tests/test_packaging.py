@@ -172,3 +172,28 @@ def test_the_two_readme_commands_use_separate_venvs_and_ci_runs_the_test_command
     assert "-m pytest" in test
     ci = [line.strip() for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
     assert test in ci, ".ci/run must run the README's test command exactly"
+
+
+@pytest.mark.e2e  # starts Python from the repository root
+def test_a_source_checkout_imports_its_own_driver_and_simulator_without_an_install() -> None:
+    """Run from the repository root, the checkout's ``iemdcr_twin/`` comes first on sys.path (the current folder);
+    ``-S`` leaves out site-packages (and so any editable finder), yet both subpackages resolve to the checkout."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            "-c",
+            "import importlib.util as u; print(u.find_spec('iemdcr_twin.driver').origin); "
+            "print(u.find_spec('iemdcr_twin.simulator').origin)",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [Path(line).resolve() for line in done.stdout.splitlines()] == [
+        REPO / "driver" / "__init__.py",
+        REPO / "simulator" / "__init__.py",
+    ]
