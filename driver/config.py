@@ -17,6 +17,9 @@ from iemdcr_twin.driver.clock import Clock, RealClock
 _OFFSET = re.compile(r"[+-](?:[01][0-9]|2[0-3])[0-5][0-9]", re.ASCII)
 _ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*", re.ASCII)
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*", re.ASCII)
+# Files of the zone database that are no fixed region: `localtime` and `posixrules` are whatever zone the host was
+# set up with, `Factory` is a placeholder ("-00"). zoneinfo loads them, but the host's zone must play no part.
+_HOST_ZONE_NAMES = frozenset({"localtime", "posixrules", "factory"})
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,11 @@ def _parse_timezone(text: str) -> tzinfo | None:
     """None for a `±HHMM` offset, the ZoneInfo for an IANA zone name; ValueError naming the key otherwise."""
     if _OFFSET.fullmatch(text):
         return None
+    if text.casefold() in _HOST_ZONE_NAMES:
+        raise ValueError(
+            f"timezone: {text!r} is the host's own zone or no zone at all, and the host's zone plays no part in "
+            "the driver; give an offset of the form ±HHMM (e.g. +0100) or an IANA zone name (e.g. Europe/Berlin)"
+        )
     if _ZONE_NAME.fullmatch(text) and ".." not in text:
         try:
             return zoneinfo.ZoneInfo(text)

@@ -186,3 +186,14 @@ async def test_start_prints_the_record_of_the_transaction_it_ended(slot: MeterSl
     assert data["transaction_id"] == ""  # a new process does not know which transaction it was
     assert data["signed_meter_value"]["signed_meter_data"] == slot.meter.records[0].ocmf  # type: ignore[index]
     assert lines[1] == {"status": "OK", "error": ""}
+
+
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory"])
+async def test_host_dependent_zone_names_are_refused_naming_the_flag(
+    zone: str, clock: SimClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        await cli.run(["--url", "http://x:1", "--timezone", zone, "stop"], clock=clock)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--timezone" in err and "host" in err

@@ -147,3 +147,11 @@ def test_bad_urls(url: str) -> None:
 def test_clock_must_have_now_and_sleep() -> None:
     with pytest.raises(ValueError, match=r"^clock:"):
         DriverConfig(clock=object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("tz", ["localtime", "posixrules", "Factory", "LOCALTIME"])
+def test_host_dependent_zone_names_are_refused(tz: str) -> None:
+    """`localtime` and `posixrules` are whatever the host set up (its own zone), `Factory` is no zone at all: the
+    host's zone plays no part in the driver, so these names are refused even where the zone database has them."""
+    with pytest.raises(ValueError, match=r"^timezone: .*host"):
+        DriverConfig(timezone=tz)
