@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from iemdcr_twin import __version__
 from iemdcr_twin.driver.clock import Clock
-from iemdcr_twin.driver.config import DriverConfig
+from iemdcr_twin.driver.config import REQUEST_TIMEOUT_MAX_S, DriverConfig
 from iemdcr_twin.driver.driver import IemDcrDriver
 from iemdcr_twin.driver.events import COMMUNICATION_FAULT_RAISED, INITIALISED, POWERMETER, TRANSACTION_ENDED
 from iemdcr_twin.driver.types import (
@@ -53,18 +53,30 @@ _ASCII_INT = re.compile(r"-?[0-9]+", re.ASCII)
 _ASCII_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
 
 
+_PRINTABLE_ASCII_WORD = re.compile(r"[\x21-\x7e]+", re.ASCII)
+
+
 def _ascii_number(pattern: re.Pattern[str], convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    """A flag's parser: `what` says what the flag takes. "ASCII digits" is named only when the text has other
+    characters (Unicode digits, whitespace): `-1` or `1e9` for --timeout-s are ASCII, just not a value it takes."""
+
     def parse(text: str) -> Any:
         if not pattern.fullmatch(text):
-            raise argparse.ArgumentTypeError(f"must be {what} in ASCII digits, got {text!r}")
-        return convert(text)
+            how = "" if _PRINTABLE_ASCII_WORD.fullmatch(text) else ", written in ASCII digits"
+            raise argparse.ArgumentTypeError(f"must be {what}{how}, got {text!r}")
+        try:
+            return convert(text)
+        except ValueError:  # int() refuses more than 4300 digits
+            raise argparse.ArgumentTypeError(f"must be {what}, got {len(text)} digits") from None
 
     parse.__name__ = what
     return parse
 
 
 ascii_int = _ascii_number(_ASCII_INT, int, "an integer")
-ascii_seconds = _ascii_number(_ASCII_DECIMAL, float, "a number")
+ascii_seconds = _ascii_number(
+    _ASCII_DECIMAL, float, f"a number of seconds above 0 and at most {REQUEST_TIMEOUT_MAX_S} (e.g. 5 or 0.5)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=10000,
         help="how long to keep asking for a record the meter is still signing, 250..600000 (10000)",
     )
-    parser.add_argument("--timeout-s", type=ascii_seconds, default=5.0, help="per-request timeout in s (5)")
+    parser.add_argument(
+        "--timeout-s",
+        type=ascii_seconds,
+        default=5.0,
+        help=f"per-request timeout in s, above 0, at most {REQUEST_TIMEOUT_MAX_S} (5)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log driver activity to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
 

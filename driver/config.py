@@ -17,6 +17,10 @@ from iemdcr_twin.driver.clock import Clock, RealClock
 _OFFSET = re.compile(r"[+-](?:[01][0-9]|2[0-3])[0-5][0-9]", re.ASCII)
 _ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*", re.ASCII)
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*", re.ASCII)
+# The longest per-request timeout: an hour. A meter answers in well under a second; a longer wait is a typo, and
+# an unbounded one (1e9 s, inf) would make a hung request indistinguishable from a hung driver.
+REQUEST_TIMEOUT_MAX_S = 3600
+
 # Files of the zone database that are no fixed region: `localtime` and `posixrules` are whatever zone the host was
 # set up with, `Factory` is a placeholder ("-00"). zoneinfo loads them, but the host's zone must play no part.
 _HOST_ZONE_NAMES = frozenset({"localtime", "posixrules", "factory"})
@@ -43,7 +47,7 @@ class DriverConfig:
     US: bool = False
     # Python-only settings.
     signature_timeout_ms: int = 10000
-    request_timeout_s: float = 5.0  # per HTTP request, all of it (fix 5)
+    request_timeout_s: float = 5.0  # per HTTP request, all of it (fix 5); above 0, at most REQUEST_TIMEOUT_MAX_S
     clock: Clock = field(default_factory=RealClock, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,8 +73,15 @@ class DriverConfig:
         _check_bool(self, "US")
         _check_int(self, "signature_timeout_ms", 250, 600000)
         timeout = self.request_timeout_s
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ValueError(f"request_timeout_s: must be a number of seconds > 0, got {timeout!r}")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout <= REQUEST_TIMEOUT_MAX_S
+        ):
+            raise ValueError(
+                f"request_timeout_s: must be a number of seconds above 0 and at most {REQUEST_TIMEOUT_MAX_S}, "
+                f"got {timeout!r}"
+            )
         if not (callable(getattr(self.clock, "now", None)) and callable(getattr(self.clock, "sleep", None))):
             raise ValueError("clock: must have now() and async sleep(seconds)")
 

@@ -197,3 +197,39 @@ async def test_host_dependent_zone_names_are_refused_naming_the_flag(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--timezone" in err and "host" in err
+
+
+@pytest.mark.parametrize("value", ["-1", "1e9", "inf", "99999999999", "3600.5"])
+async def test_timeout_s_out_of_range_says_what_it_takes_not_ascii_digits(
+    value: str, clock: SimClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-1` and `1e9` are ASCII; the message names the range (above 0, at most 3600 s) and no ASCII digits."""
+    with pytest.raises(SystemExit) as exit_info:
+        await cli.run(["--url", "http://x:1", "--timeout-s", value, "stop"], clock=clock)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--timeout-s" in err and "above 0 and at most 3600" in err and "ASCII" not in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--retries", "1e3"), ("--retries", "1.5"), ("--count", "x1"), ("--signature-timeout-ms", "9" * 5000)],
+)
+async def test_ascii_text_that_is_no_integer_is_not_called_non_ascii(
+    flag: str, value: str, clock: SimClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = (
+        ["--url", "http://x:1", flag, value, "stop"]
+        if flag != "--count"
+        else ["--url", "http://x:1", "monitor", flag, value]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        await cli.run(argv, clock=clock)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and "must be an integer" in err and "ASCII" not in err
+
+
+async def test_timeout_s_up_to_an_hour_is_accepted() -> None:
+    args = cli.build_parser().parse_args(["--url", "http://x:1", "--timeout-s", "3600", "stop"])
+    assert cli.config_from_args(args).request_timeout_s == 3600.0

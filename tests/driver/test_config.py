@@ -60,6 +60,8 @@ def test_defaults_match_the_manifest() -> None:
         ("signature_timeout_ms", 600001),
         ("signature_timeout_ms", "10000"),
         ("request_timeout_s", 0),
+        ("request_timeout_s", 3600.5),
+        ("request_timeout_s", float("inf")),
         ("request_timeout_s", "5"),
     ],
 )
