@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     start = commands.add_parser("start", help="start a transaction")
     start.add_argument("--evse-id", default="", help="must be empty or equal to CI")
-    start.add_argument("--transaction-id", required=True)
+    start.add_argument("--transaction-id", required=True, help="the transaction's ID, not empty")
     start.add_argument(
         "--id-status",
         default=OCMFUserIdentificationStatus.NOT_ASSIGNED.value,
@@ -222,6 +222,8 @@ async def run(argv: list[str], *, clock: Clock | None = None, out: TextIO | None
         parser.error(message)
     if args.command == "monitor" and args.count is not None and args.count < 1:
         parser.error("--count: must be at least 1")
+    if args.command == "start" and not args.transaction_id:
+        parser.error("--transaction-id: must not be empty; it names the transaction (and is the OCMF ID by default)")
 
     drv = IemDcrDriver(config)
     try:

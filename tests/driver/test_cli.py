@@ -233,3 +233,13 @@ async def test_ascii_text_that_is_no_integer_is_not_called_non_ascii(
 async def test_timeout_s_up_to_an_hour_is_accepted() -> None:
     args = cli.build_parser().parse_args(["--url", "http://x:1", "--timeout-s", "3600", "stop"])
     assert cli.config_from_args(args).request_timeout_s == 3600.0
+
+
+async def test_start_refuses_an_empty_transaction_id_naming_the_flag(
+    clock: SimClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--transaction-id is required for `start`: an empty one is as good as none and begins no transaction."""
+    with pytest.raises(SystemExit) as exit_info:
+        await cli.run(["--url", "http://x:1", "start", "--transaction-id", ""], clock=clock)
+    assert exit_info.value.code == 2
+    assert "--transaction-id" in capsys.readouterr().err
