@@ -136,8 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--id-flag", action="append", default=[], choices=[m.value for m in OCMFIdentificationFlags])
     start.add_argument("--tariff-text", default=None)
 
-    stop = commands.add_parser("stop", help="stop the transaction (or fetch the last record)")
-    stop.add_argument("--transaction-id", default="", help="ignored by the meter, as in EVerest")
+    stop = commands.add_parser(
+        "stop",
+        help="stop the transaction (or fetch the last record)",
+        description=(
+            "Stop the running transaction and print its record, or, with none running, the meter's last record. "
+            "Each call is a new process that knows nothing of earlier calls: after a refused start, stop returns "
+            "the meter's last record, which may be an earlier transaction's (EVerest's fallback after a driver "
+            "restart). Check the record's ID and PG before using it."
+        ),
+    )
+    stop.add_argument(
+        "--transaction-id",
+        default="",
+        help="not sent to the meter and not checked against the record, as in EVerest",
+    )
     return parser
 
 

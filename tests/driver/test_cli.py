@@ -243,3 +243,15 @@ async def test_start_refuses_an_empty_transaction_id_naming_the_flag(
         await cli.run(["--url", "http://x:1", "start", "--transaction-id", ""], clock=clock)
     assert exit_info.value.code == 2
     assert "--transaction-id" in capsys.readouterr().err
+
+
+async def test_stop_help_says_a_new_process_returns_the_last_record(
+    clock: SimClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each CLI call is a new driver: fix 13 cannot apply across calls, and the help says what stop gives then."""
+    with pytest.raises(SystemExit) as exit_info:
+        await cli.run(["--url", "http://x:1", "stop", "--help"], clock=clock)
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "new process" in text and "refused start" in text and "last record" in text
+    assert "not checked against the record" in text and "ID and PG" in text
