@@ -92,6 +92,15 @@ ENTRY: Schema = _obj(
     latency_ms=NUMBER,
     findings={"type": "array", "items": STRING},
 )
+EVIDENCE_ENTRY: Schema = _obj(
+    seq=INTEGER,
+    sim_time=NUMBER,
+    method=STRING,
+    path=STRING,
+    body={"description": 'the body as received, a text longer than 300 characters cut with "..."'},
+    status=ENTRY["properties"]["status"],
+    error={"type": ["string", "null"]},
+) | {"description": "the journal entry a finding points at, as the report keeps it (no wall_time or latency_ms)"}
 VERDICT: Schema = {"enum": ["PASS", "WARN", "FAIL", "NOT_EXERCISED"]}
 FINDING: Schema = _obj(
     False,
@@ -101,7 +110,7 @@ FINDING: Schema = _obj(
     message=STRING,
     sim_time=NUMBER,
     seq={"type": ["integer", "null"]},
-    entry=_nullable(_ref("JournalEntry")),
+    entry=_nullable(_ref("EvidenceEntry")),
     detail=_map({}),
 ) | {"required": ["check", "code", "verdict", "message", "sim_time", "seq", "entry"]}
 
@@ -216,6 +225,7 @@ RESPONSES: dict[str, Schema] = {
         pending_sleepers=INTEGER,
     ),
     "JournalEntry": ENTRY,
+    "EvidenceEntry": EVIDENCE_ENTRY,
     "Journal": _obj(entries={"type": "array", "items": _ref("JournalEntry")}, last_seq=INTEGER),
     "Cleared": _obj(cleared={"const": True}),
     "Record": _obj(
