@@ -21,6 +21,9 @@ from nacl.signing import SigningKey, VerifyKey
 ALGORITHM = "Ed25519"
 KEY_FILE = "lab-ed25519.key"
 PUBLIC_FILE = "lab-ed25519.pub"
+DOCUMENT_KEYS = ("report", "signature")
+SIGNATURE_KEYS = ("algorithm", "public_key", "fingerprint", "value")
+HEX_FIELDS = {"public_key": 64, "fingerprint": 16, "value": 128}  # lowercase hex digits, as sign_report writes
 
 
 class SigningError(ValueError):
@@ -107,11 +110,23 @@ def verify_document(document: Any, pinned: bytes | str | None = None) -> Verific
     if not isinstance(document, dict) or not isinstance(document.get("signature"), dict) or "report" not in document:
         return Verification(False, None, "not a signed conformance report (needs 'report' and 'signature')")
     block = document["signature"]
+    unknown = _unknown_key(document, DOCUMENT_KEYS, "") or _unknown_key(block, SIGNATURE_KEYS, "signature.")
+    if unknown is not None:
+        return Verification(False, None, unknown)
     if block.get("algorithm") != ALGORITHM:
         return Verification(False, None, f"unsupported signature algorithm {block.get('algorithm')!r}")
+    for name, digits in HEX_FIELDS.items():
+        value = block.get(name)
+        if not (isinstance(value, str) and len(value) == digits and _is_hex(value)):
+            return Verification(
+                False,
+                None,
+                f"malformed signature.{name}: {digits} lowercase hex digits required (as the report writer emits "
+                f"them), got {str(value)[:100]!r}",
+            )
     try:
-        public = bytes.fromhex(str(block.get("public_key")))
-        signature = bytes.fromhex(str(block.get("value")))
+        public = bytes.fromhex(block["public_key"])
+        signature = bytes.fromhex(block["value"])
         verify_key = VerifyKey(public)
     except (ValueError, TypeError) as exc:
         return Verification(False, None, f"malformed public key or signature: {exc}")
@@ -127,6 +142,18 @@ def verify_document(document: Any, pinned: bytes | str | None = None) -> Verific
     except (BadSignatureError, ValueError):
         return Verification(False, print_, "the signature does not match the report: it was altered or mis-signed")
     return Verification(True, print_, "signature valid")
+
+
+def _unknown_key(block: dict[str, Any], known: tuple[str, ...], where: str) -> str | None:
+    """The refusal of a key outside ``known`` (nothing outside the signed report may add to what a reader sees)."""
+    allowed = ", ".join(where + name for name in known)
+    for key in block:
+        if key not in known:
+            return (
+                f"unknown key {where}{str(key)[:100]!r}: a signed report has only {allowed} "
+                "(text outside the signed report is not covered by the signature)"
+            )
+    return None
 
 
 def parse_pinned_key(text: str) -> bytes | str:

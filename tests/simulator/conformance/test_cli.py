@@ -103,3 +103,13 @@ def test_verify_refuses_a_key_given_twice(tmp_path: Path, capsys: pytest.Capture
     out.write_text(nested)
     assert main(["conformance", "verify", str(out)]) == 1
     assert "the key 'serial' appears twice" in capsys.readouterr().err
+
+
+def test_verify_refuses_text_beside_the_signed_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = sign_report({"format": "iemdcr-conformance/1", "verdict": "FAIL"}, SigningKey.generate())
+    out = tmp_path / "report.json"
+    out.write_text(json.dumps({"verdict": "PASS", "note": "all checks passed", **document}))
+    assert main(["conformance", "verify", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "signature valid" not in captured.out
+    assert f"{out}: INVALID: unknown key 'verdict'" in captured.err

@@ -79,3 +79,24 @@ def test_lab_key_is_created_private_then_reused(tmp_path: Path) -> None:
     assert (tmp_path / "state" / PUBLIC_FILE).read_text().strip() == key.verify_key.encode().hex()
     again, created_again = load_or_create_key(path)
     assert not created_again and again.encode() == key.encode()
+
+
+def test_keys_outside_the_signed_report_are_refused_by_name() -> None:
+    document = sign_report(REPORT, SigningKey.generate())
+    beside = {"verdict": "PASS", "note": "all checks passed", **document}
+    result = verify_document(beside)
+    assert not result.valid and "unknown key 'verdict'" in result.reason
+    inside = copy.deepcopy(document)
+    inside["signature"]["comment"] = "reviewed"
+    result = verify_document(inside)
+    assert not result.valid and "unknown key signature.'comment'" in result.reason
+
+
+def test_signature_hex_must_be_lowercase_for_every_field() -> None:
+    document = sign_report(REPORT, SigningKey.generate())
+    for name in ("fingerprint", "value", "public_key"):
+        upper = copy.deepcopy(document)
+        upper["signature"][name] = upper["signature"][name].upper()
+        result = verify_document(upper)
+        assert not result.valid, name
+        assert f"signature.{name}" in result.reason and "lowercase hex" in result.reason, result.reason
