@@ -106,9 +106,20 @@ def _report(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     except OSError as exc:
         raise CliError(f"cannot write {out}: {exc}") from None
-    print(render_text(report), end="")
-    print(f"\nSigned by lab key {document['signature']['fingerprint']}; written to {out}")
+    _say(render_text(report) + f"\nSigned by lab key {document['signature']['fingerprint']}; written to {out}\n")
     return 0
+
+
+def _say(text: str) -> None:
+    """Print to stdout; a reader that went away (``| head -1``) is no error: the rest of the output is dropped
+    (stdout goes to /dev/null, so the flush at exit cannot fail either) and the command's status stands."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 async def fetch_report(
@@ -161,8 +172,10 @@ def _verify(args: argparse.Namespace) -> int:
     report = document["report"]
     meter = report.get("meter", {}) if isinstance(report, dict) else {}
     verdict = report.get("verdict") if isinstance(report, dict) else None
-    print(f"{path}: signature valid; signer fingerprint {result.fingerprint}")
-    print(f"meter {meter.get('serial')}: overall verdict {verdict}")
+    _say(
+        f"{path}: signature valid; signer fingerprint {result.fingerprint}\n"
+        f"meter {meter.get('serial')}: overall verdict {verdict}\n"
+    )
     return 0
 
 

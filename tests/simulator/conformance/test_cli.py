@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +115,42 @@ def test_verify_refuses_text_beside_the_signed_report(tmp_path: Path, capsys: py
     captured = capsys.readouterr()
     assert "signature valid" not in captured.out
     assert f"{out}: INVALID: unknown key 'verdict'" in captured.err
+
+
+async def run_into_a_closed_pipe(*argv: str) -> tuple[int, str]:
+    """The CLI in a process whose stdout is a pipe nobody reads any more (``| head -1`` after its line)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "iemdcr_twin.simulator", *argv, stdout=write_end, stderr=asyncio.subprocess.PIPE
+        )
+    finally:
+        os.close(write_end)
+    _, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+@pytest.mark.e2e
+async def test_report_into_a_closed_pipe_exits_quietly(lab: Lab, tmp_path: Path) -> None:
+    await lab.init()
+    out = tmp_path / "report.json"
+    key = str(tmp_path / KEY_FILE)
+    status, err = await run_into_a_closed_pipe(
+        "conformance", "report", "--url", control_url(lab), "--serial", SERIAL, "--out", str(out), "--key", key
+    )
+    assert "BrokenPipeError" not in err and "Traceback" not in err, err
+    assert status == 0
+    assert json.loads(out.read_text())["report"]["meter"]["serial"] == SERIAL
+
+
+def test_verify_into_a_closed_pipe_exits_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "report.json"
+    out.write_text(json.dumps(sign_report({"format": "iemdcr-conformance/1"}, SigningKey.generate())))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "w") as closed:
+        monkeypatch.setattr(sys, "stdout", closed)
+        assert main(["conformance", "verify", str(out)]) == 0
+        closed.flush()  # what the interpreter does at exit: no BrokenPipeError left for it
