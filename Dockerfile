@@ -1,6 +1,6 @@
 # The IEM-DCR twin as a container: one meter by default, meter API on 8080, control API and dashboard on 8090.
 #   docker build -t iemdcr-twin .
-#   docker run --rm -p 8080:8080 -p 8090:8090 -v iemdcr-state:/var/lib/iemdcr/state iemdcr-twin
+#   docker run --rm -p 127.0.0.1:8080:8080 -p 127.0.0.1:8090:8090 -v iemdcr-state:/var/lib/iemdcr/state iemdcr-twin
 # More meters: append flags, e.g. `docker run ... iemdcr-twin iemdcr-sim serve --host 0.0.0.0 --meters 3 ...`.
 # The base image is a build argument so labs can use a mirrored or pinned image (docs/docker.md).
 ARG BASE_IMAGE=python:3.11-slim

@@ -8,6 +8,7 @@ import errno
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -429,6 +430,20 @@ def test_the_compose_lab_and_the_image_commands_parse_and_the_lab_allows_its_ser
     dockerfile = (repo / "Dockerfile").read_text(encoding="utf-8")
     image_command = json.loads(dockerfile.rsplit("\nCMD ", 1)[1].replace("\\\n", ""))
     assert cli.build_parser().parse_args(image_command[1:]).host == "0.0.0.0"
+
+
+def test_every_docker_run_shown_publishes_on_loopback_only() -> None:
+    """The image serves the control API without a token: a command that publishes on every interface (``-p
+    8090:8090``) would open it to the network, so each one shown binds 127.0.0.1 (docs/docker.md)."""
+    repo = Path(__file__).resolve().parents[2]
+    shown = [repo / "Dockerfile", repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
+    published = []
+    for path in shown:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "docker run" in line:
+                published += [(path.name, spec) for spec in re.findall(r"(?:-p|--publish)[ =](\S+)", line)]
+    assert ("Dockerfile", "127.0.0.1:8090:8090") in published
+    assert [(name, spec) for name, spec in published if not spec.startswith("127.0.0.1:")] == []
 
 
 @pytest.mark.e2e  # starts a fresh interpreter: only there is the import graph of ``serve`` visible
