@@ -448,9 +448,17 @@ CATALOGUE: tuple[Operation, ...] = (
         query=(
             _query("format", {"enum": ["json", "safe-xml"]}, "safe-xml: the Transparenzsoftware's XML container"),
             _query("pg", {"type": "string", "pattern": "^T(0|[1-9][0-9]{0,9})$"}, "only this pagination (PG)"),
-            _query("key", {"type": "string"}, "only records of this key fingerprint"),
+            _query(
+                "key",
+                {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+                "only records of this key fingerprint (16 lowercase hex digits)",
+            ),
         ),
-        errors={"404": "unknown meter, or no record matches pg/key (unknown_record)", "503": DAMAGED_RECORD},
+        errors={
+            "400": "bad_query: format, pg or key out of form, or given more than once (the message names it)",
+            "404": "unknown meter, or no record matches pg/key (unknown_record)",
+            "503": DAMAGED_RECORD,
+        },
     ),
     Operation(
         "post",

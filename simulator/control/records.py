@@ -26,6 +26,17 @@ FORMATS = ("json", "safe-xml")
 PG_PATTERN = re.compile(r"T(0|[1-9][0-9]{0,9})")
 """``?pg=``: T and a pagination number from 0 to MAX_PG without leading zeros (the OpenAPI document's pattern)."""
 MAX_PG = 10**10 - 1
+KEY_PATTERN = re.compile(r"[0-9a-f]{16}")
+"""``?key=``: a key fingerprint, the first 16 hex digits of SHA-256 over the key, lowercase (ocmf.Signer)."""
+
+
+def query_once(request: web.Request, name: str) -> str | None:
+    """The query parameter ``name``, or None; 400 bad_query naming it when it is given more than once (which
+    one would count is a guess the twin does not make)."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise ControlError(400, "bad_query", f"{name} is given {len(values)} times; give it at most once")
+    return values[0] if values else None
 
 
 def public_key_of(meter: Meter, record: SignedRecord) -> str | None:
@@ -76,7 +87,7 @@ def safe_xml(meter: Meter, records: list[SignedRecord]) -> str:
 
 def _select(request: web.Request, meter: Meter) -> list[SignedRecord]:
     records = list(meter.records)
-    pg = request.query.get("pg")  # OCMF PG: "T" and the pagination number
+    pg = query_once(request, "pg")  # OCMF PG: "T" and the pagination number
     if pg is not None:
         match = PG_PATTERN.fullmatch(pg)
         if match is None:
@@ -88,8 +99,15 @@ def _select(request: web.Request, meter: Meter) -> list[SignedRecord]:
             )
         pagination = int(match.group(1))
         records = [record for record in records if record.pagination == pagination]
-    fingerprint = request.query.get("key")  # the fingerprint of the key that signed
+    fingerprint = query_once(request, "key")  # the fingerprint of the key that signed
     if fingerprint is not None:
+        if KEY_PATTERN.fullmatch(fingerprint) is None:
+            raise ControlError(
+                400,
+                "bad_query",
+                "key must be a key fingerprint: 16 lowercase hex digits, e.g. 0123456789abcdef;"
+                f" got {fingerprint[:20]!r}",
+            )
         records = [record for record in records if record.key_fingerprint == fingerprint]
     if (pg is not None or fingerprint is not None) and not records:
         raise ControlError(404, "unknown_record", "no signed record matches pg/key")
@@ -98,7 +116,8 @@ def _select(request: web.Request, meter: Meter) -> list[SignedRecord]:
 
 async def get_records(request: web.Request) -> web.StreamResponse:
     meter = slot_of(request).meter
-    fmt = request.query.get("format", "json")
+    fmt = query_once(request, "format")
+    fmt = "json" if fmt is None else fmt
     if fmt not in FORMATS:
         raise ControlError(400, "bad_query", f"format must be one of {', '.join(FORMATS)}")
     records = _select(request, meter)

@@ -196,7 +196,8 @@ async def test_safe_xml_of_one_record(control: Client, twin: Twin, tmp_path: Pat
         ("?pg=5", 400, "bad_query", "pg"),
         ("?pg=T01", 400, "bad_query", "pg"),
         ("?pg=T99", 404, "unknown_record", "pg"),
-        ("?key=nope", 404, "unknown_record", "key"),
+        ("?key=nope", 400, "bad_query", "key"),
+        ("?key=0123456789abcdef", 404, "unknown_record", "key"),
     ],
 )
 async def test_bad_record_queries(control: Client, twin: Twin, query: str, status: int, code: str, word: str) -> None:
@@ -282,3 +283,28 @@ def test_records_written_before_public_keys_were_kept_still_load() -> None:
     memory = RamMemory()
     memory.add_record(record)
     assert memory.history() == [record]
+
+
+@pytest.mark.parametrize("key", ["zz", "0123456789ABCDEF", "0123456789abcde", "0123456789abcdef0"])
+async def test_a_key_out_of_form_is_400_naming_the_form(control: Client, twin: Twin, key: str) -> None:
+    charge(twin.slot(S1).meter, twin.clock, current=50.0, seconds=600.0, init=True)
+    body = await json_error(await control.get(f"{METER}/records", params={"key": key}), 400, "bad_query")
+    assert body["message"] == (
+        f"key must be a key fingerprint: 16 lowercase hex digits, e.g. 0123456789abcdef; got {key!r}"
+    )
+
+
+async def test_a_well_formed_unknown_key_is_404(control: Client, twin: Twin) -> None:
+    charge(twin.slot(S1).meter, twin.clock, current=50.0, seconds=600.0, init=True)
+    await json_error(await control.get(f"{METER}/records?key=0123456789abcdef"), 404, "unknown_record", "key")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["pg=T1&pg=T2", "key=0123456789abcdef&key=0123456789abcdef", "format=json&format=safe-xml", "pg=T1&pg=T1"],
+)
+async def test_a_query_parameter_given_twice_is_400_naming_it(control: Client, twin: Twin, query: str) -> None:
+    charge(twin.slot(S1).meter, twin.clock, current=50.0, seconds=600.0, init=True)
+    name = query.split("=", 1)[0]
+    body = await json_error(await control.get(f"{METER}/records?{query}"), 400, "bad_query")
+    assert body["message"] == f"{name} is given 2 times; give it at most once"
