@@ -92,7 +92,8 @@ def render_text(report: dict[str, Any]) -> str:
         "",
     ]
     for check in report.get("checks", []):
-        lines.append(f"{check['verdict']:<14} {check['title']}  [{check['id']}, exercised {check['exercised']}]")
+        counts = f"situation arose {check['exercised']} time(s), {check['findings']} finding(s)"  # JSON: exercised
+        lines.append(f"{check['verdict']:<14} {check['title']}  [{check['id']}: {counts}]")
     for check in report.get("checks", []):
         if not check["evidence"]:
             continue

@@ -226,6 +226,21 @@ async def test_text_rendering_names_each_check_and_the_evidence(lab: Lab) -> Non
     assert "NOT_EXERCISED" in text
 
 
+async def test_text_rendering_says_what_each_count_counts(lab: Lab) -> None:
+    """``exercised`` is how often the situation arose (here: gw written once in the power cycle); the repeated
+    writes are the findings, so the check's line gives both numbers, each with its name."""
+    await lab.init()
+    for _ in range(3):
+        assert await lab.post("gw", lab.gw_body()) == 428
+    resp = await lab.control.get(f"/api/meters/{SERIAL}/conformance?format=text")
+    lines = (await resp.text()).splitlines()
+    line = next(line for line in lines if "[gw_once_per_power_cycle" in line)
+    assert line.startswith("FAIL ")
+    assert line.endswith("[gw_once_per_power_cycle: situation arose 1 time(s), 3 finding(s)]"), line
+    assert "FAIL gw_once_per_power_cycle: 3 finding(s)" in lines
+    assert not any("exercised" in line for line in lines)
+
+
 async def test_bad_format_and_unknown_meter_are_4xx(lab: Lab) -> None:
     resp = await lab.control.get(f"/api/meters/{SERIAL}/conformance?format=pdf")
     assert resp.status == 400 and (await resp.json())["error"] == "bad_query"
