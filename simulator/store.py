@@ -94,9 +94,10 @@ class FailureLog:
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        """Start-up: failures are not logged while building the meters. When building fails the caller reports
-        the failure itself (``serve`` prints one line and exits, so a "retried" promise would be wrong); when it
-        goes on (a repair that waits for the next checkpoint), the last held failure is logged as usual."""
+        """Start-up: failures are counted but not logged while building the meters. When building fails the
+        caller reports the failure itself (``serve`` prints one line and exits, so a "retried" promise would be
+        wrong); when it goes on (a repair that waits for the next checkpoint), the last held failure is logged as
+        usual, with the count of all."""
         self._holding = True
         try:
             yield
@@ -107,14 +108,18 @@ class FailureLog:
             self._holding = False
         if self._held is not None:
             path, exc = self._held
-            self._held, self.failing, self.failures = None, False, self.failures - 1
-            self.failed(path, exc)
+            self._held = None
+            self._log(path, exc)
 
     def failed(self, path: Path, exc: OSError) -> None:
         self.failures += 1
         if self._holding:
-            self._held, self.failing = (path, exc), True
-            return
+            self._held = (path, exc)
+        else:
+            self._log(path, exc)
+
+    def _log(self, path: Path, exc: OSError) -> None:
+        """Log the failure of ``path`` (counted already) unless a line went out less than the interval ago."""
         now = self._monotonic()
         if not self.failing or self._logged_at is None or now - self._logged_at >= FAILURE_LOG_INTERVAL_S:
             log.error(
@@ -128,7 +133,7 @@ class FailureLog:
         self.failing = True
 
     def succeeded(self) -> None:
-        if self.failing and not self._holding:
+        if self.failing:
             log.warning(
                 "writes to the state directory succeed again (%d more failed since the last line)", self.failures
             )
