@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
+from typing import Any
 
 # ecdsa ships no type information (no py.typed, no stubs on PyPI): these two imports are its only way in, and
 # every value that leaves it below is given its type where it is returned.
@@ -16,6 +17,7 @@ from ecdsa import NIST256p, SigningKey  # type: ignore[import-untyped]
 from ecdsa.util import sigencode_der, sigencode_string  # type: ignore[import-untyped]
 
 SIGNATURE_ALGORITHM = "ECDSA-secp256r1-SHA256"
+OCMF_PREFIX = "OCMF|"  # every record begins so (ocmf.md §1)
 FAULTY_RECORD_KINDS: dict[str, str] = {
     "wrong_key": "signed with a key other than the meter's",
     "flipped_byte": "one payload byte flipped after signing",
@@ -161,7 +163,20 @@ def sign_record(content: RecordContent, signer: Signer, encoding: str = "der", f
     if fault == "flipped_byte":
         payload = _flip_one_byte(payload)
     section = json.dumps({"SA": SIGNATURE_ALGORITHM, "SD": signature}, separators=(",", ":"))
-    return f"OCMF|{payload}|{section}"
+    return f"{OCMF_PREFIX}{payload}|{section}"
+
+
+def payload_of(record: str) -> dict[str, Any] | None:
+    """The payload section of an ``OCMF|payload|signature`` string as a JSON object (ocmf.md §1), or None when
+    ``record`` does not start with ``OCMF|`` followed by a JSON object. Read with ``raw_decode``, so a ``|``
+    inside a payload string does not cut it short."""
+    if not record.startswith(OCMF_PREFIX):
+        return None
+    try:
+        payload, _ = json.JSONDecoder().raw_decode(record, len(OCMF_PREFIX))
+    except (ValueError, RecursionError):
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 def _apply_content_fault(content: RecordContent, fault: str | None) -> RecordContent:

@@ -22,7 +22,7 @@ from typing import Any
 
 from iemdcr_twin.simulator.model.errors import StorageError
 from iemdcr_twin.simulator.model.memory import NonVolatile, SignedRecord
-from iemdcr_twin.simulator.ocmf import Signer
+from iemdcr_twin.simulator.ocmf import Signer, payload_of
 
 log = logging.getLogger("iemdcr.store")
 STATE_FILE = "state.json"
@@ -411,19 +411,13 @@ def _read_record(records: Path, folder: int, name: str) -> SignedRecord:
     return record
 
 
-OCMF_PREFIX = "OCMF|"
 _PG = re.compile(r"T([0-9]+)")
 
 
 def _signed_pagination(ocmf: str) -> int | None:
     """The number of the PG (``"T<n>"``) in an OCMF record's payload, or None when it has none."""
-    if not ocmf.startswith(OCMF_PREFIX):
-        return None
-    try:
-        payload, _ = json.JSONDecoder().raw_decode(ocmf, len(OCMF_PREFIX))
-    except (ValueError, RecursionError):
-        return None
-    pg = payload.get("PG") if isinstance(payload, dict) else None
+    payload = payload_of(ocmf)
+    pg = payload.get("PG") if payload is not None else None
     match = _PG.fullmatch(pg) if isinstance(pg, str) else None
     return int(match[1]) if match else None
 

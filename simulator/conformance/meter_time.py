@@ -9,7 +9,6 @@ signed reading is a WARN (the next record would begin before the previous one en
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from iemdcr_twin.simulator.conformance.checks import Check
@@ -18,10 +17,10 @@ from iemdcr_twin.simulator.conformance.verdicts import Verdict
 from iemdcr_twin.simulator.journal import JournalEntry
 from iemdcr_twin.simulator.model.errors import Refusal
 from iemdcr_twin.simulator.model.timefmt import parse_tm
+from iemdcr_twin.simulator.ocmf import payload_of
 
 MAX_SKEW_S = 60.0
 TIME_NODES = ("gw", "datetime")
-OCMF_PREFIX = "OCMF|"
 
 
 def tm_epoch(tm: object) -> float | None:
@@ -37,12 +36,10 @@ def tm_epoch(tm: object) -> float | None:
 
 def last_reading_tm(record: str | None) -> str | None:
     """The TM of an OCMF record's last reading (its end), or None when the record cannot be read."""
-    if not record or not record.startswith(OCMF_PREFIX):
-        return None
+    payload = payload_of(record) if record else None
     try:
-        payload, _ = json.JSONDecoder().raw_decode(record, len(OCMF_PREFIX))
-        tm = payload["RD"][-1]["TM"]
-    except (ValueError, KeyError, IndexError, TypeError):
+        tm = payload["RD"][-1]["TM"] if payload is not None else None
+    except (KeyError, IndexError, TypeError):
         return None
     return tm if isinstance(tm, str) else None
 

@@ -16,6 +16,7 @@ from iemdcr_twin.simulator.ocmf import (
     RecordContent,
     Signer,
     build_payload,
+    payload_of,
     sign_record,
 )
 from tests.support.meter import PAYLOAD_KEYS, assert_verifies, pyocmf_rejects
@@ -174,3 +175,15 @@ def test_signature_encoding_raw_is_rejected() -> None:
 def test_unknown_faulty_kind_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="gremlin"):
         sign_record(CONTENT, SIGNER, fault="gremlin")
+
+
+def test_payload_of_reads_back_the_signed_payload() -> None:
+    record = sign_record(CONTENT, SIGNER)
+    assert payload_of(record) == json.loads(build_payload(CONTENT))
+
+
+@pytest.mark.parametrize(
+    "record", ["", "OCMF", "ocmf|{}|{}", "OCMF|[1]|{}", 'OCMF|{"PG":|{}', "OCMF|" + "[" * 100_000, "XOCMF|{}|{}"]
+)
+def test_payload_of_is_none_for_what_is_no_record(record: str) -> None:
+    assert payload_of(record) is None
