@@ -20,7 +20,7 @@ from iemdcr_twin import __version__
 from iemdcr_twin.asciinum import parse_float, parse_int
 from iemdcr_twin.simulator import limits
 from iemdcr_twin.simulator.app import create_control_app
-from iemdcr_twin.simulator.clock import EARLIEST_S, LATEST_S, RANGE_TEXT, ClockError, SimClock, check_epoch
+from iemdcr_twin.simulator.clock import ClockError, SimClock, check_epoch
 from iemdcr_twin.simulator.conformance import cli as conformance_cli
 from iemdcr_twin.simulator.control.security import (
     TOKEN_ENV,
@@ -79,12 +79,9 @@ def parse_epoch(text: str) -> float:
     except ValueError:
         epoch = _iso_epoch(text)
     try:
-        return check_epoch(epoch)
-    except ClockError:  # its message shows the epoch in seconds, rounded: name the text given
-        raise argparse.ArgumentTypeError(
-            f"--epoch {text!r}: outside the times a meter can show ({RANGE_TEXT}, "
-            f"{EARLIEST_S:.0f} to {LATEST_S:.0f} seconds since 1970)"
-        ) from None
+        return check_epoch(epoch, text)
+    except ClockError as exc:
+        raise argparse.ArgumentTypeError(f"--epoch {exc}") from None
 
 
 def _iso_epoch(text: str) -> float:

@@ -33,17 +33,20 @@ class ClockError(ValueError):
 # shown at any UTC offset: the simulation time never leaves this range by an epoch, an advance or a jump.
 EARLIEST_S = datetime(2, 1, 1, tzinfo=UTC).timestamp()
 LATEST_S = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
-RANGE_TEXT = "0002-01-01T00:00:00Z to 9998-12-31T23:59:59Z"
+LATEST_TEXT = "9998-12-31T23:59:59Z"
+RANGE_TEXT = f"0002-01-01T00:00:00Z to {LATEST_TEXT}"
 
 
-def check_epoch(epoch: float) -> float:
+def check_epoch(epoch: float, written: str | None = None) -> float:
     """``epoch`` (seconds since 1970, UTC) when the meters can show it; ``ClockError`` ``bad_epoch`` naming the
-    range otherwise (``iemdcr-sim serve --epoch``, ``SimClock``)."""
+    range otherwise (``iemdcr-sim serve --epoch``, a scenario's ``epoch``, ``SimClock``). The message names the
+    epoch as ``written`` (quoted) when given, else in whole seconds."""
     if not EARLIEST_S <= epoch <= LATEST_S:  # also NaN
+        shown = repr(written) if written is not None else f"{epoch:.0f} seconds since 1970"
         raise ClockError(
             "bad_epoch",
-            f"{epoch:.0f} seconds since 1970 is outside the times a meter can show ({RANGE_TEXT}, "
-            f"{EARLIEST_S:.0f} to {LATEST_S:.0f})",
+            f"{shown} is outside the times a meter can show ({RANGE_TEXT}, {EARLIEST_S:.0f} to {LATEST_S:.0f} "
+            "seconds since 1970)",
         )
     return epoch
 
@@ -139,7 +142,7 @@ class SimClock:
             left = max(0.0, LATEST_S - now)
             raise ClockError(
                 "time_out_of_range",
-                f"seconds {seconds:.15g} would take the clock past 9998-12-31T23:59:59Z, the last time a meter can "
+                f"seconds {seconds:.15g} would take the clock past {LATEST_TEXT}, the last time a meter can "
                 f"show; at most {left:.0f} seconds are left",
             )
 

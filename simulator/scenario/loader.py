@@ -34,7 +34,7 @@ from iemdcr_twin.driver.events import (
     TRANSACTION_ENDED,
 )
 from iemdcr_twin.simulator import schemas, yaml_files
-from iemdcr_twin.simulator.clock import EARLIEST_S, LATEST_S, RANGE_TEXT, ClockError, check_epoch
+from iemdcr_twin.simulator.clock import ClockError, check_epoch
 from iemdcr_twin.simulator.model.profiles import SWITCH_NAMES
 from iemdcr_twin.simulator.scenario import actions, expectations
 from iemdcr_twin.simulator.scenario.durations import parse_duration
@@ -298,12 +298,9 @@ def _build(data: dict[str, Any], path: Path, problems: list[str], broken: set[Pa
         problems.append(f"key epoch: {epoch_text!r} is not ISO 8601 with an offset ({exc})")
         epoch = 0.0
     try:
-        check_epoch(epoch)  # the scenario's clock starts there (clock.py)
-    except ClockError:  # its message shows the epoch in seconds, rounded: name the text the file gives
-        problems.append(
-            f"key epoch: {epoch_text!r} is outside the times a meter can show ({RANGE_TEXT}, {EARLIEST_S:.0f} to "
-            f"{LATEST_S:.0f} seconds since 1970)"
-        )
+        check_epoch(epoch, epoch_text)  # the scenario's clock starts there (clock.py)
+    except ClockError as exc:
+        problems.append(f"key epoch: {exc}")
         epoch = 0.0
     meter = _mapping(data.get("meter"))  # its switches: the schema holds them to schemas.SWITCH_PROPERTIES
     driver = {**DRIVER_DEFAULTS, **_mapping(data.get("driver"))}

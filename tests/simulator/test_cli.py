@@ -328,7 +328,7 @@ def test_an_epoch_a_meter_cannot_show_is_named_as_given_with_the_range(text: str
     with pytest.raises(argparse.ArgumentTypeError) as exc:
         cli.parse_epoch(text)
     assert str(exc.value) == (
-        f"--epoch {text!r}: outside the times a meter can show (0002-01-01T00:00:00Z to 9998-12-31T23:59:59Z, "
+        f"--epoch {text!r} is outside the times a meter can show (0002-01-01T00:00:00Z to 9998-12-31T23:59:59Z, "
         "-62104060800 to 253370764799 seconds since 1970)"
     )
 
