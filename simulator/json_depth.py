@@ -6,13 +6,15 @@ body nested deeper than ``MAX_JSON_DEPTH`` levels with 400 ``bad_json`` before p
 ``bytes.count`` calls for any body with at most that many brackets (every real request), and one pass over the
 brackets outside strings otherwise.
 
-``not_json_message`` words the parser's refusal of a body the same way on both APIs: what it found and where.
+``parse_json`` is the one parse of a request body on both APIs: the depth check first, then ``json.loads``, its
+refusal worded by ``not_json_message`` (what it found and where); ``not_an_object`` words a body of another kind.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 MAX_JSON_DEPTH = 32
 # A JSON string, escapes included. Possessive, and the closing quote optional: an unterminated string runs to
@@ -57,3 +59,49 @@ def not_json_message(error: Exception) -> str:
     if isinstance(error, RecursionError):
         return f"the body must be a JSON object nested at most {MAX_JSON_DEPTH} levels deep"
     return f"the body is not valid JSON: {error}"
+
+
+class BadJson(ValueError):
+    """A request body that is not JSON as the APIs take it; the message is the text of their 400 ``bad_json``."""
+
+
+def parse_json(raw: bytes, *, refuse_duplicates: bool = False) -> Any:
+    """The JSON value of the body ``raw``. BadJson when it nests deeper than MAX_JSON_DEPTH (checked before it is
+    parsed), is not valid JSON (``not_json_message``), or, with ``refuse_duplicates``, gives one key twice in an object
+    (RFC 8259 §4 leaves its meaning open: the control API refuses it, the meter API keeps the last value)."""
+    if nesting_exceeds(raw):
+        raise BadJson(f"the body must be a JSON object nested at most {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(raw, object_pairs_hook=unique_keys if refuse_duplicates else None)
+    except BadJson:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: deeply nested arrays
+        raise BadJson(not_json_message(exc)) from None
+
+
+class DuplicateKey(BadJson):
+    """A JSON object with one key twice (``key``); the message is the control API's 400 ``bad_json`` text."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key[:100]!r} appears twice in one object of the body; give each key once")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``' ``object_pairs_hook`` for JSON whose objects give each key once: the object, or
+    DuplicateKey naming the key given twice."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+_JSON_KINDS: dict[type, str] = {list: "a list", str: "a string", int: "a number", float: "a number"}
+_JSON_KINDS.update({bool: "true or false", type(None): "null"})
+
+
+def not_an_object(value: Any) -> str:
+    """The 400 ``bad_json`` message for a body that is JSON but not an object (``[1]``: ``... not a list``)."""
+    return f"the body must be a JSON object, not {_JSON_KINDS.get(type(value), type(value).__name__)}"

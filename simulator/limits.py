@@ -52,22 +52,34 @@ ACCEPT_ERROR_INTERVAL_S = 10.0
 _ACCEPT_ERROR = "socket.accept() out of system resource"  # asyncio's message (selector_events.py)
 
 
-class BodyTimeout(Exception):
-    """A request body still incomplete after the app's body timeout; the message says how long it had."""
+class UnreadableBody(Exception):
+    """A request body that could not be read; ``status``, ``code`` and the message are the answer both APIs give
+    (``{"error": code, "message": ...}``)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class BodyTimeout(UnreadableBody):
+    """A request body still incomplete after the app's body timeout: 408 ``request_timeout``."""
 
     def __init__(self, timeout_s: float) -> None:
-        super().__init__(f"the body did not arrive within {timeout_s:g} s; the connection is closed")
+        super().__init__(
+            408, "request_timeout", f"the body did not arrive within {timeout_s:g} s; the connection is closed"
+        )
         self.timeout_s = timeout_s
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The request's whole body, read within the app's ``BODY_TIMEOUT_KEY`` seconds (the one timed body read of
-    both ports); BodyTimeout when it is still incomplete then. aiohttp's own errors pass through
-    (``RequestPayloadError``, 413 ``HTTPRequestEntityTooLarge``, a closed connection). A body read once is
-    cached by aiohttp, so a second call returns at once.
+    """The request's whole body, read within the app's ``BODY_TIMEOUT_KEY`` seconds (the one body read of both
+    ports). A body read once is cached by aiohttp, so a second call returns at once. 413
+    ``HTTPRequestEntityTooLarge`` passes through.
 
-    Answer a BodyTimeout with ``answer_and_close``: a client that stalled mid-body must not hold the connection
-    (and its descriptor) for ever.
+    Raises UnreadableBody: 400 ``bad_json`` when it does not decode (a ``Content-Encoding`` it does not match),
+    400 ``incomplete_body`` when the client left mid-body, and BodyTimeout (408 ``request_timeout``) when it is
+    still incomplete after the timeout. Answer a BodyTimeout with ``answer_and_close``: a client that stalled
+    mid-body must not hold the connection (and its descriptor) for ever.
     """
     timeout_s = request.app.get(BODY_TIMEOUT_KEY, IDLE_TIMEOUT_S)
     try:
@@ -75,6 +87,11 @@ async def read_body(request: web.Request) -> bytes:
             return await request.read()
     except TimeoutError:
         raise BodyTimeout(timeout_s) from None
+    except web.RequestPayloadError:
+        raise UnreadableBody(400, "bad_json", "the body could not be decoded") from None
+    # aiohttp raises RuntimeError "Connection closed." when the client left before the read began
+    except (ConnectionResetError, RuntimeError):
+        raise UnreadableBody(400, "incomplete_body", "the connection closed before the body arrived") from None
 
 
 async def answer_and_close(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:

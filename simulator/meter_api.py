@@ -15,8 +15,8 @@ from aiohttp import web
 
 from iemdcr_twin.simulator.host import NETWORK_FAULT_KEY, Handler, MeterHost
 from iemdcr_twin.simulator.journal import Route, route_of
-from iemdcr_twin.simulator.json_depth import MAX_JSON_DEPTH, nesting_exceeds, not_json_message
-from iemdcr_twin.simulator.limits import BODY_TIMEOUT_KEY, IDLE_TIMEOUT_S, BodyTimeout, answer_and_close, read_body
+from iemdcr_twin.simulator.json_depth import BadJson, not_an_object, parse_json
+from iemdcr_twin.simulator.limits import BODY_TIMEOUT_KEY, IDLE_TIMEOUT_S, UnreadableBody, answer_and_close, read_body
 from iemdcr_twin.simulator.model import GwBlock, LiveReading, Meter, PublicKey, ReceiptAnswer, Refusal, UserBlock
 from iemdcr_twin.simulator.model.energy import format_kwh
 
@@ -109,27 +109,22 @@ def _post_json(poster: JsonPoster) -> Handler:
 
 
 async def _read_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, journaled as it came (``_REQUEST_BODY``); Refusal as ``limits.read_body`` and
+    ``json_depth.parse_json`` word it (a key given twice keeps its last value, as a device parser does)."""
     try:
         raw = await read_body(request)
-    except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
-        raise Refusal(400, "bad_json", "the body could not be decoded") from None
-    except BodyTimeout as exc:  # a half-sent body must not hold the connection (and its descriptor) for ever
-        raise Refusal(408, "request_timeout", str(exc)) from None
-    # The client left mid-body (aiohttp raises RuntimeError "Connection closed." when it left before the read
-    # began): journaled, answered to nobody, no traceback.
-    except (ConnectionResetError, RuntimeError):
-        raise Refusal(400, "incomplete_body", "the connection closed before the body arrived") from None
-    if nesting_exceeds(raw):
-        request[_REQUEST_BODY] = raw[:200].decode("utf-8", "replace")
-        raise Refusal(400, "bad_json", f"the body must be a JSON object nested at most {MAX_JSON_DEPTH} levels deep")
+    # A client that left mid-body is journaled and answered to nobody, without a traceback; a half-sent body
+    # must not hold the connection (and its descriptor) for ever (408, then closed: _device).
+    except UnreadableBody as exc:
+        raise Refusal(exc.status, exc.code, str(exc)) from None
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: deeply nested arrays
+        body = parse_json(raw)
+    except BadJson as exc:
         request[_REQUEST_BODY] = raw[:200].decode("utf-8", "replace")
-        raise Refusal(400, "bad_json", not_json_message(exc)) from None
+        raise Refusal(400, "bad_json", str(exc)) from None
     request[_REQUEST_BODY] = body
     if not isinstance(body, dict):
-        raise Refusal(400, "bad_json", "the body must be a JSON object, not " + type(body).__name__)
+        raise Refusal(400, "bad_json", not_an_object(body))
     return body
 
 

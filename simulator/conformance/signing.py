@@ -18,6 +18,8 @@ from nacl.encoding import HexEncoder
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from iemdcr_twin.simulator import json_depth
+
 ALGORITHM = "Ed25519"
 KEY_FILE = "lab-ed25519.key"
 PUBLIC_FILE = "lab-ed25519.pub"
@@ -38,19 +40,13 @@ class DuplicateKey(SigningError):
 def parse_document(text: str) -> Any:
     """A signed report's JSON text parsed; DuplicateKey naming the key when any object has a key twice
     (``ValueError`` when it is not JSON)."""
-    return json.loads(text, object_pairs_hook=_unique_keys)
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise DuplicateKey(
-                f"the key {key[:100]!r} appears twice in one object; a signed report gives each key once "
-                "(a key added after signing would change what a reader sees without breaking the signature)"
-            )
-        result[key] = value
-    return result
+    try:
+        return json.loads(text, object_pairs_hook=json_depth.unique_keys)
+    except json_depth.DuplicateKey as exc:
+        raise DuplicateKey(
+            f"the key {exc.key[:100]!r} appears twice in one object; a signed report gives each key once "
+            "(a key added after signing would change what a reader sees without breaking the signature)"
+        ) from None
 
 
 def canonical(report: Any) -> bytes:

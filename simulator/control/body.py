@@ -8,14 +8,13 @@ that no schema states (fault names in the path, record selectors in the query) l
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from iemdcr_twin.simulator.control.errors import ControlError
-from iemdcr_twin.simulator.json_depth import MAX_JSON_DEPTH, nesting_exceeds, not_json_message
-from iemdcr_twin.simulator.limits import BodyTimeout
+from iemdcr_twin.simulator.json_depth import BadJson, not_an_object, parse_json
+from iemdcr_twin.simulator.limits import UnreadableBody
 from iemdcr_twin.simulator.limits import read_body as read_body_within
 from iemdcr_twin.simulator.schemas import CONTROL_BODIES, first_problem, whole_numbers
 
@@ -24,51 +23,22 @@ async def read_body(request: web.Request, *, optional: bool = False) -> dict[str
     """The request's JSON object; ``{}`` for an empty body when ``optional``.
 
     400 ``bad_json`` (not valid JSON, with the parser's position; not an object; a key twice in one object;
-    too deep) or ``incomplete_body`` (the client left); 408 ``request_timeout`` when the body is still
-    incomplete after ``--idle-timeout`` (``limits.read_body``; the connection is then closed).
+    too deep: ``json_depth.parse_json``) or ``incomplete_body`` (the client left); 408 ``request_timeout`` when
+    the body is still incomplete after ``--idle-timeout`` (``limits.read_body``; the connection is then closed).
     """
     try:
         raw = await read_body_within(request)
-    except BodyTimeout as exc:
-        raise ControlError(408, "request_timeout", str(exc)) from None
-    except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
-        raise ControlError(400, "bad_json", "the body could not be decoded") from None
-    except (ConnectionResetError, RuntimeError):  # the client left mid-body (aiohttp: "Connection closed.")
-        raise ControlError(400, "incomplete_body", "the connection closed before the body arrived") from None
+    except UnreadableBody as exc:
+        raise ControlError(exc.status, exc.code, str(exc)) from None
     if not raw.strip() and optional:
         return {}
-    if nesting_exceeds(raw):
-        raise ControlError(
-            400, "bad_json", f"the body must be a JSON object nested at most {MAX_JSON_DEPTH} levels deep"
-        )
     try:
-        body = json.loads(raw, object_pairs_hook=_unique_keys)
-    except DuplicateKey as exc:
+        body = parse_json(raw, refuse_duplicates=True)
+    except BadJson as exc:
         raise ControlError(400, "bad_json", str(exc)) from None
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: deeply nested arrays
-        raise ControlError(400, "bad_json", not_json_message(exc)) from None
     if not isinstance(body, dict):
-        raise ControlError(400, "bad_json", f"the body must be a JSON object, not {_JSON_KINDS[type(body)]}")
+        raise ControlError(400, "bad_json", not_an_object(body))
     return body
-
-
-class DuplicateKey(ValueError):
-    """A JSON object with one key twice: JSON leaves its meaning open (RFC 8259 §4), so the control API refuses
-    it rather than silently keep the last value."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json.loads``' ``object_pairs_hook``: the object, or DuplicateKey naming the key given twice."""
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise DuplicateKey(f"the key {key[:100]!r} appears twice in one object of the body; give each key once")
-        result[key] = value
-    return result
-
-
-_JSON_KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true or false"}
-_JSON_KINDS[type(None)] = "null"
 
 
 async def read_valid(request: web.Request, body: str, *, optional: bool = False) -> dict[str, Any]:

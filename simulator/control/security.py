@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from iemdcr_twin.simulator.control.errors import ControlError
-from iemdcr_twin.simulator.limits import BodyTimeout, read_body
+from iemdcr_twin.simulator.limits import BodyTimeout, UnreadableBody, read_body
 
 TOKEN_ENV = "IEMDCR_CONTROL_TOKEN"
 
@@ -207,8 +207,8 @@ async def _has_body(request: web.Request) -> bool:
     try:  # chunked: read it (bounded by client_max_size and the body timeout; the handler reads the cached bytes)
         return bool(await read_body(request))
     except BodyTimeout as exc:
-        raise ControlError(408, "request_timeout", str(exc)) from None
-    except web.RequestPayloadError:
+        raise ControlError(exc.status, exc.code, str(exc)) from None
+    except UnreadableBody:  # a body that does not decode, or a client gone: a body all the same
         return True
 
 
