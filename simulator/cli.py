@@ -31,7 +31,7 @@ from iemdcr_twin.simulator.control.security import (
     token_arg,
     token_from_env,
 )
-from iemdcr_twin.simulator.fleet import LINGERING_TIME_S, CannotListen, MeterSpec, Twin, reason
+from iemdcr_twin.simulator.fleet import CannotListen, MeterSpec, Twin, reason
 from iemdcr_twin.simulator.fleet_file import load_fleet
 from iemdcr_twin.simulator.log_limits import limit_malformed_request_logs
 from iemdcr_twin.simulator.model import PROFILES, StorageError, Switches
@@ -350,20 +350,6 @@ def check_open_files(meters: int) -> None:
         raise SystemExit(f"iemdcr-sim: {exc}") from None
 
 
-def control_runner(app: web.Application, idle_timeout_s: float) -> web.AppRunner:
-    """The control API's runner, with the meter ports' timeouts (``fleet.MeterSlot.open``): an idle connection
-    closes after ``idle_timeout_s``, and so does one whose refused body is still being drained (aiohttp's
-    ``lingering_time``, 10 s by default, would keep it open longer than the timeout says)."""
-    return web.AppRunner(
-        app,
-        access_log=None,
-        handle_signals=False,
-        keepalive_timeout=idle_timeout_s,
-        lingering_time=min(idle_timeout_s, LINGERING_TIME_S),
-        shutdown_timeout=limits.SHUTDOWN_TIMEOUT_S,
-    )
-
-
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM or SIGINT. Exits 2 (SystemExit) for what ``build_twin`` and ``check_host`` refuse;
     raises CannotListen naming the host and the port that cannot be opened (a meter's or the control API's)."""
@@ -386,7 +372,7 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     app = create_control_app(twin, token=token, allow_hosts=args.allow_host, allow_origins=args.allow_origin)
-    runner = control_runner(app, args.idle_timeout)
+    runner = limits.app_runner(app, args.idle_timeout)
     try:
         await runner.setup()  # starts the twin: its meters reserve their ports (CannotListen)
     except BaseException:

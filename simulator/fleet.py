@@ -19,7 +19,7 @@ from aiohttp import web
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.host import MeterHost
 from iemdcr_twin.simulator.journal import Journal
-from iemdcr_twin.simulator.limits import IDLE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S
+from iemdcr_twin.simulator.limits import IDLE_TIMEOUT_S, app_runner
 from iemdcr_twin.simulator.meter_api import create_meter_app
 from iemdcr_twin.simulator.model import Memory, Meter, RamMemory, StorageError, Switches, get_profile
 from iemdcr_twin.simulator.model.profiles import check_serial
@@ -27,7 +27,6 @@ from iemdcr_twin.simulator.ocmf import Signer
 from iemdcr_twin.simulator.store import FailureLog, FileMemory
 
 CHECKPOINT_INTERVAL_S = 5.0
-LINGERING_TIME_S = 10.0  # aiohttp's default: how long an unread request body is drained before closing
 
 
 @dataclass
@@ -129,13 +128,8 @@ class MeterSlot:
             return
         self.reserve()
         if self._runner is None:
-            self._runner = web.AppRunner(
-                create_meter_app(self.host, body_timeout_s=self.idle_timeout_s),
-                access_log=None,
-                handle_signals=False,
-                keepalive_timeout=self.idle_timeout_s,
-                lingering_time=min(self.idle_timeout_s, LINGERING_TIME_S),
-                shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            self._runner = app_runner(
+                create_meter_app(self.host, body_timeout_s=self.idle_timeout_s), self.idle_timeout_s
             )
         if self._runner.server is None:
             await self._runner.setup()

@@ -47,6 +47,8 @@ Meter requests change the model in one synchronous step, so a cancelled one chan
 also bounds aiohttp's wait on a connection accepted while shutting down (a retry of an accept that failed for
 want of descriptors can land then), which would otherwise hold the exit for the full 60 s.
 """
+LINGERING_TIME_S = 10.0
+"""aiohttp's default: how long an unread request body is drained before the connection closes (capped below)."""
 ACCEPT_ERROR_INTERVAL_S = 10.0
 """At most one log line per this many seconds about connections that could not be accepted."""
 _ACCEPT_ERROR = "socket.accept() out of system resource"  # asyncio's message (selector_events.py)
@@ -111,6 +113,20 @@ async def answer_and_close(request: web.Request, response: web.StreamResponse) -
         pass
     request.protocol.force_close()
     return response
+
+
+def app_runner(app: web.Application, idle_timeout_s: float) -> web.AppRunner:
+    """The runner of a meter port's or the control port's app: an idle connection closes after ``idle_timeout_s``,
+    and so does one whose refused body is still being drained (``lingering_time``: aiohttp's 10 s would keep it
+    open longer than the timeout says); at exit a request in progress has ``SHUTDOWN_TIMEOUT_S``."""
+    return web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=idle_timeout_s,
+        lingering_time=min(idle_timeout_s, LINGERING_TIME_S),
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+    )
 
 
 class DescriptorBudgetError(Exception):

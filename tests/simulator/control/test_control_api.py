@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from iemdcr_twin.simulator import cli
+from iemdcr_twin.simulator import limits
 from iemdcr_twin.simulator.app import create_control_app
 from iemdcr_twin.simulator.clock import SimClock
 from iemdcr_twin.simulator.control import view
@@ -684,7 +684,7 @@ async def test_the_control_port_drains_a_refused_body_no_longer_than_the_idle_ti
     """``serve --idle-timeout 0.2``: a request refused before its body is read (404 here, with 5 of 100 bytes
     sent) is answered at once, and the connection closes within the idle timeout as on a meter port, not after
     aiohttp's default lingering time of 10 s. ``send_raw`` reads to the end of the connection (60 s guard)."""
-    runner = cli.control_runner(create_control_app(twin), 0.2)
+    runner = limits.app_runner(create_control_app(twin), 0.2)
     await runner.setup()
     try:
         assert runner.server is not None
@@ -699,7 +699,7 @@ async def test_the_control_port_drains_a_refused_body_no_longer_than_the_idle_ti
         assert received.startswith(b"HTTP/1.1 404 ")  # answered, then closed behind it (send_raw saw the end)
     finally:
         await runner.cleanup()
-    assert cli.control_runner(create_control_app(twin), 60.0)._kwargs["lingering_time"] == 10.0  # aiohttp's cap
+    assert limits.app_runner(create_control_app(twin), 60.0)._kwargs["lingering_time"] == 10.0  # aiohttp's cap
 
 
 # ---- nesting depth (control-api.md §2, meter-api.md §1: deeper than 32 levels is 400 bad_json) -------------
