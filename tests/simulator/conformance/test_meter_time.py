@@ -84,7 +84,7 @@ async def test_the_shared_clock_is_the_truth_when_the_driver_reads_it(lab: Lab) 
     await lab.jump(DAY)
     assert await lab.post("datetime", {"TM": format_tm(lab.twin.clock.now(), 60)}) == 200
     assert time_check(await lab.report())["verdict"] == "PASS"
-    assert await lab.post("datetime", {"TM": lab.tm()}) == 200  # the wall clock: a day behind the shared one
+    assert await lab.post("datetime", {"TM": lab.tm()}) == 200  # Lab.tm(): the fake Lab.wall, a day behind
     report = await lab.report()
     assert report["true_time"] == "shared_clock"
     [finding] = time_check(report)["evidence"]

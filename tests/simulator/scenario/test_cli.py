@@ -95,7 +95,7 @@ def test_junit_and_json_reports(library: Path, tmp_path: Path) -> None:
     assert verdicts == {"failing": "FAIL", "passing": "PASS"}
     failing = next(s for s in data["scenarios"] if s["verdict"] == "FAIL")
     assert failing["failure"]["step"] == "step 2 (stop)"
-    assert failing["sim_seconds"] == 90.0  # the simulated time the scenario ran, not the wall time
+    assert failing["sim_seconds"] == 90.0  # seconds of the scenario's virtual clock (SimClock)
     assert failing["failure"]["requests"]
 
 
